@@ -1,0 +1,255 @@
+"""Load one or more results folders into pandas, with one-line errors for unusable input.
+
+A results folder holds ``trials.parquet`` and ``iterations.parquet`` (see
+``tune_grid.results.schema``) and may hold ``optuna.db`` and ``baselines.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tune_grid.results.schema import (
+    ITERATIONS_FILE,
+    MAX_ITERATIONS_KEY,
+    PARAM_PREFIX,
+    TRIALS_FILE,
+    ResultsSchemaError,
+    read_results,
+)
+
+OPTUNA_DB_FILE = "optuna.db"
+BASELINES_FILE = "baselines.json"
+BASELINE_METRICS = ("daily_cost", "safety", "violation_hours")
+MODES = ("max", "min")
+# A numeric param with at most this many distinct values, one of them repeated, is treated as
+# categorical (a choice such as num_epochs in [5, 10, 20]).
+MAX_NUMERIC_LEVELS = 6
+
+
+class AnalysisError(ResultsSchemaError):
+    """Results cannot be analysed: a missing or unreadable file, another schema version, no trials.
+
+    A ``ValueError`` (through ``ResultsSchemaError``); the message is one line and names the path.
+    """
+
+
+@dataclass
+class Results:
+    """Trials and iterations of every experiment loaded, plus per-experiment side files."""
+
+    trials: pd.DataFrame
+    iterations: pd.DataFrame
+    experiments: list[str]
+    source: dict[str, Path] = field(default_factory=dict)
+    optuna_db: dict[str, Path] = field(default_factory=dict)
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_iterations: dict[str, int | None] = field(default_factory=dict)
+    study_name: dict[str, str] = field(default_factory=dict)  # the Optuna study in optuna.db
+
+    def experiment_trials(self, experiment: str) -> pd.DataFrame:
+        return self.trials[self.trials["experiment"] == experiment].reset_index(drop=True)
+
+    def experiment_iterations(self, experiment: str) -> pd.DataFrame:
+        return self.iterations[self.iterations["experiment"] == experiment].reset_index(drop=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _read(path: Path, kind: str) -> pa.Table:
+    try:
+        return read_results(path, kind)
+    except ResultsSchemaError as exc:
+        raise AnalysisError(_one_line(str(exc))) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise AnalysisError(
+            f"{path}: not a readable Parquet file ({_one_line(str(exc))})"
+        ) from None
+
+
+def _max_iterations(table: pa.Table, path: Path) -> int | None:
+    raw = (table.schema.metadata or {}).get(MAX_ITERATIONS_KEY)
+    if raw is None:
+        return None
+    try:
+        value = int(raw.decode())
+    except ValueError:
+        raise AnalysisError(
+            f"{path}: metadata {MAX_ITERATIONS_KEY.decode()} is {raw!r}, expected an integer"
+        ) from None
+    return value if value > 0 else None
+
+
+def read_baselines(path: Path) -> dict[str, Any]:
+    """Parse and check ``baselines.json``: ``{"split", "days", "policies": {name: {...}}}``."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AnalysisError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnalysisError(f"{path}: not valid JSON ({_one_line(str(exc))})") from None
+    policies = data.get("policies") if isinstance(data, dict) else None
+    if not isinstance(policies, dict) or not policies:
+        raise AnalysisError(f"{path}: expected an object with a non-empty 'policies' object")
+    clean: dict[str, dict[str, float]] = {}
+    for name, values in policies.items():
+        if not isinstance(values, dict) or not _is_number(values.get("daily_cost")):
+            raise AnalysisError(f"{path}: policy {name!r} lacks a numeric 'daily_cost'")
+        clean[str(name)] = {
+            key: float(values[key]) if _is_number(values.get(key)) else math.nan
+            for key in BASELINE_METRICS
+        }
+    days = data.get("days")
+    return {
+        "split": str(data.get("split", "")),
+        "days": int(days) if _is_number(days) else None,
+        "policies": clean,
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def load_results(results_dirs: list[Path] | list[str]) -> Results:
+    """Read every folder; experiments keep their names unless two folders share one."""
+    if not results_dirs:
+        raise AnalysisError("no results directory given")
+    trial_frames: list[pd.DataFrame] = []
+    iteration_frames: list[pd.DataFrame] = []
+    results = Results(trials=pd.DataFrame(), iterations=pd.DataFrame(), experiments=[])
+    for raw_dir in results_dirs:
+        directory = Path(raw_dir)
+        if not directory.is_dir():
+            raise AnalysisError(f"{directory}: no such results directory")
+        trials_path = directory / TRIALS_FILE
+        trials_table = _read(trials_path, "trials")
+        iterations_table = _read(directory / ITERATIONS_FILE, "iterations")
+        trials = trials_table.to_pandas()
+        iterations = iterations_table.to_pandas()
+        if len(trials) == 0:
+            raise AnalysisError(f"{trials_path}: no trials (empty experiment)")
+        if trials["experiment"].isna().any() or (trials["experiment"] == "").any():
+            raise AnalysisError(f"{trials_path}: trials without an experiment name")
+        max_iterations = _max_iterations(trials_table, trials_path)
+        baselines = None
+        if (directory / BASELINES_FILE).exists():
+            baselines = read_baselines(directory / BASELINES_FILE)
+        renames: dict[str, str] = {}
+        for name in pd.unique(trials["experiment"]):
+            new_name = name
+            if name in results.source:  # the same experiment name in two folders
+                new_name = f"{name}@{directory.name or directory}"
+                suffix = 2
+                while new_name in results.source:
+                    new_name = f"{name}@{directory.name}#{suffix}"
+                    suffix += 1
+                renames[name] = new_name
+            results.experiments.append(new_name)
+            results.source[new_name] = directory
+            results.study_name[new_name] = name
+            results.max_iterations[new_name] = max_iterations
+            if (directory / OPTUNA_DB_FILE).exists():
+                results.optuna_db[new_name] = directory / OPTUNA_DB_FILE
+            if baselines is not None:
+                results.baselines[new_name] = baselines
+        if renames:
+            trials["experiment"] = trials["experiment"].replace(renames)
+            iterations["experiment"] = iterations["experiment"].replace(renames)
+        trial_frames.append(trials)
+        iteration_frames.append(iterations)
+    results.trials = pd.concat(trial_frames, ignore_index=True, sort=False)
+    results.iterations = pd.concat(iteration_frames, ignore_index=True, sort=False)
+    for name in results.experiments:  # fail early on a bad mode
+        try:
+            experiment_mode(results.experiment_trials(name), name)
+        except AnalysisError as exc:
+            raise AnalysisError(f"{results.source[name] / TRIALS_FILE}: {exc}") from None
+    return results
+
+
+def experiment_mode(trials: pd.DataFrame, experiment: str) -> str:
+    """The search mode ('max' or 'min') shared by an experiment's trials."""
+    modes = set(trials["mode"].dropna().unique())
+    if len(modes) != 1 or not modes <= set(MODES):
+        raise AnalysisError(
+            f"experiment {experiment!r}: expected one mode of {MODES}, got {sorted(modes)}"
+        )
+    return modes.pop()
+
+
+def experiment_metric(trials: pd.DataFrame) -> str:
+    metrics = sorted(str(m) for m in trials["metric"].dropna().unique())
+    return ", ".join(metrics) if metrics else "objective"
+
+
+def param_columns(trials: pd.DataFrame) -> list[str]:
+    """``param_*`` columns that are not entirely null."""
+    return [c for c in trials.columns if c.startswith(PARAM_PREFIX) and trials[c].notna().any()]
+
+
+def _distinct(series: pd.Series) -> int:
+    return int(series.map(value_label).nunique())
+
+
+def varying_params(trials: pd.DataFrame) -> list[str]:
+    return [c for c in param_columns(trials) if _distinct(trials[c]) > 1]
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """Strings and bools always; numbers when they take few distinct values (a choice)."""
+    values = series.dropna()
+    if values.empty:
+        return False
+    if pd.api.types.is_bool_dtype(values) or values.map(lambda v: isinstance(v, bool)).all():
+        return True
+    if pd.api.types.is_numeric_dtype(values):
+        # a choice: few levels, and some level repeats (a continuous draw rarely does)
+        levels = _distinct(values)
+        return levels <= MAX_NUMERIC_LEVELS and levels < len(values)
+    return True
+
+
+def categorical_params(trials: pd.DataFrame) -> list[str]:
+    return [c for c in varying_params(trials) if is_categorical(trials[c])]
+
+
+def short_name(column: str) -> str:
+    return column[len(PARAM_PREFIX) :] if column.startswith(PARAM_PREFIX) else column
+
+
+def value_label(value: Any) -> str:
+    """A stable text label for a parameter value (also used to group trials)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else f"{number:.6g}"
+    if isinstance(value, np.integer):
+        return str(int(value))
+    if isinstance(value, list | tuple | np.ndarray):
+        return "x".join(value_label(v) for v in value)
+    return str(value)
+
+
+def seed_values(row: pd.Series, list_column: str, scalar_column: str) -> np.ndarray:
+    """Finite per-seed values of a trial; the scalar mean stands in when the list is empty."""
+    raw = row.get(list_column)
+    values = np.asarray([] if raw is None else raw, dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        scalar = row.get(scalar_column)
+        if scalar is not None and np.isfinite(scalar):
+            values = np.asarray([float(scalar)])
+    return values

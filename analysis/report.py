@@ -1,0 +1,361 @@
+"""Build the analysis report: tables (CSV + Markdown), PNG plots and one self-contained HTML page.
+
+The HTML embeds every PNG as a base64 data URI (it opens from disk, alone, with no external JS or
+CSS) and links each one's file under ``plots/`` as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots
+from analysis.early_stopping import early_stopping_tables
+from analysis.importance import importance_table
+from analysis.load import Results, load_results
+from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from analysis.tables import (
+    ALL_EXPERIMENTS,
+    baseline_table,
+    constant_params,
+    factor_definitions,
+    factor_name,
+    factor_tables,
+    format_value,
+    leaderboard,
+    summary_table,
+    write_table,
+)
+
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+TOP_N = 10
+
+
+@dataclass
+class _Page:
+    """HTML fragments and the files written so far."""
+
+    title: str
+    parts: list[str] = field(default_factory=list)
+    pngs: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+    def add(self, fragment: str) -> None:
+        self.parts.append(fragment)
+
+
+def build_report(
+    results_dirs: Sequence[Path | str],
+    out_dir: Path | str | None = None,
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+    top: int = TOP_N,
+) -> Path:
+    """Analyse the results folders and write the report; returns the path of ``report.html``.
+
+    ``out_dir`` defaults to ``<first results dir>/report``. Raises ``AnalysisError`` (a
+    ``ValueError``) with a one-line message for unusable input.
+    """
+    results = load_results([Path(d) for d in results_dirs])
+    out = Path(out_dir) if out_dir is not None else Path(results_dirs[0]) / "report"
+    plots_dir = out / PLOTS_DIR
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for stale in plots_dir.glob("*.png"):  # plots/ belongs to the report: drop old figures
+        stale.unlink()
+    page = _Page(title="tune-grid report: " + ", ".join(results.experiments))
+    options = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+
+    _summary_section(page, results, out)
+    _leaderboard_section(page, results, out, top)
+    _factor_section(page, results, out, options)
+    _curves_section(page, results, plots_dir, options)
+    _importance_section(page, results, out, plots_dir, seed)
+    _early_stopping_section(page, results, out, plots_dir)
+    _baselines_section(page, results, out, plots_dir)
+    _methods_section(page, n_resamples, confidence, seed)
+    _files_section(page, out)
+
+    report = out / REPORT_FILE
+    report.write_text(_document(page), encoding="utf-8")
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def _summary_section(page: _Page, results: Results, out: Path) -> None:
+    summary = summary_table(results)
+    page.tables += write_table(summary, out, "summary")
+    page.add("<h2 id='summary'>Experiments</h2>")
+    page.add(_table(summary))
+    for name in results.experiments:
+        fixed = constant_params(results.experiment_trials(name))
+        if fixed:
+            text = ", ".join(f"{k}={v}" for k, v in fixed.items())
+            page.add(f"<p class='note'><b>{_e(name)}</b> fixed hyperparameters: {_e(text)}</p>")
+
+
+def _leaderboard_section(page: _Page, results: Results, out: Path, top: int) -> None:
+    page.add("<h2 id='leaderboard'>Leaderboards</h2>")
+    for by, stem, heading in (
+        ("objective", "leaderboard_objective", "By search objective (last reported value)"),
+        ("test_daily_cost", "leaderboard_test_cost", "By test-day daily cost (lower is better)"),
+    ):
+        full = leaderboard(results, by=by)
+        page.tables += write_table(full, out, stem)
+        shown = leaderboard(results, by=by, top=top, params="varying")
+        shown = shown.drop(columns=["metric", "mode"])  # in the experiments table
+        page.add(f"<h3>{_e(heading)}</h3>")
+        if shown.empty:
+            page.add("<p class='note'>No trial has a value for this ranking.</p>")
+            continue
+        page.add(f"<p class='note'>Top {top} per experiment; all ranked trials in {stem}.csv.</p>")
+        page.add(_table(shown.rename(columns=lambda c: c.removeprefix("param_"))))
+
+
+def _factor_section(page: _Page, results: Results, out: Path, options: dict) -> None:
+    factors, improvements = factor_tables(results, **options)
+    page.tables += write_table(factors, out, "factors")
+    page.tables += write_table(improvements, out, "improvement")
+    level = f"{options['confidence']:.0%}"
+    page.add("<h2 id='factors'>Factors</h2>")
+    if factors.empty:
+        page.add("<p class='note'>No categorical hyperparameter varies: no factor table.</p>")
+        return
+    page.add(
+        f"<p class='note'>Seed-level values; {level} stratified bootstrap intervals "
+        f"({options['n_resamples']} resamples). <i>better</i> tells the direction.</p>"
+    )
+    compact = factors.assign(
+        mean=[_with_ci(r.mean, r.mean_ci_low, r.mean_ci_high) for r in factors.itertuples()],
+        iqm=[_with_ci(r.iqm, r.iqm_ci_low, r.iqm_ci_high) for r in factors.itertuples()],
+    )[["experiment", "factor", "metric", "better", "group", "n_trials", "n_values", "mean", "iqm"]]
+    page.add(
+        _table(compact.rename(columns={"mean": f"mean [{level} CI]", "iqm": f"IQM [{level} CI]"}))
+    )
+    page.add("<h3>Probability of improvement</h3>")
+    page.add(
+        "<p class='note'>P(a seed-level value of X beats one of Y), ties count one half; "
+        "beating follows the metric's direction.</p>"
+    )
+    page.add(_table(improvements))
+
+
+def _curves_section(page: _Page, results: Results, plots_dir: Path, options: dict) -> None:
+    page.add("<h2 id='curves'>Learning curves</h2>")
+    count = 0
+    for name in results.experiments:
+        trials = results.experiment_trials(name)
+        iterations = results.experiment_iterations(name)
+        factors = factor_definitions(trials) or [None]
+        for factor in factors:
+            label = factor_name(factor) if factor else "all trials"
+            path = plots_dir / f"curves_{plots.slug(name)}_{plots.slug(label)}.png"
+            made = plots.learning_curves(
+                trials, iterations, factor, f"{name}: {label}", path, **options
+            )
+            if made is not None:
+                _figure(page, made, f"{name}: learning curves by {label}")
+                count += 1
+    if not count:
+        page.add("<p class='note'>No iteration data: no learning curves.</p>")
+
+
+def _importance_section(
+    page: _Page, results: Results, out: Path, plots_dir: Path, seed: int
+) -> None:
+    frame, notes = importance_table(results, seed=seed)
+    page.tables += write_table(frame, out, "importance")
+    page.add("<h2 id='importance'>Hyperparameter importance</h2>")
+    for name in results.experiments:
+        page.add(f"<h3>{_e(name)}</h3>")
+        for note in notes.get(name, []):
+            page.add(f"<p class='note'>{_e(note)}</p>")
+        subset = frame[frame["experiment"] == name]
+        path = plots.importance_bars(
+            subset, f"{name}: importance", plots_dir / f"importance_{plots.slug(name)}.png"
+        )
+        if path is not None:
+            _figure(page, path, f"{name}: normalised importance per method and target")
+        if not subset.empty:
+            page.add(_table(subset))
+        trials = results.experiment_trials(name)
+        path = plots.parallel_coordinates(
+            trials, f"{name}: parallel coordinates", plots_dir / f"parallel_{plots.slug(name)}.png"
+        )
+        if path is not None:
+            _figure(page, path, f"{name}: trials across the varying hyperparameters")
+        else:
+            page.add("<p class='note'>No hyperparameter varies: no parallel coordinates.</p>")
+
+
+def _early_stopping_section(page: _Page, results: Results, out: Path, plots_dir: Path) -> None:
+    rungs, compute = early_stopping_tables(results)
+    page.tables += write_table(rungs, out, "early_stopping_rungs")
+    page.tables += write_table(compute, out, "early_stopping_compute")
+    page.add("<h2 id='early-stopping'>Early stopping</h2>")
+    page.add(
+        "<p class='note'>Saved compute compares what ran with every early-stopped trial run to "
+        "the iteration bound (the stop condition's max_iterations when recorded, else the most "
+        "iterations observed); other trials count as run.</p>"
+    )
+    page.add(_table(compute))
+    page.add("<h3>Trials stopped per rung</h3>")
+    page.add(_table(rungs) if not rungs.empty else "<p class='note'>No trial stopped early.</p>")
+    for record in compute.to_dict("records"):
+        name = record["experiment"]
+        path = plots.early_stopping_plot(
+            results.experiment_trials(name),
+            record,
+            f"{name}: early stopping",
+            plots_dir / f"early_stopping_{plots.slug(name)}.png",
+        )
+        if path is not None:
+            _figure(page, path, f"{name}: where trials ended, and compute saved")
+
+
+def _baselines_section(page: _Page, results: Results, out: Path, plots_dir: Path) -> None:
+    table = baseline_table(results)
+    page.tables += write_table(table, out, "baselines")
+    page.add("<h2 id='baselines'>Test days vs. baselines</h2>")
+    if table.empty:
+        page.add(
+            "<p class='note'>No trial was evaluated on the test days and no baselines.json.</p>"
+        )
+        return
+    page.add(
+        "<p class='note'><i>selected by objective</i> is the trial with the best search objective "
+        "among the evaluated ones (chosen without the test days); <i>best on test</i> is "
+        "optimistic. delta_vs_do_nothing: cost minus the do-nothing cost.</p>"
+    )
+    page.add(_table(table))
+    for name in results.experiments:
+        if name not in results.baselines:
+            page.add(f"<p class='note'>{_e(name)}: no baselines.json in its results folder.</p>")
+        subset = table[table["experiment"] == name]
+        days = subset["days"].dropna().unique()
+        if len(days) > 1:
+            page.add(
+                f"<p class='note warn'>{_e(name)}: baselines and trials were evaluated on "
+                f"different numbers of days ({', '.join(str(int(d)) for d in days)}).</p>"
+            )
+        path = plots.baselines_plot(
+            subset, f"{name}: test-day cost", plots_dir / f"baselines_{plots.slug(name)}.png"
+        )
+        if path is not None:
+            _figure(page, path, f"{name}: test-day daily cost against the baselines")
+
+
+def _methods_section(page: _Page, n_resamples: int, confidence: float, seed: int) -> None:
+    page.add("<h2 id='methods'>Methods</h2><ul class='note'>")
+    for item in (
+        "Search objective: a trial's last reported objective, ranked by its mode (max or min).",
+        "IQM: mean of the middle 50% of seed-level values (25% trimmed each side).",
+        f"CIs: {confidence:.0%} percentile intervals from {n_resamples} stratified bootstrap "
+        f"resamples (seed {seed}): within each experiment, trials are drawn with replacement and "
+        "then each drawn trial's seeds; pooled rows keep each experiment's size (strata).",
+        "Probability of improvement: P(X beats Y) + P(tie)/2 over seed-level value pairs; the "
+        f"{ALL_EXPERIMENTS} rows average it over experiments.",
+        "Importance: fANOVA (Optuna, random forest) on the stored study when optuna.db exists; "
+        "binned_variance is a model-free one-way ANOVA effect size (epsilon squared) on "
+        "quantile-binned params, main effects only.",
+        "Learning curves: each trial interpolated on a common env-steps grid; the band "
+        "resamples trials; early-stopped trials drop out where their data ends.",
+    ):
+        page.add(f"<li>{_e(item)}</li>")
+    page.add("</ul>")
+
+
+def _files_section(page: _Page, out: Path) -> None:
+    links = [f"<a href='{_e(p.relative_to(out).as_posix())}'>{_e(p.name)}</a>" for p in page.tables]
+    page.add("<h2 id='files'>Files</h2><p class='note'>" + " &middot; ".join(links) + "</p>")
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
+h1 { font-size: 1.6em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; font-size: .82em; margin: .5em 0 1em; display: block;
+        overflow-x: auto; }
+th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; white-space: normal; }
+td.text { text-align: left; white-space: normal; min-width: 6em; max-width: 22em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption, .note { color: #555; font-size: .9em; } .warn { color: #a40; }
+nav a { margin-right: 1em; }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _with_ci(value: float, low: float, high: float) -> str:
+    if not math.isfinite(value):
+        return ""
+    return f"{format_value(value)} [{format_value(low)}, {format_value(high)}]"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p class='note'>(empty)</p>"
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for value in record:
+            numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+                value, bool | np.bool_
+            )
+            css = "" if numeric else " class='text'"
+            cells.append(f"<td{css}>{_e(format_value(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figure(page: _Page, path: Path, caption: str) -> None:
+    page.pngs.append(path)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    relative = f"{PLOTS_DIR}/{path.name}"
+    page.add(
+        f"<figure><img src='data:image/png;base64,{data}' alt='{_e(caption)}' "
+        f"data-file='{_e(relative)}'><figcaption>{_e(caption)} "
+        f"(<a href='{_e(relative)}'>{_e(relative)}</a>)</figcaption></figure>"
+    )
+
+
+def _document(page: _Page) -> str:
+    nav = " ".join(
+        f"<a href='#{anchor}'>{label}</a>"
+        for anchor, label in (
+            ("summary", "Experiments"),
+            ("leaderboard", "Leaderboards"),
+            ("factors", "Factors"),
+            ("curves", "Learning curves"),
+            ("importance", "Importance"),
+            ("early-stopping", "Early stopping"),
+            ("baselines", "Baselines"),
+            ("methods", "Methods"),
+        )
+    )
+    body = "\n".join(page.parts)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(page.title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{_e(page.title)}</h1><nav>{nav}</nav>\n{body}\n</body></html>\n"
+    )

@@ -1,0 +1,500 @@
+"""Tables: leaderboards, factor statistics, probability of improvement, test day vs. baselines.
+
+Every function returns a pandas DataFrame; :func:`write_table` saves it as CSV and Markdown.
+The *search objective* of a trial is ``last_objective`` (the metric at its last reported iteration,
+as Ray Tune ranks with ``scope="last"``), ordered by the trial's ``mode``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import (
+    Results,
+    categorical_params,
+    experiment_metric,
+    experiment_mode,
+    param_columns,
+    seed_values,
+    short_name,
+    value_label,
+    varying_params,
+)
+from analysis.stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    probability_of_improvement,
+    summarize,
+)
+
+ALL_EXPERIMENTS = "(all)"
+CROSS_FACTOR = ("param_policy_sharing", "param_share_reward")
+# metric name -> (per-seed list column, scalar column)
+FACTOR_METRICS = {
+    "objective": ("last_objective_per_seed", "last_objective"),
+    "test_daily_cost": ("test_daily_cost_per_seed", "test_daily_cost"),
+}
+LEADERBOARD_COLUMNS = [
+    "experiment",
+    "rank",
+    "trial_id",
+    "status",
+    "iterations",
+    "stopped_early",
+    "metric",
+    "mode",
+    "last_objective",
+    "best_objective",
+    "test_daily_cost",
+    "test_safety",
+    "test_violation_hours",
+    "test_optimality_gap",
+]
+FACTOR_COLUMNS = [
+    "experiment",
+    "factor",
+    "group",
+    "metric",
+    "better",
+    "n_trials",
+    "n_values",
+    "mean",
+    "mean_ci_low",
+    "mean_ci_high",
+    "iqm",
+    "iqm_ci_low",
+    "iqm_ci_high",
+]
+IMPROVEMENT_COLUMNS = [
+    "experiment",
+    "factor",
+    "metric",
+    "group_x",
+    "group_y",
+    "p_x_beats_y",
+    "n_x",
+    "n_y",
+]
+BASELINE_COLUMNS = [
+    "experiment",
+    "policy",
+    "kind",
+    "trial_id",
+    "days",
+    "daily_cost",
+    "safety",
+    "violation_hours",
+    "optimality_gap",
+    "delta_vs_do_nothing",
+    "trials_beating",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Leaderboards
+
+
+def leaderboard(
+    results: Results, by: str = "objective", top: int | None = None, params: str = "all"
+) -> pd.DataFrame:
+    """Trials ranked per experiment by the search objective (``by="objective"``, trial's mode) or
+    by ``test_daily_cost`` (lower is better; unevaluated trials left out).
+
+    ``params="varying"`` keeps only the ``param_*`` columns that vary within the experiment.
+    """
+    if by not in ("objective", "test_daily_cost"):
+        raise ValueError(f"by must be 'objective' or 'test_daily_cost', got {by!r}")
+    frames = []
+    for name in results.experiments:
+        trials = results.experiment_trials(name)
+        if by == "objective":
+            column, ascending = "last_objective", experiment_mode(trials, name) == "min"
+        else:
+            column, ascending = "test_daily_cost", True
+        ranked = trials[np.isfinite(trials[column].astype(float))]
+        ranked = ranked.sort_values(
+            [column, "best_objective", "trial_id"], ascending=[ascending, ascending, True]
+        )
+        if top is not None:
+            ranked = ranked.head(top)
+        ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
+        keep = varying_params(trials) if params == "varying" else param_columns(trials)
+        frames.append(ranked[LEADERBOARD_COLUMNS + keep])
+    frame = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
+    params_order = [c for c in frame.columns if c not in LEADERBOARD_COLUMNS]
+    return frame.reindex(columns=LEADERBOARD_COLUMNS + params_order)
+
+
+# --------------------------------------------------------------------------------------------
+# Factor tables
+
+
+def factor_definitions(trials: pd.DataFrame) -> list[tuple[str, ...]]:
+    """policy_sharing x share_reward when both vary, then every categorical param on its own.
+
+    Over several experiments, only params that every experiment records are considered.
+    """
+    categorical = categorical_params(trials)
+    for _, part in trials.groupby("experiment"):
+        categorical = [c for c in categorical if part[c].notna().any()]
+    factors: list[tuple[str, ...]] = []
+    if all(c in categorical for c in CROSS_FACTOR):
+        factors.append(CROSS_FACTOR)
+    factors.extend((c,) for c in categorical)
+    return factors
+
+
+def factor_name(factor: Sequence[str]) -> str:
+    return " x ".join(short_name(c) for c in factor)
+
+
+def group_labels(trials: pd.DataFrame, factor: Sequence[str]) -> pd.Series:
+    """Each trial's group: the value label, or ``name=value, ...`` for several params."""
+    if len(factor) == 1:
+        return trials[factor[0]].map(value_label)
+    parts = [trials[c].map(lambda v, c=c: f"{short_name(c)}={value_label(v)}") for c in factor]
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = labels + ", " + part
+    return labels
+
+
+def _scopes(results: Results) -> list[tuple[str, pd.DataFrame, dict[str, bool]]]:
+    """(name, trials, which metrics may be pooled) per experiment, plus the pooled scope."""
+    scopes = [
+        (name, results.experiment_trials(name), {m: True for m in FACTOR_METRICS})
+        for name in results.experiments
+    ]
+    if len(results.experiments) > 1:
+        trials = results.trials
+        same_objective = trials[["metric", "mode"]].drop_duplicates().shape[0] == 1
+        scopes.append(
+            (ALL_EXPERIMENTS, trials, {"objective": same_objective, "test_daily_cost": True})
+        )
+    return scopes
+
+
+def _better(results: Results, trials: pd.DataFrame, metric: str) -> str:
+    if metric != "objective":
+        return "lower"
+    mode = experiment_mode(trials, str(trials["experiment"].iloc[0]))
+    return "higher" if mode == "max" else "lower"
+
+
+def factor_tables(
+    results: Results,
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(group statistics, pairwise probability of improvement) for every factor and metric.
+
+    Values are seed-level (the per-seed list columns exploded). Within one experiment the CI is
+    the two-stage bootstrap over the group's trials and their seeds; the pooled ``(all)`` scope
+    stratifies by experiment, and its probability of improvement is the mean of the
+    per-experiment probabilities (as rliable averages over tasks).
+    """
+    factor_rows: list[dict[str, Any]] = []
+    improvement_rows: list[dict[str, Any]] = []
+    counter = 0
+    for scope, trials, poolable in _scopes(results):
+        metric_values = {
+            metric: [seed_values(row, *columns) for _, row in trials.iterrows()]
+            for metric, columns in FACTOR_METRICS.items()
+            if poolable[metric]
+        }
+        for factor in factor_definitions(trials):
+            labels = group_labels(trials, factor)
+            for metric, values in metric_values.items():
+                if not any(v.size for v in values):
+                    continue
+                better = _better(results, trials, metric)
+                groups = sorted(pd.unique(labels))
+                by_group: dict[str, list[int]] = {
+                    g: [i for i in range(len(trials)) if labels.iloc[i] == g] for g in groups
+                }
+                for group in groups:
+                    rows = by_group[group]
+                    clusters = [values[i] for i in rows]
+                    strata = [trials["experiment"].iloc[i] for i in rows]
+                    summary = summarize(
+                        clusters,
+                        strata,
+                        n_resamples=n_resamples,
+                        confidence=confidence,
+                        seed=seed + counter,
+                    )
+                    counter += 1
+                    if summary.n_values == 0:
+                        continue
+                    factor_rows.append(
+                        {
+                            "experiment": scope,
+                            "factor": factor_name(factor),
+                            "group": group,
+                            "metric": metric,
+                            "better": better,
+                            "n_trials": sum(1 for c in clusters if c.size),
+                            "n_values": summary.n_values,
+                            "mean": summary.mean,
+                            "mean_ci_low": summary.mean_low,
+                            "mean_ci_high": summary.mean_high,
+                            "iqm": summary.iqm,
+                            "iqm_ci_low": summary.iqm_low,
+                            "iqm_ci_high": summary.iqm_high,
+                        }
+                    )
+                improvement_rows.extend(
+                    _improvements(scope, factor, metric, better, trials, by_group, values)
+                )
+    return (
+        pd.DataFrame(factor_rows, columns=FACTOR_COLUMNS),
+        pd.DataFrame(improvement_rows, columns=IMPROVEMENT_COLUMNS),
+    )
+
+
+def _improvements(
+    scope: str,
+    factor: Sequence[str],
+    metric: str,
+    better: str,
+    trials: pd.DataFrame,
+    by_group: dict[str, list[int]],
+    values: list[np.ndarray],
+) -> list[dict[str, Any]]:
+    rows = []
+    groups = list(by_group)
+    experiments = trials["experiment"].to_numpy()
+
+    def pooled(group: str, experiment: str | None = None) -> np.ndarray:
+        parts = [
+            values[i] for i in by_group[group] if experiment is None or experiments[i] == experiment
+        ]
+        return np.concatenate(parts) if parts else np.array([])
+
+    for i, x in enumerate(groups):
+        for y in groups[i + 1 :]:
+            per_stratum = []
+            for experiment in pd.unique(experiments):
+                p = probability_of_improvement(
+                    pooled(x, experiment),
+                    pooled(y, experiment),
+                    higher_is_better=better == "higher",
+                )
+                if math.isfinite(p):
+                    per_stratum.append(p)
+            if not per_stratum:
+                continue
+            rows.append(
+                {
+                    "experiment": scope,
+                    "factor": factor_name(factor),
+                    "metric": metric,
+                    "group_x": x,
+                    "group_y": y,
+                    "p_x_beats_y": float(np.mean(per_stratum)),
+                    "n_x": int(pooled(x).size),
+                    "n_y": int(pooled(y).size),
+                }
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Test day vs. baselines
+
+
+def baseline_table(results: Results) -> pd.DataFrame:
+    """Per experiment: each baseline policy, then trials on the test days.
+
+    Trial rows: the trial with the best search objective among the evaluated ones (the honest
+    pick: it is chosen without looking at the test days), the best on the test days (optimistic)
+    and the median over evaluated trials. ``delta_vs_do_nothing`` is cost minus the do-nothing
+    policy's cost (negative is better); ``trials_beating`` is the fraction of evaluated trials
+    cheaper than that baseline.
+    """
+    rows: list[dict[str, Any]] = []
+    for name in results.experiments:
+        trials = results.experiment_trials(name)
+        evaluated = trials[np.isfinite(trials["test_daily_cost"].astype(float))]
+        baselines = results.baselines.get(name)
+        if baselines is None and evaluated.empty:
+            continue
+        policies = baselines["policies"] if baselines else {}
+        reference = policies.get("do_nothing", {}).get("daily_cost", math.nan)
+        costs = evaluated["test_daily_cost"].astype(float).to_numpy()
+        for policy, values in policies.items():
+            rows.append(
+                {
+                    "experiment": name,
+                    "policy": policy,
+                    "kind": "baseline",
+                    "trial_id": "",
+                    "days": baselines["days"] if baselines else None,
+                    "daily_cost": values["daily_cost"],
+                    "safety": values["safety"],
+                    "violation_hours": values["violation_hours"],
+                    "optimality_gap": math.nan,
+                    "delta_vs_do_nothing": values["daily_cost"] - reference,
+                    "trials_beating": float(np.mean(costs < values["daily_cost"]))
+                    if costs.size
+                    else math.nan,
+                }
+            )
+        if evaluated.empty:
+            continue
+        mode = experiment_mode(trials, name)
+        picks = [
+            ("selected by objective", _pick(evaluated, "last_objective", mode == "min")),
+            ("best on test", _pick(evaluated, "test_daily_cost", True)),
+        ]
+        for label, row in picks:
+            rows.append(_trial_row(name, label, row, reference))
+        rows.append(
+            {
+                "experiment": name,
+                "policy": f"median of {len(evaluated)} trials",
+                "kind": "trials",
+                "trial_id": "",
+                "days": _median_int(evaluated["test_days"]),
+                "daily_cost": float(np.median(costs)),
+                "safety": _nanmedian(evaluated["test_safety"]),
+                "violation_hours": _nanmedian(evaluated["test_violation_hours"]),
+                "optimality_gap": _nanmedian(evaluated["test_optimality_gap"]),
+                "delta_vs_do_nothing": float(np.median(costs)) - reference,
+                "trials_beating": math.nan,
+            }
+        )
+    return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+
+
+def _pick(trials: pd.DataFrame, column: str, ascending: bool) -> pd.Series:
+    ordered = trials.assign(_key=trials[column].astype(float)).sort_values(
+        ["_key", "trial_id"], ascending=[ascending, True], na_position="last"
+    )
+    return ordered.iloc[0]
+
+
+def _nanmedian(series: pd.Series) -> float:
+    values = series.astype(float).to_numpy()
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else math.nan
+
+
+def _median_int(series: pd.Series) -> int | None:
+    value = _nanmedian(series)
+    return int(value) if math.isfinite(value) else None
+
+
+def _trial_row(experiment: str, label: str, row: pd.Series, reference: float) -> dict[str, Any]:
+    days = row.get("test_days")
+    return {
+        "experiment": experiment,
+        "policy": label,
+        "kind": "trial",
+        "trial_id": row["trial_id"],
+        "days": int(days) if days is not None and np.isfinite(days) else None,
+        "daily_cost": float(row["test_daily_cost"]),
+        "safety": float(row["test_safety"]),
+        "violation_hours": float(row["test_violation_hours"]),
+        "optimality_gap": float(row["test_optimality_gap"]),
+        "delta_vs_do_nothing": float(row["test_daily_cost"]) - reference,
+        "trials_beating": math.nan,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def format_value(value: Any) -> str:
+    """Compact text for tables: 4 significant digits, thousands kept whole; blank for NaN."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return ""
+        if math.isinf(number):
+            return "inf" if number > 0 else "-inf"
+        if number.is_integer() and abs(number) < 1e6:
+            return str(int(number))
+        if abs(number) >= 1000:
+            return f"{number:.1f}"
+        return f"{number:.4g}"
+    return str(value)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes escaped)."""
+    header = [str(c) for c in frame.columns]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
+    for record in frame.itertuples(index=False):
+        cells = [format_value(v).replace("|", "\\|").replace("\n", " ") for v in record]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(frame: pd.DataFrame, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``<stem>.csv`` (full precision) and ``<stem>.md``; returns both paths."""
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    frame.to_csv(csv_path, index=False)
+    md_path.write_text(to_markdown(frame))
+    return [csv_path, md_path]
+
+
+def constant_params(trials: pd.DataFrame) -> dict[str, str]:
+    """Params fixed across ``trials`` (name without prefix -> value label)."""
+    varying = set(varying_params(trials))
+    return {
+        short_name(c): value_label(trials[c].dropna().iloc[0])
+        for c in param_columns(trials)
+        if c not in varying
+    }
+
+
+def summary_table(results: Results) -> pd.DataFrame:
+    """One row per experiment: source, metric, mode, trial counts by status."""
+    rows = []
+    for name in results.experiments:
+        trials = results.experiment_trials(name)
+        statuses = trials["status"].fillna("?").value_counts()
+        rows.append(
+            {
+                "experiment": name,
+                "results_dir": str(results.source[name]),
+                "metric": experiment_metric(trials),
+                "mode": experiment_mode(trials, name),
+                "trials": len(trials),
+                "status": ", ".join(f"{s} {n}" for s, n in statuses.items()),
+                "stopped_early": int(trials["stopped_early"].fillna(False).astype(bool).sum()),
+                "seeds_per_trial": _median_int(trials["seeds"].map(_length)),
+                "evaluated_on_test": int(
+                    np.isfinite(trials["test_daily_cost"].astype(float)).sum()
+                ),
+                "optuna_db": "yes" if name in results.optuna_db else "no",
+                "baselines": "yes" if name in results.baselines else "no",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _length(value: Any) -> float:
+    try:
+        return float(len(value))
+    except TypeError:
+        return math.nan

@@ -1,0 +1,56 @@
+"""Config validation: unknown keys, wrong types and out-of-range values name the key."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tune_grid.config import ConfigError, EnvConfig, RunConfig
+
+
+def test_defaults_follow_the_reference_setup() -> None:
+    run = RunConfig()
+    assert (run.train_batch_size, run.minibatch_size, run.num_epochs) == (4000, 128, 10)
+    assert (run.lr, run.gamma, run.lambda_, run.clip_param) == (5e-5, 0.99, 0.95, 0.3)
+    assert run.hidden_sizes == (256, 256)
+    assert run.env_config() == EnvConfig()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"learning_rate": 1e-3}, "unknown run config key 'learning_rate'; allowed: policy_sharing"),
+        ({"lr": -1e-3}, "lr must be in (0, 1], got -0.001"),
+        ({"minibatch_size": 8000}, "minibatch_size (8000) must be <= train_batch_size (4000)"),
+        ({"policy_sharing": "mixed"}, "policy_sharing: got 'mixed', allowed: one of 'shared'"),
+        ({"train_batch_size": 100.5}, "train_batch_size: expected an integer, got 100.5"),
+        ({"share_reward": "yes"}, "share_reward: expected true or false, got 'yes'"),
+        ({"penalty": math.nan}, "penalty: expected a finite number, got nan"),
+        ({"penalty": -2.0}, "penalty must be >= 0, got -2.0"),
+        ({"hidden_sizes": "64xa"}, "hidden_sizes: expected sizes like 256x256"),
+    ],
+)
+def test_bad_run_configs_name_the_key(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict(values)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_flat_run_config_routes_env_keys() -> None:
+    run = RunConfig.from_dict({"penalty": 3, "share_reward": True, "hidden_sizes": "64x32"})
+    assert run.hidden_sizes == (64, 32)
+    env = run.env_config()
+    assert env.penalty == 3.0 and env.share_reward is True
+    assert RunConfig.from_dict(run.to_dict()) == run
+
+
+def test_env_config_rejects_unknown_and_out_of_range() -> None:
+    with pytest.raises(ConfigError, match="unknown env config key 'lr'"):
+        EnvConfig.from_dict({"lr": 0.1})
+    with pytest.raises(ConfigError, match=r"export_discount must be in \[0, 1\], got 1.5"):
+        EnvConfig.from_dict({"export_discount": 1.5})
+    with pytest.raises(ConfigError, match="initial_soc must be in"):
+        EnvConfig.from_dict({"initial_soc": 0.05})
+    assert EnvConfig.from_dict({"initial_soc": None}).initial_soc is None

@@ -1,0 +1,222 @@
+"""PPO training end to end with tiny batches: both sharing modes, resume, seeding, evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tune_grid.config import RunConfig
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "train_batch_size": 96,  # 2 envs x 48 steps: two whole 24-hour episodes per env
+    "minibatch_size": 32,
+    "num_epochs": 1,
+    "hidden_sizes": [16, 16],
+    "num_env_runners": 0,
+    "num_envs_per_env_runner": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    from tune_grid.training.rllib_env import register_rllib_env
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_rllib_env()
+    yield
+    if started:
+        ray.shutdown()
+
+
+def tiny_run(**overrides: object) -> RunConfig:
+    return RunConfig.from_dict({**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained(ray_session: None, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Two iterations of shared PPO through the train loop, checkpointing every iteration."""
+    from tune_grid.training.runner import TrainOptions, train
+
+    options = TrainOptions(
+        iterations=2,
+        checkpoint_freq=1,
+        checkpoint_dir=tmp_path_factory.mktemp("runs"),
+        eval_days=2,
+    )
+    lines: list[str] = []
+    result = train(tiny_run(), options, print_fn=lines.append)
+    return result, lines
+
+
+@pytest.mark.parametrize(("sharing", "expected"), [("shared", 1), ("independent", 3)])
+def test_both_sharing_modes_build_and_train(ray_session: None, sharing: str, expected: int) -> None:
+    from tune_grid.training.metrics import iteration_metrics
+    from tune_grid.training.ppo import SHARED_MODULE_ID, build_ppo_config
+
+    algo = build_ppo_config(tiny_run(policy_sharing=sharing)).build_algo()
+    try:
+        module_ids = set(algo.env_runner.module.keys())
+        learner_ids = set(algo.learner_group.get_weights().keys())
+        assert len(module_ids) == expected and learner_ids == module_ids
+        if sharing == "shared":
+            assert module_ids == {SHARED_MODULE_ID}
+        else:
+            assert module_ids == {"MG1", "MG2", "MG3"}
+        for iteration in (1, 2):
+            result = algo.train()
+            metrics = iteration_metrics(result)
+            assert metrics["iteration"] == iteration
+            assert metrics["env_steps"] == iteration * TINY["train_batch_size"]
+            for name in ("episode_return_mean", "daily_cost_mean", "safety_mean"):
+                assert math.isfinite(metrics[name]), name
+            assert metrics["timers/sample_s"] > 0 and metrics["timers/learn_s"] > 0
+            assert set(result["learners"]) - {"__all_modules__"} == module_ids
+    finally:
+        algo.stop()
+
+
+def test_same_seed_gives_same_first_iteration(ray_session: None) -> None:
+    from tune_grid.training.metrics import iteration_metrics
+    from tune_grid.training.ppo import SHARED_MODULE_ID, build_ppo_config
+
+    def first_iteration(seed: int) -> tuple[dict[str, float], float]:
+        algo = build_ppo_config(tiny_run(seed=seed)).build_algo()
+        try:
+            result = algo.train()
+        finally:
+            algo.stop()
+        loss = float(result["learners"][SHARED_MODULE_ID]["total_loss"])
+        return iteration_metrics(result), loss
+
+    keys = ("episode_return_mean", "daily_cost_mean", "safety_mean", "violation_hours_mean")
+    (a, loss_a), (b, loss_b) = first_iteration(5), first_iteration(5)
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert loss_a == loss_b
+    c, _ = first_iteration(6)
+    assert [a[k] for k in keys] != [c[k] for k in keys]
+
+
+def test_train_writes_checkpoints_progress_and_evaluation(trained) -> None:  # noqa: ANN001
+    result, lines = trained
+    progress = [line for line in lines if line.startswith("iter ")]
+    assert len(progress) == 2 and "steps/s" in progress[0] and "cost/day" in progress[0]
+    run_dir = result.run_dir
+    assert result.run_name.startswith("networked_microgrids_v0__ppo_shared__0__")
+    for name in ("checkpoint_000001", "checkpoint_000002", "best", "final"):
+        assert (run_dir / name / "rllib_checkpoint.json").is_file(), name
+        assert (run_dir / name / "tune_grid.json").is_file(), name
+    assert result.best_checkpoint == run_dir / "best"
+    meta = json.loads((run_dir / "final" / "tune_grid.json").read_text())
+    assert meta["iteration"] == 2 and meta["env_steps"] == 2 * TINY["train_batch_size"]
+    assert meta["best_metric"] == "episode_return_mean" and meta["best_mode"] == "max"
+    assert [row["iteration"] for row in meta["history"]] == [1, 2]
+
+    report = json.loads((run_dir / "final" / "evaluation.json").read_text())
+    assert report == json.loads(json.dumps(result.evaluation))
+    assert report["split"] == "test" and report["days"] == 2
+    assert set(report["policies"]) == {"trained", "do_nothing", "random", "rule_based"}
+    for summary in report["policies"].values():
+        for key in ("daily_cost_mean", "safety_mean", "violation_hours_mean", "return_mean"):
+            assert math.isfinite(summary[key]), key
+
+
+def test_resume_continues_iteration_env_steps_and_history(trained) -> None:  # noqa: ANN001
+    from tune_grid.training.runner import TrainOptions, train
+
+    first, _ = trained
+    lines: list[str] = []
+    options = TrainOptions(
+        iterations=2,
+        checkpoint_freq=0,
+        checkpoint_dir=first.run_dir.parent,
+        resume=first.final_checkpoint,
+        eval_days=0,
+    )
+    resumed = train(None, options, print_fn=lines.append)
+    assert resumed.run_dir != first.run_dir
+    iterations = [int(row["iteration"]) for row in resumed.history]
+    steps = [int(row["env_steps"]) for row in resumed.history]
+    assert iterations == [1, 2, 3, 4]
+    assert steps == [TINY["train_batch_size"] * i for i in iterations]
+    times = [row["time_total_s"] for row in resumed.history]
+    assert times == sorted(times)
+    meta = json.loads((resumed.final_checkpoint / "tune_grid.json").read_text())
+    assert meta["iteration"] == 4 and meta["resumed_from"] == [str(first.final_checkpoint)]
+    assert any(line.startswith("resumed ") for line in lines)
+
+    # Resuming the periodic checkpoint after iteration 1 continues from there.
+    options.resume = first.run_dir / "checkpoint_000001"
+    options.iterations = 1
+    branch = train(None, options, print_fn=lines.append)
+    assert [int(row["iteration"]) for row in branch.history] == [1, 2]
+    assert int(branch.history[-1]["env_steps"]) == 2 * TINY["train_batch_size"]
+
+
+def test_trained_policy_is_deterministic_and_fits_evaluate(trained) -> None:  # noqa: ANN001
+    from tune_grid import make_env
+    from tune_grid.env.evaluation import evaluate
+    from tune_grid.training.policy import TrainedPolicy
+
+    result, _ = trained
+    policy = TrainedPolicy.load(result.final_checkpoint)
+    env = make_env(split="test")
+    observations, _ = env.reset(seed=1)
+    first, second = policy(observations), policy(observations)
+    assert set(first) == {"MG1", "MG2", "MG3"}
+    for agent, action in first.items():
+        assert action.shape == (3,) and action.dtype == np.float32
+        assert np.all(np.abs(action) <= 1.0)
+        np.testing.assert_array_equal(action, second[agent])
+    days = evaluate(policy, split="test", days=1)
+    assert len(days) == 1 and np.isfinite(days["cost"]).all()
+
+
+def test_corrupt_checkpoint_state_is_a_checkpoint_error(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    from tune_grid.training.checkpoints import CheckpointError, restore_algorithm
+    from tune_grid.training.policy import TrainedPolicy
+
+    result, _ = trained
+    broken = tmp_path / "broken"
+    shutil.copytree(result.final_checkpoint, broken)
+    (broken / "algorithm_state.pkl").write_bytes(b"not a pickle")
+    for state in broken.rglob("module_state.pkl"):
+        state.write_bytes(b"not a pickle")
+    with pytest.raises(CheckpointError, match="cannot restore"):
+        restore_algorithm(broken)
+    with pytest.raises(CheckpointError, match="cannot load RLModule"):
+        TrainedPolicy.load(broken)
+
+
+def test_evaluate_command_prints_table_and_writes_json(trained) -> None:  # noqa: ANN001
+    result, _ = trained
+    checkpoint = result.run_dir / "checkpoint_000001"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_grid.cli_train", "evaluate", str(checkpoint), "--days", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("trained", "do_nothing", "random", "rule_based"):
+        assert name in proc.stdout
+    report = json.loads((checkpoint / "evaluation.json").read_text())
+    assert report["days"] == 1 and report["iteration"] == 1

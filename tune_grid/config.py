@@ -1,0 +1,322 @@
+"""Typed, validated configurations: the environment's and a training run's.
+
+Nothing heavy is imported here, so every layer (env, training, search, analysis) may use it.
+Every config loads from a plain mapping with :meth:`from_dict`, which rejects unknown keys, wrong
+types and out-of-range values with a ``ValueError`` that names the key and what is allowed.
+
+``RunConfig`` is flat on purpose: environment keys (``penalty``, ``share_reward``...) sit beside the
+PPO keys, so a search space or a CLI flag names every parameter the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+PowerflowBackend = Literal["fast", "pandapower"]
+Split = Literal["train", "test"]
+PolicySharing = Literal["shared", "independent"]
+VerticalProtocol = Literal["none", "price_signal", "setpoint"]
+HorizontalProtocol = Literal["none", "p2p_trading", "consensus"]
+ConsensusTopology = Literal["line", "ring", "complete"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, mistyped or out of range."""
+
+
+def _allowed_text(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(v) for v in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce_value(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (a small subset of typing) and normalise it."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce_value(key, value, option)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: got {value!r}, allowed: {_allowed_text(tp)}")
+        return value
+    if origin is tuple:
+        (item_type, *_rest) = typing.get_args(tp)
+        if isinstance(value, str):  # "256x256" or "256,256" from a command line
+            parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
+            if not all(p.isdigit() for p in parts):
+                raise ConfigError(f"{key}: expected sizes like 256x256, got {value!r}")
+            value = [int(p) for p in parts]
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(f"{key}: expected a non-empty list, got {value!r}")
+        return tuple(coerce_value(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+class _Validated:
+    """Mixin: build from a mapping with type checks, then run ``validate``."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None = None, *, where: str = "") -> Self:
+        values = dict(values or {})
+        hints = typing.get_type_hints(cls)
+        names = cls.field_names()
+        unknown = sorted(set(values) - set(names))
+        prefix = f"{where}: " if where else ""
+        if unknown:
+            raise ConfigError(
+                f"{prefix}unknown {cls._kind()} key {unknown[0]!r}; allowed: {', '.join(names)}"
+            )
+        kwargs = {k: coerce_value(k, v, hints[k]) for k, v in values.items()}
+        obj = cls(**kwargs)
+        try:
+            obj.validate()  # type: ignore[attr-defined]
+        except ConfigError as exc:
+            raise ConfigError(f"{prefix}{exc}") from None
+        return obj
+
+    @classmethod
+    def _kind(cls) -> str:
+        return "config"
+
+    def replace(self, **changes: Any) -> Self:
+        merged = {**dataclasses.asdict(self), **changes}  # type: ignore[call-overload]
+        return type(self).from_dict(merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class EnvConfig(_Validated):
+    """Configuration of the networked-microgrid environment (see ``tune_grid.env``)."""
+
+    powerflow: PowerflowBackend = "fast"
+    """'fast' (lightsim2grid, warm-started) or 'pandapower' (pandapower.runpp, the reference)."""
+    split: Split = "train"
+    """Data split the episodes are drawn from: 'train' (2023) or 'test' (2024)."""
+    load_scale: float = 0.2
+    """Multiplier on the feeders' nominal loads (0.2 as in the reference setup)."""
+    penalty: float = 10.0
+    """Reward weight of safety: voltage pu outside [0.95, 1.05] plus line overload fraction."""
+    cost_scale: float = 100.0
+    """Reward = -cost / cost_scale - penalty * safety; cost in $ per hour."""
+    share_reward: bool = False
+    """Give every agent the mean reward of all agents (cooperative setting)."""
+    export_discount: float = 0.9
+    """Exported energy earns export_discount * LMP; imported energy pays the LMP."""
+    initial_soc: float | None = 0.5
+    """Battery state of charge at reset; None draws it uniformly from [0.2, 0.8]."""
+    nonconvergence_safety: float = 1.0
+    """Safety charged to every agent in an hour whose AC power flow does not converge."""
+    vertical_protocol: VerticalProtocol = "none"
+    """DSO-microgrid coordination: 'none', 'price_signal' or 'setpoint'."""
+    horizontal_protocol: HorizontalProtocol = "none"
+    """Microgrid-microgrid coordination: 'none', 'p2p_trading' or 'consensus'."""
+    congestion_price: float = 200.0
+    """price_signal: $/MWh added per unit of feeder loading (max DSO line loading / 100)."""
+    setpoint_penalty_price: float = 100.0
+    """setpoint: $/MWh charged on the absolute deviation from the DSO's exchange target."""
+    consensus_iterations: int = 5
+    """consensus: bound on neighbour-averaging rounds per step."""
+    consensus_topology: ConsensusTopology = "line"
+    """consensus: communication graph between MG1, MG2, MG3."""
+
+    @classmethod
+    def _kind(cls) -> str:
+        return "env config"
+
+    def validate(self) -> None:
+        _require(
+            0.0 < self.load_scale <= 2.0, f"load_scale must be in (0, 2], got {self.load_scale}"
+        )
+        _require(self.penalty >= 0.0, f"penalty must be >= 0, got {self.penalty}")
+        _require(self.cost_scale > 0.0, f"cost_scale must be > 0, got {self.cost_scale}")
+        _require(
+            0.0 <= self.export_discount <= 1.0,
+            f"export_discount must be in [0, 1], got {self.export_discount}",
+        )
+        if self.initial_soc is not None:
+            _require(
+                0.1 <= self.initial_soc <= 1.0,
+                f"initial_soc must be in [0.1, 1.0] or null, got {self.initial_soc}",
+            )
+        _require(
+            self.nonconvergence_safety >= 0.0,
+            f"nonconvergence_safety must be >= 0, got {self.nonconvergence_safety}",
+        )
+        _require(
+            self.congestion_price >= 0.0,
+            f"congestion_price must be >= 0, got {self.congestion_price}",
+        )
+        _require(
+            self.setpoint_penalty_price >= 0.0,
+            f"setpoint_penalty_price must be >= 0, got {self.setpoint_penalty_price}",
+        )
+        _require(
+            1 <= self.consensus_iterations <= 100,
+            f"consensus_iterations must be in [1, 100], got {self.consensus_iterations}",
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig(_Validated):
+    """One PPO training run: PPO hyperparameters, layout, resources and the env keys, all flat."""
+
+    policy_sharing: PolicySharing = "shared"
+    """'shared': one RLModule for all agents (MAPPO-style); 'independent': one per agent (IPPO)."""
+    lr: float = 5e-5
+    train_batch_size: int = 4000
+    minibatch_size: int = 128
+    num_epochs: int = 10
+    gamma: float = 0.99
+    lambda_: float = 0.95
+    clip_param: float = 0.3
+    entropy_coeff: float = 0.0
+    vf_clip_param: float = 10.0
+    vf_loss_coeff: float = 1.0
+    kl_coeff: float = 0.2
+    grad_clip: float | None = None
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    num_env_runners: int = 0
+    """Remote sampling workers; 0 samples in the driver/trial process."""
+    num_envs_per_env_runner: int = 8
+    """Vectorized envs per runner: amortizes RLlib's per-step overhead (see bench train)."""
+    rollout_fragment_length: int | None = None
+    """Steps per env per sample call; None derives it from the batch size."""
+    num_gpus: float = 0.0
+    """GPUs for the learner (0 = CPU)."""
+    torch_threads: int = 1
+    """Torch intra-op threads in learner and runners."""
+    seed: int = 0
+    # Environment keys (see EnvConfig for their meaning).
+    powerflow: PowerflowBackend = "fast"
+    split: Split = "train"
+    load_scale: float = 0.2
+    penalty: float = 10.0
+    cost_scale: float = 100.0
+    share_reward: bool = False
+    export_discount: float = 0.9
+    initial_soc: float | None = 0.5
+    nonconvergence_safety: float = 1.0
+    vertical_protocol: VerticalProtocol = "none"
+    horizontal_protocol: HorizontalProtocol = "none"
+    congestion_price: float = 200.0
+    setpoint_penalty_price: float = 100.0
+    consensus_iterations: int = 5
+    consensus_topology: ConsensusTopology = "line"
+
+    @classmethod
+    def _kind(cls) -> str:
+        return "run config"
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["hidden_sizes"] = list(self.hidden_sizes)
+        return values
+
+    def env_config(self) -> EnvConfig:
+        keys = EnvConfig.field_names()
+        return EnvConfig.from_dict({k: getattr(self, k) for k in keys})
+
+    def validate(self) -> None:
+        _require(0.0 < self.lr <= 1.0, f"lr must be in (0, 1], got {self.lr}")
+        _require(
+            self.train_batch_size >= 24,
+            f"train_batch_size must be >= 24 (one episode), got {self.train_batch_size}",
+        )
+        _require(
+            self.minibatch_size >= 1, f"minibatch_size must be >= 1, got {self.minibatch_size}"
+        )
+        _require(
+            self.minibatch_size <= self.train_batch_size,
+            f"minibatch_size ({self.minibatch_size}) must be <= train_batch_size "
+            f"({self.train_batch_size})",
+        )
+        _require(
+            1 <= self.num_epochs <= 100, f"num_epochs must be in [1, 100], got {self.num_epochs}"
+        )
+        _require(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
+        _require(0.0 <= self.lambda_ <= 1.0, f"lambda_ must be in [0, 1], got {self.lambda_}")
+        _require(
+            0.0 < self.clip_param <= 1.0, f"clip_param must be in (0, 1], got {self.clip_param}"
+        )
+        _require(self.entropy_coeff >= 0.0, f"entropy_coeff must be >= 0, got {self.entropy_coeff}")
+        _require(self.vf_clip_param > 0.0, f"vf_clip_param must be > 0, got {self.vf_clip_param}")
+        _require(self.vf_loss_coeff >= 0.0, f"vf_loss_coeff must be >= 0, got {self.vf_loss_coeff}")
+        _require(self.kl_coeff >= 0.0, f"kl_coeff must be >= 0, got {self.kl_coeff}")
+        if self.grad_clip is not None:
+            _require(self.grad_clip > 0.0, f"grad_clip must be > 0 or null, got {self.grad_clip}")
+        _require(
+            all(1 <= h <= 4096 for h in self.hidden_sizes),
+            f"hidden_sizes must be in [1, 4096], got {list(self.hidden_sizes)}",
+        )
+        _require(
+            0 <= self.num_env_runners <= 1024,
+            f"num_env_runners must be in [0, 1024], got {self.num_env_runners}",
+        )
+        _require(
+            1 <= self.num_envs_per_env_runner <= 256,
+            f"num_envs_per_env_runner must be in [1, 256], got {self.num_envs_per_env_runner}",
+        )
+        if self.rollout_fragment_length is not None:
+            _require(
+                self.rollout_fragment_length >= 1,
+                f"rollout_fragment_length must be >= 1 or null, got {self.rollout_fragment_length}",
+            )
+        _require(self.num_gpus >= 0.0, f"num_gpus must be >= 0, got {self.num_gpus}")
+        _require(
+            1 <= self.torch_threads <= 256, f"torch_threads must be >= 1, got {self.torch_threads}"
+        )
+        _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        self.env_config()  # validates the environment keys with the env's own rules
+
+
+ENV_KEYS = EnvConfig.field_names()
+RUN_KEYS = RunConfig.field_names()

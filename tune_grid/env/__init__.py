@@ -1,0 +1,26 @@
+"""The networked-microgrid environment and its factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tune_grid.config import EnvConfig
+from tune_grid.env.microgrid import ENV_NAME, OBS_FEATURES, NetworkedMicrogridEnv
+
+__all__ = ["ENV_NAME", "OBS_FEATURES", "NetworkedMicrogridEnv", "make_env"]
+
+
+def make_env(
+    config: Mapping[str, Any] | EnvConfig | None = None, **overrides: Any
+) -> NetworkedMicrogridEnv:
+    """Build the ParallelEnv from a config mapping (or EnvConfig) plus keyword overrides.
+
+    Unknown keys, wrong types and out-of-range values raise ``ValueError`` naming the key.
+    """
+    if isinstance(config, EnvConfig):
+        values = config.to_dict()
+    else:
+        values = dict(config or {})
+    values.update(overrides)
+    return NetworkedMicrogridEnv(EnvConfig.from_dict(values))

@@ -1,0 +1,78 @@
+"""Score a policy on whole days of a data split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tune_grid.config import EnvConfig
+
+Policy = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+DAY_COLUMNS = ("day", "date", "cost", "safety", "violation_hours", "return", "clipped_mwh")
+
+
+def select_days(num_days: int, days: int | Sequence[int | str] | None) -> list[int | str]:
+    """All days (None), N days evenly spaced over the split (int), or the given indices/dates."""
+    if days is None:
+        return list(range(num_days))
+    if isinstance(days, int | np.integer):
+        if not 1 <= days <= num_days:
+            raise ValueError(f"days must be in [1, {num_days}], got {days}")
+        return sorted({int(round(x)) for x in np.linspace(0, num_days - 1, int(days))})
+    return list(days)
+
+
+def run_day(env: Any, policy: Policy, day: int | str) -> dict[str, Any]:
+    """Roll one whole day with ``policy`` and return its totals over agents and hours."""
+    observations, _ = env.reset(options={"day": day})
+    totals = {"cost": 0.0, "safety": 0.0, "violation_hours": 0, "return": 0.0, "clipped_mwh": 0.0}
+    while env.agents:
+        observations, rewards, _, _, infos = env.step(policy(observations))
+        for agent, info in infos.items():
+            totals["cost"] += info["cost"]
+            totals["safety"] += info["safety"]
+            totals["violation_hours"] += int(info["safety"] > 0.0)
+            totals["clipped_mwh"] += abs(info["battery_clipped_mw"])
+            totals["return"] += rewards[agent]
+    return {"day": env._day, "date": env.date, **totals}
+
+
+def evaluate(
+    policy: Policy | str,
+    split: str = "test",
+    days: int | Sequence[int | str] | None = None,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+) -> pd.DataFrame:
+    """Per-day cost ($), safety, violation hours and return of ``policy`` on ``split``.
+
+    ``policy`` is a policy, or the name of a baseline ("do_nothing", "random", "rule_based").
+    ``days``: None for every day of the split, N for N days evenly spaced, or indices/dates.
+    """
+    from tune_grid.env import make_env
+
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config or {})
+    values["split"] = split
+    env = make_env(values)
+    if isinstance(policy, str):
+        from tune_grid.baselines import BASELINES
+
+        if policy not in BASELINES:
+            raise ValueError(f"unknown baseline {policy!r}; allowed: {', '.join(BASELINES)}")
+        policy = BASELINES[policy](env)
+    rows = [run_day(env, policy, day) for day in select_days(env.num_days, days)]
+    return pd.DataFrame(rows, columns=list(DAY_COLUMNS))
+
+
+
+def summarize(per_day: pd.DataFrame) -> dict[str, float]:
+    """Means per day over the evaluated days (cost in $ for all three microgrids)."""
+    return {
+        "days": int(len(per_day)),
+        "daily_cost": float(per_day["cost"].mean()),
+        "safety": float(per_day["safety"].mean()),
+        "violation_hours": float(per_day["violation_hours"].mean()),
+        "return": float(per_day["return"].mean()),
+    }

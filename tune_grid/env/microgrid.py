@@ -1,0 +1,422 @@
+"""Networked microgrids: a PettingZoo ParallelEnv over an AC power flow.
+
+An IEEE 34-bus distribution feeder (the DSO) with three IEEE 13-bus microgrids attached at DSO buses
+822, 848 and 856. Each microgrid agent operates its battery and diesel generator for one day of 24
+hourly steps driven by real CAISO load, solar, wind and price data.
+
+=========  =====================================================================================
+Agents     ``MG1``, ``MG2``, ``MG3`` (simultaneous moves)
+Action     Box(-1, 1, (3,)): battery power (x0.5 MW, > 0 charges), DG active power
+           ((a+1)/2 x P_max), DG reactive power (a x sqrt(S^2 - P^2))
+Obs        Box((12 + protocol extras,)), float32, see ``OBS_FEATURES``
+Reward     -cost / cost_scale - penalty * safety (own, or the mean with ``share_reward``)
+Episode    24 steps (one day); terminates at midnight
+=========  =====================================================================================
+
+Observation features (normalized): ``hour_sin``, ``hour_cos``, ``price`` (LMP / 100 $/MWh),
+``load`` (own load, per unit of the 2023 peak), ``pv`` and ``wind`` (capacity factors), ``soc``,
+``dg_p`` (last DG output / P_max), ``dg_q`` (last DG reactive / S), ``v_min`` and ``v_max`` (own
+bus voltages of the last power flow, (v - 1) / 0.05), ``exchange`` (last import at the point of
+connection, MW). Load, PV, wind and price are those of the hour the action will apply to.
+
+Money, per microgrid and hour: DG fuel cost, plus the power imported through its substation
+transformer (measured by the power flow, so losses are included) times the LMP; export earns
+``export_discount`` x LMP. Safety: the sum over the microgrid's buses of the voltage outside
+[0.95, 1.05] pu, plus the sum over its lines of the loading above 100 % (as a fraction).
+
+A power flow that does not converge never crashes the episode: that hour every agent is charged
+``nonconvergence_safety``, the exchange is settled on the lossless balance (load - generation +
+battery), and voltages in the observation keep their last converged values.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from tune_grid.config import EnvConfig
+from tune_grid.env.protocols import Protocols
+from tune_grid.grid.data import HOURS_PER_DAY, SplitProfiles
+from tune_grid.grid.devices import (
+    BATTERY,
+    DIESEL,
+    HOUR,
+    MICROGRIDS,
+    PV_RATING_MW,
+    VOLTAGE_MAX_PU,
+    VOLTAGE_MIN_PU,
+    WIND_RATING_MW,
+)
+from tune_grid.grid.network import build_network
+from tune_grid.grid.powerflow import PowerFlowResult, make_solver
+
+ENV_NAME = "networked_microgrids_v0"
+OBS_FEATURES: tuple[str, ...] = (
+    "hour_sin",
+    "hour_cos",
+    "price",
+    "load",
+    "pv",
+    "wind",
+    "soc",
+    "dg_p",
+    "dg_q",
+    "v_min",
+    "v_max",
+    "exchange",
+)
+_OBS_LOW = np.array([-1, -1, -2, 0, 0, 0, 0, 0, -1, -10, -10, -5], dtype=np.float32)
+_OBS_HIGH = np.array([1, 1, 12, 2, 2, 2, 1, 1, 1, 10, 10, 5], dtype=np.float32)
+PRICE_SCALE = 100.0
+VOLTAGE_OBS_SCALE = 0.05
+ZONES = ("DSO", *MICROGRIDS)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_profiles(split: str) -> SplitProfiles:
+    return SplitProfiles(split)
+
+
+class NetworkedMicrogridEnv(ParallelEnv):
+    """The networked-microgrid ParallelEnv. Build it with :func:`tune_grid.make_env`."""
+
+    metadata = {"name": ENV_NAME, "render_modes": [], "is_parallelizable": True}
+
+    def __init__(self, config: EnvConfig | None = None) -> None:
+        self.config = config or EnvConfig()
+        self.possible_agents = list(MICROGRIDS)
+        self.agents: list[str] = []
+        self._net = build_network()
+        self._solver = make_solver(self._net, self.config.powerflow)
+        self._profiles = _cached_profiles(self.config.split)
+        self.protocols = Protocols(self.config, self._net)
+        self._index_network()
+        n_obs = len(OBS_FEATURES) + self.protocols.obs_size
+        low = np.concatenate([_OBS_LOW, self.protocols.obs_low]).astype(np.float32)
+        high = np.concatenate([_OBS_HIGH, self.protocols.obs_high]).astype(np.float32)
+        self._obs_low, self._obs_high = low, high
+        self._observation_spaces = {
+            a: spaces.Box(low, high, shape=(n_obs,), dtype=np.float32) for a in MICROGRIDS
+        }
+        self._action_spaces = {
+            a: spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32) for a in MICROGRIDS
+        }
+        self._rng = np.random.default_rng()
+        self._day = 0
+        self._hour = 0
+
+    # ----------------------------------------------------------------------------- setup
+    @property
+    def net(self):  # noqa: ANN201 - pandapowerNet
+        """The pandapower network the env was built from. Read-only: edits do not reach the solver."""
+        return self._net
+
+    def _index_network(self) -> None:
+        net = self._net
+        load_zone = net.load["zone"].to_numpy()
+        self._load_zone_idx = np.array([ZONES.index(z) for z in load_zone])
+        scale = self.config.load_scale
+        self._load_p_nom = net.load["p_nom_mw"].to_numpy(float) * scale
+        self._load_q_nom = net.load["q_nom_mvar"].to_numpy(float) * scale
+        self._mg_load_rows = [np.flatnonzero(load_zone == mg) for mg in MICROGRIDS]
+        sgen = net.sgen
+
+        def sgen_rows(kind: str) -> np.ndarray:
+            return np.array(
+                [sgen.index.get_loc(sgen.index[(sgen.zone == mg) & (sgen.kind == kind)][0])
+                 for mg in MICROGRIDS]
+            )
+
+        self._dg_rows, self._pv_rows, self._wt_rows = (sgen_rows(k) for k in ("DG", "PV", "WT"))
+        storage_zone = net.storage["zone"].to_numpy()
+        self._ess_rows = np.array([np.flatnonzero(storage_zone == mg)[0] for mg in MICROGRIDS])
+        bus_zone = net.bus["zone"].to_numpy()
+        self._mg_bus_rows = [np.flatnonzero(bus_zone == mg) for mg in MICROGRIDS]
+        line_zone = net.line["zone"].to_numpy()
+        self._mg_line_rows = [np.flatnonzero(line_zone == mg) for mg in MICROGRIDS]
+        trafo_names = net.trafo["name"].tolist()
+        self._pcc_rows = np.array([trafo_names.index(f"{mg}_pcc") for mg in MICROGRIDS])
+        self._dg_pmax = np.array([DIESEL[mg].max_p_mw for mg in MICROGRIDS])
+        self._dg_s = np.array([DIESEL[mg].s_mva for mg in MICROGRIDS])
+        self._dg_abc = np.array([[DIESEL[mg].a, DIESEL[mg].b, DIESEL[mg].c] for mg in MICROGRIDS])
+        self._load_p = np.zeros(len(net.load))
+        self._load_q = np.zeros(len(net.load))
+        self._sgen_p = np.zeros(len(net.sgen))
+        self._sgen_q = np.zeros(len(net.sgen))
+        self._storage_p = np.zeros(len(net.storage))
+
+    # ------------------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._action_spaces[agent]
+
+    @property
+    def num_days(self) -> int:
+        return self._profiles.num_days
+
+    @property
+    def date(self) -> str:
+        """Date (UTC-8 local day) of the current episode."""
+        return self._profiles.dates[self._day]
+
+    # --------------------------------------------------------------------------- episode
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            for i, agent in enumerate(MICROGRIDS):
+                self._action_spaces[agent].seed(seed + i)
+                self._observation_spaces[agent].seed(seed + i)
+        options = dict(options or {})
+        self._day = self._resolve_day(options.pop("day", None))
+        soc = options.pop("soc", self.config.initial_soc)
+        if options:
+            raise ValueError(f"unknown reset option(s) {sorted(options)}; allowed: day, soc")
+        if soc is None:
+            self._soc = self._rng.uniform(0.2, 0.8, size=len(MICROGRIDS))
+        else:
+            if not BATTERY.soc_min <= float(soc) <= BATTERY.soc_max:
+                raise ValueError(
+                    f"soc must be in [{BATTERY.soc_min}, {BATTERY.soc_max}], got {soc!r}"
+                )
+            self._soc = np.full(len(MICROGRIDS), float(soc))
+        self._hour = 0
+        self.agents = list(self.possible_agents)
+        self._dg_p = np.zeros(len(MICROGRIDS))
+        self._dg_q = np.zeros(len(MICROGRIDS))
+        self._set_exogenous(self._hour)
+        self._storage_p[:] = 0.0
+        self._sgen_p[self._dg_rows] = 0.0
+        self._sgen_q[self._dg_rows] = 0.0
+        result = self._solve()
+        self._v_min = np.ones(len(MICROGRIDS))
+        self._v_max = np.ones(len(MICROGRIDS))
+        self._exchange = np.zeros(len(MICROGRIDS))
+        if result.converged:
+            self._record_voltages(result)
+            self._exchange = result.trafo_p_hv_mw[self._pcc_rows].copy()
+        self.protocols.reset(self._rng)
+        observations = self._observe(self._hour)
+        infos = {a: {"day": self._day, "date": self.date} for a in self.agents}
+        return observations, infos
+
+    def _resolve_day(self, day: Any) -> int:
+        if day is None:
+            return int(self._rng.integers(self.num_days))
+        if isinstance(day, str):
+            try:
+                return self._profiles.dates.index(day)
+            except ValueError:
+                raise ValueError(
+                    f"day {day!r} is not in the {self.config.split} split "
+                    f"({self._profiles.dates[0]} .. {self._profiles.dates[-1]})"
+                ) from None
+        if isinstance(day, int | np.integer) and 0 <= int(day) < self.num_days:
+            return int(day)
+        raise ValueError(
+            f"day must be an index in [0, {self.num_days - 1}] or a date string, got {day!r}"
+        )
+
+    def _set_exogenous(self, hour: int) -> None:
+        """Write the loads, PV and wind of ``hour`` into the solver input buffers."""
+        d = self._day
+        profiles = self._profiles
+        zone_profile = np.array([profiles.load[z][d, hour] for z in ZONES])
+        factor = zone_profile[self._load_zone_idx]
+        np.multiply(self._load_p_nom, factor, out=self._load_p)
+        np.multiply(self._load_q_nom, factor, out=self._load_q)
+        self._sgen_p[self._pv_rows] = PV_RATING_MW * profiles.pv[d, hour]
+        self._sgen_p[self._wt_rows] = WIND_RATING_MW * profiles.wind[d, hour]
+
+    def _solve(self) -> PowerFlowResult:
+        return self._solver.solve(
+            self._load_p, self._load_q, self._sgen_p, self._sgen_q, self._storage_p
+        )
+
+    def _record_voltages(self, result: PowerFlowResult) -> None:
+        vm = result.vm_pu
+        for i, rows in enumerate(self._mg_bus_rows):
+            v = vm[rows]
+            self._v_min[i] = v.min()
+            self._v_max[i] = v.max()
+
+    def _observe(self, hour: int) -> dict[str, np.ndarray]:
+        d = self._day
+        p = self._profiles
+        angle = 2.0 * np.pi * hour / HOURS_PER_DAY
+        loads = (p.load["MG1"][d, hour], p.load["MG2"][d, hour], p.load["MG3"][d, hour])
+        shared = (np.sin(angle), np.cos(angle), p.price[d, hour] / PRICE_SCALE)
+        extras = self.protocols.observations()
+        obs = {}
+        for i, agent in enumerate(MICROGRIDS):
+            vec = np.array(
+                (
+                    *shared,
+                    loads[i],
+                    p.pv[d, hour],
+                    p.wind[d, hour],
+                    self._soc[i],
+                    self._dg_p[i] / self._dg_pmax[i],
+                    self._dg_q[i] / self._dg_s[i],
+                    (self._v_min[i] - 1.0) / VOLTAGE_OBS_SCALE,
+                    (self._v_max[i] - 1.0) / VOLTAGE_OBS_SCALE,
+                    self._exchange[i],
+                    *extras[i],
+                ),
+                dtype=np.float32,
+            )
+            obs[agent] = np.clip(vec, self._obs_low, self._obs_high)
+        return obs
+
+    # ------------------------------------------------------------------------------ step
+    def _actions_matrix(self, actions: dict[str, Any]) -> np.ndarray:
+        missing = [a for a in self.agents if a not in actions]
+        extra = [a for a in actions if a not in self.agents]
+        if missing or extra:
+            raise ValueError(
+                f"actions must have exactly the live agents {self.agents}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        matrix = np.empty((len(MICROGRIDS), 3))
+        for i, agent in enumerate(MICROGRIDS):
+            a = np.asarray(actions[agent], dtype=np.float64).reshape(-1)
+            if a.shape != (3,):
+                raise ValueError(f"action for {agent} must have shape (3,), got {a.shape}")
+            matrix[i] = a
+        if not np.isfinite(matrix).all():
+            bad = [MICROGRIDS[i] for i in np.flatnonzero(~np.isfinite(matrix).all(axis=1))]
+            raise ValueError(f"actions for {bad} contain NaN or inf; actions must be finite")
+        return np.clip(matrix, -1.0, 1.0)
+
+    def step(self, actions: dict[str, Any]):  # noqa: ANN201 - PettingZoo's 5-tuple of dicts
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        a = self._actions_matrix(actions)
+        hour, d = self._hour, self._day
+        price = float(self._profiles.price[d, hour])
+
+        # Battery: requested power, clipped to what keeps the SoC in bounds over the hour.
+        requested = a[:, 0] * BATTERY.max_power_mw
+        energy = BATTERY.capacity_mwh
+        max_charge = (BATTERY.soc_max - self._soc) * energy / (BATTERY.charge_efficiency * HOUR)
+        max_discharge = (self._soc - BATTERY.soc_min) * energy * BATTERY.discharge_efficiency / HOUR
+        battery = np.clip(requested, -np.maximum(max_discharge, 0.0), np.maximum(max_charge, 0.0))
+        clipped = requested - battery
+
+        # Diesel generator: active power in [0, P_max], reactive within the apparent-power circle.
+        dg_p = (a[:, 1] + 1.0) * 0.5 * self._dg_pmax
+        dg_q = a[:, 2] * np.sqrt(np.maximum(self._dg_s**2 - dg_p**2, 0.0))
+
+        self._storage_p[self._ess_rows] = battery
+        self._sgen_p[self._dg_rows] = dg_p
+        self._sgen_q[self._dg_rows] = dg_q
+        result = self._solve()
+
+        mg_load = np.array([self._load_p[rows].sum() for rows in self._mg_load_rows])
+        pv = self._sgen_p[self._pv_rows].copy()
+        wt = self._sgen_p[self._wt_rows].copy()
+        converged = result.converged
+        if converged:
+            exchange = result.trafo_p_hv_mw[self._pcc_rows].copy()
+            safety_v, safety_line = self._safety(result)
+            safety = safety_v + safety_line
+            self._record_voltages(result)
+        else:
+            exchange = mg_load + battery - dg_p - pv - wt
+            safety_v = np.zeros(len(MICROGRIDS))
+            safety_line = np.zeros(len(MICROGRIDS))
+            safety = np.full(len(MICROGRIDS), self.config.nonconvergence_safety)
+
+        a2, b1, c0 = self._dg_abc.T
+        fuel = np.where(dg_p > 1e-9, a2 * dg_p**2 + b1 * dg_p + c0, 0.0) * HOUR
+        energy_price = np.where(exchange > 0.0, price, price * self.config.export_discount)
+        exchange_cost = exchange * HOUR * energy_price
+        settlement = self.protocols.settle(
+            price=price,
+            exchange=exchange,
+            exchange_cost=exchange_cost,
+            dg_p=dg_p,
+            result=result if converged else None,
+            hour=hour,
+        )
+        cost = fuel + settlement.exchange_cost + settlement.extra_cost
+        own_reward = -cost / self.config.cost_scale - self.config.penalty * safety
+        reward = (
+            np.full(len(MICROGRIDS), own_reward.mean()) if self.config.share_reward else own_reward
+        )
+
+        # Advance the state.
+        charge = np.maximum(battery, 0.0) * BATTERY.charge_efficiency
+        discharge = np.maximum(-battery, 0.0) / BATTERY.discharge_efficiency
+        self._soc = np.clip(
+            self._soc + (charge - discharge) * HOUR / energy, BATTERY.soc_min, BATTERY.soc_max
+        )
+        self._dg_p, self._dg_q, self._exchange = dg_p, dg_q, exchange
+        self._hour += 1
+        done = self._hour >= HOURS_PER_DAY
+        next_hour = min(self._hour, HOURS_PER_DAY - 1)
+        if not done:
+            self._set_exogenous(next_hour)
+        self.protocols.after_step(next_hour=next_hour, day=d, profiles=self._profiles)
+        observations = self._observe(next_hour)
+
+        infos = {}
+        for i, agent in enumerate(MICROGRIDS):
+            info = {
+                "hour": hour,
+                "price": price,
+                "cost": float(cost[i]),
+                "cost_fuel": float(fuel[i]),
+                "cost_exchange": float(settlement.exchange_cost[i]),
+                "cost_protocol": float(settlement.extra_cost[i]),
+                "safety": float(safety[i]),
+                "safety_voltage": float(safety_v[i]),
+                "safety_line": float(safety_line[i]),
+                "exchange_mw": float(exchange[i]),
+                "soc": float(self._soc[i]),
+                "battery_mw": float(battery[i]),
+                "battery_clipped_mw": float(clipped[i]),
+                "dg_p_mw": float(dg_p[i]),
+                "dg_q_mvar": float(dg_q[i]),
+                "load_mw": float(mg_load[i]),
+                "pv_mw": float(pv[i]),
+                "wind_mw": float(wt[i]),
+                "v_min_pu": float(self._v_min[i]),
+                "v_max_pu": float(self._v_max[i]),
+                "own_reward": float(own_reward[i]),
+                "converged": converged,
+            }
+            info.update(settlement.info[i])
+            infos[agent] = info
+        rewards = {agent: float(reward[i]) for i, agent in enumerate(MICROGRIDS)}
+        terminations = dict.fromkeys(MICROGRIDS, done)
+        truncations = dict.fromkeys(MICROGRIDS, False)
+        if done:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def _safety(self, result: PowerFlowResult) -> tuple[np.ndarray, np.ndarray]:
+        vm = result.vm_pu
+        loading = result.line_loading_percent
+        safety_v = np.empty(len(MICROGRIDS))
+        safety_line = np.empty(len(MICROGRIDS))
+        for i in range(len(MICROGRIDS)):
+            v = vm[self._mg_bus_rows[i]]
+            safety_v[i] = (
+                np.maximum(v - VOLTAGE_MAX_PU, 0.0).sum() + np.maximum(VOLTAGE_MIN_PU - v, 0.0).sum()
+            )
+            safety_line[i] = np.maximum(loading[self._mg_line_rows[i]] - 100.0, 0.0).sum() / 100.0
+        return safety_v, safety_line
+
+    def render(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

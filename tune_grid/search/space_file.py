@@ -1,0 +1,460 @@
+"""The search-space YAML file: a pydantic model plus checks against ``RunConfig``.
+
+:func:`load_space_file` validates everything before Ray starts. Every problem raises
+:class:`SpaceFileError` whose message names the file, the key path and what is allowed, e.g.
+``spaces/x.yaml: space.lr.low: must be < high (low=0.1, high=0.01)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
+from tune_grid.results.schema import METRIC_NAMES
+
+Distribution = Literal["loguniform", "uniform", "int", "choice", "bool"]
+Algorithm = Literal["optuna", "random", "grid"]
+TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
+STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
+DEFAULT_MODE = {
+    "episode_return_mean": "max",
+    "daily_cost_mean": "min",
+    "safety_mean": "min",
+    "violation_hours_mean": "min",
+}
+_RUN_HINTS = typing.get_type_hints(RunConfig)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+MAX_CHECK_COMBINATIONS = 256
+
+
+class SpaceFileError(ValueError):
+    """A search-space file is malformed or invalid; the message names the file and key path."""
+
+    def __init__(self, file: str | Path, key_path: str, message: str) -> None:
+        self.file = str(file)
+        self.key_path = key_path
+        self.message = message
+        where = f"{self.file}: {key_path}: " if key_path else f"{self.file}: "
+        super().__init__(where + message)
+
+
+class _Strict(BaseModel):
+    """Base model: unknown keys are errors that list the allowed keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            allowed = list(cls.model_fields)
+            for key in data:
+                if key not in allowed:
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key; allowed: {allowed}",
+                        {"key": str(key), "allowed": ", ".join(allowed)},
+                    )
+        return data
+
+
+class ParamSpec(_Strict):
+    """One searched parameter: ``{type: loguniform|uniform|int, low, high}``, ``{type: choice,
+    values: [...]}`` or ``{type: bool}``. ``int`` includes ``high``."""
+
+    type: Distribution
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> ParamSpec:
+        if self.type in ("loguniform", "uniform", "int"):
+            if self.values is not None:
+                raise _key_error("values", f"not allowed for type {self.type} (use low, high)")
+            for key in ("low", "high"):
+                if getattr(self, key) is None:
+                    raise _key_error(key, f"required for type {self.type}")
+            assert self.low is not None and self.high is not None
+            if self.type == "int":
+                for key in ("low", "high"):
+                    if not float(getattr(self, key)).is_integer():
+                        raise _key_error(key, f"must be an integer for type int, got {self.low}")
+            if self.low >= self.high:
+                raise _key_error(
+                    "low", f"must be < high (low={_num(self.low)}, high={_num(self.high)})"
+                )
+            if self.type == "loguniform" and self.low <= 0:
+                raise _key_error("low", f"must be > 0 for loguniform, got {_num(self.low)}")
+        elif self.type == "choice":
+            for key in ("low", "high"):
+                if getattr(self, key) is not None:
+                    raise _key_error(key, "not allowed for type choice (use values)")
+            if not self.values:
+                raise _key_error("values", "must be a non-empty list for type choice")
+            for i, value in enumerate(self.values):
+                if isinstance(value, dict):
+                    raise _key_error(f"values[{i}]", f"must be a scalar or list, got {value!r}")
+            if len({_hashable(v) for v in self.values}) != len(self.values):
+                raise _key_error("values", f"contains duplicates: {self.values}")
+        else:  # bool
+            for key in ("low", "high", "values"):
+                if getattr(self, key) is not None:
+                    raise _key_error(key, "not allowed for type bool (it takes no arguments)")
+        return self
+
+    def candidates(self) -> list[Any]:
+        """Representative values: the bounds of a range, every value of a choice or bool."""
+        if self.type == "bool":
+            return [False, True]
+        if self.type == "choice":
+            return list(self.values or [])
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+    def grid_values(self) -> list[Any]:
+        """All values for grid search (``int`` expands low..high); raises for continuous types."""
+        if self.type in ("loguniform", "uniform"):
+            raise ValueError(f"type {self.type} cannot be grid-searched (use choice)")
+        if self.type == "int":
+            assert self.low is not None and self.high is not None
+            return list(range(int(self.low), int(self.high) + 1))
+        return self.candidates()
+
+
+class SearchSettings(_Strict):
+    """``algorithm``: optuna (TPE, seeded), random, or grid; ``seed`` of the sampler."""
+
+    algorithm: Algorithm = "optuna"
+    seed: int = Field(default=0, ge=0)
+    n_startup_trials: int = Field(default=4, ge=1)
+
+
+class SchedulerSettings(_Strict):
+    """``type: asha`` (async successive halving) with its rungs, or ``type: fifo``."""
+
+    type: Literal["asha", "fifo"] = "asha"
+    time_attr: TimeAttr = "training_iteration"
+    max_t: int = Field(default=100, ge=1)
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=2.0, gt=1.0)
+
+    @model_validator(mode="after")
+    def _check_rungs(self) -> SchedulerSettings:
+        if self.type == "asha" and self.grace_period > self.max_t:
+            raise _key_error(
+                "grace_period", f"must be <= max_t ({self.max_t}), got {self.grace_period}"
+            )
+        return self
+
+
+class Resources(_Strict):
+    """CPUs and GPUs reserved for one trial (all its seeds)."""
+
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class EvaluationSettings(_Strict):
+    """Held-out test-day evaluation after the search."""
+
+    enabled: bool = True
+    top_k: int | None = Field(default=None, ge=1)
+    days: int = Field(default=7, ge=1, le=366)
+    baselines: bool = True
+
+
+class WandbSettings(_Strict):
+    """W&B project for ``--wandb`` (group = experiment name)."""
+
+    project: str = "tune-grid"
+    entity: str | None = None
+
+
+class SpaceFile(_Strict):
+    """The whole YAML file (see ``docs/search.md``)."""
+
+    experiment: str
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, ParamSpec]
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    num_samples: int = Field(default=10, ge=1)
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    resources_per_trial: Resources = Field(default_factory=Resources)
+    seeds: int = Field(default=1, ge=1, le=64)
+    metric: Literal[METRIC_NAMES] = "episode_return_mean"  # type: ignore[valid-type]
+    mode: Literal["max", "min"] | None = None
+    stop: dict[TimeAttr, float] = Field(default_factory=lambda: {"training_iteration": 10})
+    storage: str = "results"
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    max_failures: int = Field(default=2, ge=0)
+    checkpoint_num_to_keep: int = Field(default=2, ge=1)
+    wandb: WandbSettings = Field(default_factory=WandbSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("scheduler"), str):
+            data = {**data, "scheduler": {"type": data["scheduler"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_top_level(self) -> SpaceFile:
+        if not _NAME_RE.match(self.experiment):
+            raise _key_error(
+                "experiment", f"must be letters, digits, '_', '.', '-', got {self.experiment!r}"
+            )
+        if not self.space:
+            raise _key_error("space", "must name at least one parameter to search")
+        if not self.stop:
+            raise _key_error("stop", f"needs at least one of {', '.join(STOP_KEYS)}")
+        for key, value in self.stop.items():
+            if value <= 0:
+                raise _key_error(f"stop.{key}", f"must be > 0, got {_num(value)}")
+        return self
+
+    @property
+    def resolved_mode(self) -> str:
+        """``mode``, or the natural direction of ``metric``."""
+        return self.mode or DEFAULT_MODE[self.metric]
+
+    def with_name(self, name: str | None) -> SpaceFile:
+        """A copy with another experiment name (``--name``)."""
+        return self if not name else self.model_copy(update={"experiment": name})
+
+    def fixed_config(self) -> dict[str, Any]:
+        """The ``fixed`` mapping with values normalised by RunConfig's types (tuples as lists)."""
+        out = {}
+        for key, value in self.fixed.items():
+            value = coerce_value(key, value, _RUN_HINTS[key])
+            out[key] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _key_error(key: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError("key_error", "{message}", {"key": key, "message": message})
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def _pydantic_message(file: str | Path, exc: ValidationError) -> SpaceFileError:
+    err = exc.errors(include_url=False)[0]
+    # Drop pydantic's internal tags (e.g. function-after[...]) from the location.
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and "]" in p))
+    ctx = err.get("ctx") or {}
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("unknown_key", "key_error"):
+        loc = (*loc, *ctx["key"].split("."))
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif err["type"] == "literal_error":
+        message = f"got {err.get('input')!r}; allowed: {ctx.get('expected', '')}"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    elif err["type"] not in ("unknown_key", "key_error"):
+        message = f"{message} (got {err.get('input')!r})"
+    return SpaceFileError(file, _format_loc(loc), message)
+
+
+def parse_space(data: Any, file: str | Path = "<space>") -> SpaceFile:
+    """Validate an already-parsed YAML document; raise :class:`SpaceFileError` on any problem."""
+    if not isinstance(data, Mapping):
+        raise SpaceFileError(file, "", f"expected a mapping of keys, got {type(data).__name__}")
+    for key in data:
+        if not isinstance(key, str):
+            raise SpaceFileError(file, str(key), "keys must be strings")
+    try:
+        spec = SpaceFile.model_validate(_read_numbers(dict(data)))
+    except ValidationError as exc:
+        raise _pydantic_message(file, exc) from None
+    check_against_run_config(spec, file)
+    return spec
+
+
+def _read_numbers(data: dict[str, Any]) -> dict[str, Any]:
+    """Turn YAML-1.1 strings like ``1e-4`` into floats where RunConfig expects a float."""
+    fixed = data.get("fixed")
+    if isinstance(fixed, Mapping):
+        data["fixed"] = {
+            k: _yaml_number(v, _RUN_HINTS[k]) if k in _RUN_HINTS else v for k, v in fixed.items()
+        }
+    space = data.get("space")
+    if isinstance(space, Mapping):
+        new_space = {}
+        for name, param in space.items():
+            if isinstance(param, Mapping) and name in _RUN_HINTS:
+                values = param.get("values")
+                if isinstance(values, list):
+                    values = [_yaml_number(v, _RUN_HINTS[name]) for v in values]
+                    param = {**param, "values": values}
+            new_space[name] = param
+        data["space"] = new_space
+    return data
+
+
+def load_space_file(path: str | Path) -> SpaceFile:
+    """Read and validate a search-space YAML file (no Ray import)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceFileError(path, "", f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpaceFileError(path, "", f"malformed YAML: {where}{problem}") from None
+    return parse_space(data, path)
+
+
+# --- checks against RunConfig -------------------------------------------------------------------
+
+
+def _options(tp: Any) -> tuple[Any, ...]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return typing.get_args(tp)
+    return (tp,)
+
+
+def _accepts(tp: Any, kinds: tuple[type, ...]) -> bool:
+    return any(option in kinds for option in _options(tp))
+
+
+def _yaml_number(value: Any, hint: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` as a string; read it as the number a float field expects."""
+    if isinstance(value, str) and _accepts(hint, (float,)) and _FLOAT_RE.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _check_types(name: str, param: ParamSpec, file: str | Path) -> None:
+    hint = _RUN_HINTS[name]
+    path = f"space.{name}"
+    if param.type in ("loguniform", "uniform") and not _accepts(hint, (float,)):
+        raise SpaceFileError(
+            file, f"{path}.type", f"{param.type} samples floats but {name} is {_type_text(hint)}"
+        )
+    if param.type == "int" and not _accepts(hint, (int, float)):
+        raise SpaceFileError(
+            file, f"{path}.type", f"int samples integers but {name} is {_type_text(hint)}"
+        )
+    if param.type == "bool" and not _accepts(hint, (bool,)):
+        raise SpaceFileError(
+            file, f"{path}.type", f"bool samples true/false but {name} is {_type_text(hint)}"
+        )
+    if param.type == "choice":
+        for i, value in enumerate(param.values or []):
+            try:
+                coerce_value(name, value, hint)
+            except ConfigError as exc:
+                raise SpaceFileError(file, f"{path}.values[{i}]", str(exc)) from None
+
+
+def _type_text(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(v) for v in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint)).replace("NoneType", "None")
+
+
+def _other_combinations(spec: SpaceFile, skip: str) -> Iterator[dict[str, Any]]:
+    names = [n for n in spec.space if n != skip]
+    pools = [spec.space[n].candidates() for n in names]
+    for i, combo in enumerate(itertools.product(*pools)):
+        if i >= MAX_CHECK_COMBINATIONS:
+            return
+        yield dict(zip(names, combo, strict=True))
+
+
+def _check_value(spec: SpaceFile, name: str, value: Any, path: str, file: str | Path) -> None:
+    """``value`` must give a valid RunConfig together with the fixed keys and some choice of the
+    other searched parameters' candidate values."""
+    first_error: str | None = None
+    for others in _other_combinations(spec, name):
+        try:
+            RunConfig.from_dict({**spec.fixed, **others, name: value})
+            return
+        except ConfigError as exc:
+            first_error = first_error or str(exc)
+    raise SpaceFileError(file, path, first_error or "invalid value")
+
+
+def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> None:
+    """Fixed keys and searched parameters must be RunConfig keys with values of its types."""
+    for key, value in spec.fixed.items():
+        if key not in RUN_KEYS:
+            raise SpaceFileError(
+                file, f"fixed.{key}", f"unknown run config key; allowed: {', '.join(RUN_KEYS)}"
+            )
+        try:
+            coerce_value(key, value, _RUN_HINTS[key])
+        except ConfigError as exc:
+            raise SpaceFileError(file, f"fixed.{key}", str(exc)) from None
+    for name, param in spec.space.items():
+        if name not in RUN_KEYS:
+            allowed = ", ".join(RUN_KEYS)
+            raise SpaceFileError(
+                file, f"space.{name}", f"unknown run config parameter; allowed: {allowed}"
+            )
+        if name in spec.fixed:
+            raise SpaceFileError(file, f"space.{name}", "is also set in fixed; remove one of them")
+        if name == "seed":
+            raise SpaceFileError(file, "space.seed", "seeds are set by the top-level key seeds")
+        _check_types(name, param, file)
+    try:
+        RunConfig.from_dict(spec.fixed)
+    except ConfigError as exc:
+        message = str(exc)
+        key = message.split(":")[0].split(" ")[0]
+        if key in spec.fixed:
+            raise SpaceFileError(file, f"fixed.{key}", message) from None
+        # The fixed keys alone may be invalid only with defaults a searched key replaces.
+        if not any(k in message for k in spec.space):
+            raise SpaceFileError(file, "fixed", message) from None
+    for name, param in spec.space.items():
+        if param.type == "choice":
+            for i, value in enumerate(param.values or []):
+                _check_value(spec, name, value, f"space.{name}.values[{i}]", file)
+        elif param.type in ("loguniform", "uniform", "int"):
+            _check_value(spec, name, param.low, f"space.{name}.low", file)
+            _check_value(spec, name, param.high, f"space.{name}.high", file)
+    if spec.search.algorithm == "grid":
+        for name, param in spec.space.items():
+            if param.type in ("loguniform", "uniform"):
+                raise SpaceFileError(
+                    file,
+                    f"space.{name}.type",
+                    f"grid search needs discrete parameters (choice, bool, int), got {param.type}",
+                )

@@ -1,0 +1,436 @@
+"""Build, run and resume the Tune experiment of a search file.
+
+Layout of ``<storage>/<experiment>/`` (Tune's experiment directory is the results folder itself):
+``trials.parquet``, ``iterations.parquet``, ``optuna.db`` (algorithm optuna), ``search.yaml`` (the
+file as given), ``search.json`` (validated), ``baselines.json`` and ``test_evaluation.json``
+(held-out evaluation), Tune's state files and one ``trial_<id>/`` folder per trial.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tune_grid.results.export import (
+    SearchMeta,
+    export_experiment,
+    read_search_meta,
+    write_search_meta,
+)
+from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE
+from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
+from tune_grid.search.spaces import optuna_space, tune_param_space
+from tune_grid.search.trainable import FAIL_ONCE_ENV, TrialSettings, train_trial
+
+OPTUNA_DB = "optuna.db"
+SPACE_COPY = "search.yaml"
+METRIC_COLUMNS = {
+    "training_iteration": "iter",
+    "objective": "objective",
+    "episode_return_mean": "return",
+    "daily_cost_mean": "cost/day",
+    "safety_mean": "safety",
+    "violation_hours_mean": "viol.h",
+    "env_steps": "env steps",
+}
+
+
+class SearchError(RuntimeError):
+    """A search cannot start or resume (existing results, nothing to resume, bad storage)."""
+
+
+@dataclass
+class SearchOptions:
+    """Command-line options of ``tune-grid search`` (the search file holds everything else)."""
+
+    address: str | None = None
+    """None: start a local Ray; ``auto`` or ``ray://host:port``: join a running cluster."""
+    storage: str | None = None
+    """Folder (or ``file://`` URI) holding ``<name>/``; default the file's ``storage`` key."""
+    name: str | None = None
+    """Experiment name (default the file's ``experiment``)."""
+    resume: bool = False
+    wandb: bool = False
+    evaluate: bool = True
+    num_cpus: int | None = None
+    """CPUs of a local Ray (default all)."""
+    verbose: int = 1
+    ray_init_kwargs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SearchPaths:
+    """Where a search's files go."""
+
+    storage_root: Path
+    results_dir: Path
+
+    @property
+    def optuna_db(self) -> Path:
+        return self.results_dir / OPTUNA_DB
+
+    @property
+    def optuna_url(self) -> str:
+        return f"sqlite:///{self.optuna_db}"
+
+
+def resolve_paths(spec: SpaceFile, storage: str | None) -> SearchPaths:
+    """``<storage>/<experiment>`` as absolute local paths (a ``file://`` URI is a local path)."""
+    raw = storage or spec.storage
+    if "://" in raw:
+        scheme, _, rest = raw.partition("://")
+        if scheme != "file":
+            raise SearchError(
+                f"storage {raw!r}: only local or shared-filesystem paths are supported "
+                "(mount the bucket, or use an NFS path every node can reach)"
+            )
+        raw = rest
+    root = Path(raw).expanduser().resolve()
+    return SearchPaths(storage_root=root, results_dir=root / spec.experiment)
+
+
+def search_meta(spec: SpaceFile) -> SearchMeta:
+    """The exporter's view of a search file."""
+    return SearchMeta(
+        experiment=spec.experiment,
+        seeds=spec.seeds,
+        metric=spec.metric,
+        mode=spec.resolved_mode,
+        stop=dict(spec.stop),
+        param_names=tuple(sorted({*spec.fixed, *spec.space})),
+    )
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short, parseable trial folder names: ``trial_<trial_id>``."""
+    return f"trial_{trial.trial_id}"
+
+
+def trial_resources(config: dict[str, Any], cpu: float, gpu: float, seeds: int) -> Any:
+    """One bundle for the trial process (all seeds' learners) plus one CPU per env runner."""
+    from ray.tune import PlacementGroupFactory
+
+    head: dict[str, float] = {"CPU": cpu}
+    if gpu:
+        head["GPU"] = gpu
+    runners = int(config.get("num_env_runners", 0) or 0)
+    return PlacementGroupFactory([head] + [{"CPU": 1.0}] * (runners * seeds))
+
+
+def _fail_once() -> tuple[str, int] | None:
+    value = os.environ.get(FAIL_ONCE_ENV)
+    if not value:
+        return None
+    marker, _, iteration = value.rpartition(":")
+    return marker, int(iteration)
+
+
+def make_trainable(spec: SpaceFile) -> Any:
+    """``train_trial`` bound to the search's settings and per-trial resources."""
+    from ray import tune
+
+    settings = TrialSettings(
+        experiment=spec.experiment,
+        seeds=spec.seeds,
+        metric=spec.metric,
+        mode=spec.resolved_mode,
+        stop=dict(spec.stop),
+        fail_once=_fail_once(),
+    )
+    resources = functools.partial(
+        trial_resources,
+        cpu=spec.resources_per_trial.cpu,
+        gpu=spec.resources_per_trial.gpu,
+        seeds=spec.seeds,
+    )
+    return tune.with_resources(tune.with_parameters(train_trial, settings=settings), resources)
+
+
+def make_searcher(spec: SpaceFile, paths: SearchPaths) -> Any:
+    """Optuna TPE (persistent SQLite study) or Tune's seeded random/grid variant generator."""
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    if spec.search.algorithm != "optuna":
+        return BasicVariantGenerator(
+            random_state=spec.search.seed, max_concurrent=spec.max_concurrent_trials or 0
+        )
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(paths.optuna_url)
+    sampler = optuna.samplers.TPESampler(
+        seed=spec.search.seed, n_startup_trials=spec.search.n_startup_trials
+    )
+    searcher: Any = OptunaSearch(
+        space=optuna_space(spec),
+        metric="objective",
+        mode=spec.resolved_mode,
+        sampler=sampler,
+        study_name=spec.experiment,
+        storage=storage,
+    )
+    if spec.max_concurrent_trials:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
+    return searcher
+
+
+def make_scheduler(spec: SpaceFile) -> Any:
+    """ASHA on the file's rungs, or FIFO."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    s = spec.scheduler
+    if s.type == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr=s.time_attr,
+        max_t=s.max_t,
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+    )
+
+
+def param_space(spec: SpaceFile) -> dict[str, Any]:
+    """Tune's ``param_space``: fixed keys, plus domains unless Optuna samples them."""
+    space = tune_param_space(spec)
+    if spec.search.algorithm == "optuna":
+        return {k: v for k, v in space.items() if k not in spec.space}
+    return space
+
+
+def num_samples(spec: SpaceFile) -> int:
+    """``num_samples``; for grid search it counts repeats of the grid (default once)."""
+    if spec.search.algorithm == "grid" and "num_samples" not in spec.model_fields_set:
+        return 1
+    return spec.num_samples
+
+
+def make_reporter(spec: SpaceFile) -> Any:
+    """Tune's CLI reporter with the objective and key metrics."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(
+        metric_columns=dict(METRIC_COLUMNS),
+        parameter_columns=list(spec.space),
+        metric="objective",
+        mode=spec.resolved_mode,
+        max_report_frequency=30,
+        sort_by_metric=True,
+    )
+
+
+def make_callbacks(spec: SpaceFile, paths: SearchPaths, wandb: bool) -> list[Any]:
+    """Incremental Parquet export, plus W&B logging with ``--wandb``."""
+    from tune_grid.search.callbacks import ParquetExportCallback, WandbTrialCallback
+
+    callbacks: list[Any] = [ParquetExportCallback(paths.results_dir, search_meta(spec))]
+    if wandb:
+        callbacks.append(
+            WandbTrialCallback(
+                project=spec.wandb.project,
+                group=spec.experiment,
+                directory=paths.results_dir,
+                entity=spec.wandb.entity,
+            )
+        )
+    return callbacks
+
+
+def make_tuner(spec: SpaceFile, paths: SearchPaths, *, wandb: bool = False, verbose: int = 1):
+    """A fresh Tuner for the search file (``tune.Tuner``; never a registered string)."""
+    from ray import tune
+
+    mode = spec.resolved_mode
+    run_config = tune.RunConfig(
+        name=spec.experiment,
+        storage_path=str(paths.storage_root),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=spec.checkpoint_num_to_keep,
+            checkpoint_score_attribute="objective",
+            checkpoint_score_order=mode,
+        ),
+        callbacks=make_callbacks(spec, paths, wandb),
+        progress_reporter=make_reporter(spec),
+        verbose=verbose,
+    )
+    tune_config = tune.TuneConfig(
+        metric="objective",
+        mode=mode,
+        search_alg=make_searcher(spec, paths),
+        scheduler=make_scheduler(spec),
+        num_samples=num_samples(spec),
+        trial_dirname_creator=trial_dirname,
+        trial_name_creator=trial_dirname,
+    )
+    return tune.Tuner(
+        make_trainable(spec),
+        param_space=param_space(spec),
+        tune_config=tune_config,
+        run_config=run_config,
+    )
+
+
+def has_experiment(results_dir: Path) -> bool:
+    """True when the folder already holds a search (Tune state, Parquet files or a study)."""
+    if not results_dir.exists():
+        return False
+    markers = [TRIALS_FILE, ITERATIONS_FILE, OPTUNA_DB, "tuner.pkl"]
+    return any((results_dir / m).exists() for m in markers) or any(
+        results_dir.glob("experiment_state-*.json")
+    )
+
+
+def load_saved_spec(results_dir: Path) -> SpaceFile | None:
+    """The validated search file saved at the start of the search (for ``--resume``)."""
+    import json
+
+    path = results_dir / "search.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text()).get("spec")
+    return parse_space(data, path) if data else None
+
+
+def prepare(
+    spec: SpaceFile, options: SearchOptions, space_path: str | Path | None
+) -> tuple[SpaceFile, SearchPaths]:
+    """Check the results folder for a fresh start or a resume; write search.yaml/json."""
+    from ray import tune
+
+    spec = spec.with_name(options.name)
+    paths = resolve_paths(spec, options.storage)
+    if options.resume:
+        if not tune.Tuner.can_restore(str(paths.results_dir)):
+            raise SearchError(f"{paths.results_dir}: no Tune experiment to resume")
+        saved = load_saved_spec(paths.results_dir)
+        if saved is not None:
+            spec = saved
+        return spec, paths
+    if has_experiment(paths.results_dir):
+        raise SearchError(
+            f"{paths.results_dir} already holds a search: continue it with --resume, "
+            "or pick another --name/--storage"
+        )
+    paths.results_dir.mkdir(parents=True, exist_ok=True)
+    if space_path is not None:
+        shutil.copyfile(space_path, paths.results_dir / SPACE_COPY)
+    write_search_meta(paths.results_dir, search_meta(spec), spec)
+    return spec, paths
+
+
+def init_ray(options: SearchOptions) -> bool:
+    """Start a local Ray (or connect to ``--address``); True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(options.ray_init_kwargs or {})
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("log_to_driver", options.verbose >= 2)
+    kwargs.setdefault("logging_level", logging.WARNING)
+    if options.address is None:
+        _export_pythonpath()
+        if options.num_cpus:
+            kwargs.setdefault("num_cpus", options.num_cpus)
+    ray.init(address=options.address, **kwargs)
+    return True
+
+
+def _export_pythonpath() -> None:
+    """Let a local Ray's workers import tune_grid even when it is not pip-installed."""
+    root = str(Path(__file__).resolve().parents[2])
+    current = os.environ.get("PYTHONPATH", "")
+    if root not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, current) if p)
+
+
+def run_tune(spec: SpaceFile, paths: SearchPaths, options: SearchOptions) -> Any:
+    """Fit a fresh Tuner or restore and continue an interrupted one; return the ResultGrid."""
+    from ray import tune
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
+    if options.resume:
+        tuner = tune.Tuner.restore(
+            str(paths.results_dir),
+            trainable=make_trainable(spec),
+            resume_unfinished=True,
+            resume_errored=True,
+            restart_errored=False,
+            param_space=param_space(spec),
+        )
+    else:
+        tuner = make_tuner(spec, paths, wandb=options.wandb, verbose=options.verbose)
+    return tuner.fit()
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished (or interrupted) search produced."""
+
+    spec: SpaceFile
+    paths: SearchPaths
+    trials: int
+    iteration_rows: int
+    finished: bool
+    summary: str = ""
+
+
+def run_search(
+    spec: SpaceFile,
+    options: SearchOptions | None = None,
+    space_path: str | Path | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> SearchOutcome:
+    """Run (or resume) the search, export Parquet, evaluate on test days, print the best."""
+    import ray
+
+    options = options or SearchOptions()
+    spec, paths = prepare(spec, options, space_path)
+    started = init_ray(options)
+    try:
+        print_fn(f"results: {paths.results_dir}")
+        if spec.search.algorithm == "optuna":
+            print_fn(f"optuna study {spec.experiment!r}: optuna-dashboard {paths.optuna_url}")
+        grid = run_tune(spec, paths, options)
+        meta = read_search_meta(paths.results_dir) or search_meta(spec)
+        trials, rows = export_experiment(paths.results_dir, paths.results_dir, meta)
+        statuses = [t.status for t in grid._experiment_analysis.trials]
+        finished = all(s in ("TERMINATED", "ERROR") for s in statuses)
+        outcome = SearchOutcome(spec, paths, trials, rows, finished)
+        if not finished:
+            print_fn(f"search interrupted: continue it with --resume ({paths.results_dir})")
+            return outcome
+        if options.evaluate and spec.evaluation.enabled:
+            from tune_grid.search.test_eval import evaluate_search, format_summary
+
+            report = evaluate_search(spec, paths.results_dir, print_fn=print_fn)
+            trials, rows = export_experiment(paths.results_dir, paths.results_dir, meta)
+            outcome.summary = format_summary(spec, paths.results_dir, report)
+            print_fn(outcome.summary)
+        outcome.trials, outcome.iteration_rows = trials, rows
+        print_fn(f"wrote {trials} trials, {rows} iteration rows to {paths.results_dir}")
+        return outcome
+    finally:
+        if started:
+            ray.shutdown()
+        sys.stdout.flush()
+
+
+__all__ = [
+    "SearchError",
+    "SearchOptions",
+    "SearchOutcome",
+    "SearchPaths",
+    "SpaceFileError",
+    "make_tuner",
+    "resolve_paths",
+    "run_search",
+]

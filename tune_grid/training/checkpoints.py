@@ -1,0 +1,181 @@
+"""Checkpoints: RLlib's algorithm state plus a small ``tune_grid.json`` with the run's history.
+
+A run folder holds ``checkpoint_<iteration>/`` every N iterations, ``best/`` (the best iteration by
+the declared metric) and ``final/``. Each is a complete RLlib checkpoint
+(``Algorithm.from_checkpoint`` restores it) with ``tune_grid.json`` beside RLlib's files: the run
+config, iteration and env-step counters, the best-metric record and the per-iteration history, so
+``--resume`` continues all of them. The metadata is read without Ray or torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tune_grid.config import ConfigError, RunConfig
+
+META_FILE = "tune_grid.json"
+META_FORMAT = "tune_grid.checkpoint"
+META_VERSION = 1
+RLLIB_MARKER = "rllib_checkpoint.json"
+CHECKPOINT_PREFIX = "checkpoint_"
+BEST_DIR = "best"
+FINAL_DIR = "final"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path is missing, not a tune-grid checkpoint, or unreadable."""
+
+
+@dataclass
+class CheckpointMeta:
+    """What tune-grid stores beside RLlib's state in every checkpoint."""
+
+    run_name: str
+    run_config: RunConfig
+    iteration: int = 0
+    env_steps: int = 0
+    time_total_s: float = 0.0
+    best_metric: str = "episode_return_mean"
+    best_mode: str = "max"
+    best_value: float | None = None
+    best_iteration: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": META_FORMAT,
+            "version": META_VERSION,
+            "run_name": self.run_name,
+            "run_config": self.run_config.to_dict(),
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "time_total_s": self.time_total_s,
+            "best_metric": self.best_metric,
+            "best_mode": self.best_mode,
+            "best_value": self.best_value,
+            "best_iteration": self.best_iteration,
+            "history": self.history,
+            "resumed_from": self.resumed_from,
+            "saved_at": time.time(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: str) -> CheckpointMeta:
+        if data.get("format") != META_FORMAT or data.get("version") != META_VERSION:
+            raise CheckpointError(
+                f"{source}: not a tune-grid checkpoint file (format {data.get('format')!r}, "
+                f"version {data.get('version')!r})"
+            )
+        try:
+            run_config = RunConfig.from_dict(data["run_config"])
+            history = [
+                {k: (math.nan if v is None else v) for k, v in row.items()}
+                for row in data.get("history", [])
+            ]
+            return cls(
+                run_name=str(data["run_name"]),
+                run_config=run_config,
+                iteration=int(data["iteration"]),
+                env_steps=int(data["env_steps"]),
+                time_total_s=float(data.get("time_total_s", 0.0)),
+                best_metric=str(data.get("best_metric", "episode_return_mean")),
+                best_mode=str(data.get("best_mode", "max")),
+                best_value=data.get("best_value"),
+                best_iteration=data.get("best_iteration"),
+                history=history,
+                resumed_from=list(data.get("resumed_from", [])),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+            raise CheckpointError(
+                f"{source}: corrupt tune-grid checkpoint metadata ({exc})"
+            ) from None
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> null, recursively, so the files are standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write standard JSON (NaN as null) atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_json_safe(data), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """Validate a checkpoint folder and read its tune-grid metadata (no Ray needed).
+
+    Raises :class:`CheckpointError` with a one-line message when the path is missing, is not a
+    folder, lacks RLlib's or tune-grid's files, or holds unreadable JSON.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path}: no such file or directory")
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path}: not a directory (expected a checkpoint folder)")
+    meta_path = path / META_FILE
+    if not (path / RLLIB_MARKER).is_file() or not meta_path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path}: not a tune-grid checkpoint (missing {RLLIB_MARKER} or {META_FILE})"
+        )
+    try:
+        json.loads((path / RLLIB_MARKER).read_text())
+        data = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: unreadable metadata ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {path}: corrupt {META_FILE}")
+    return CheckpointMeta.from_json(data, f"checkpoint {path}")
+
+
+def save_checkpoint(algo: Any, path: str | Path, meta: CheckpointMeta) -> Path:
+    """Save ``algo`` and ``meta`` to ``path``; an old folder there is replaced once both exist."""
+    path = Path(path).resolve()
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    algo.save_to_path(str(tmp))
+    write_json(tmp / META_FILE, meta.to_json())
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.replace(path)
+    return path
+
+
+def restore_algorithm(path: str | Path) -> Any:
+    """Rebuild the Algorithm from a checkpoint (needs Ray); errors become CheckpointError."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    from tune_grid.training.rllib_env import register_rllib_env
+
+    read_meta(path)
+    register_rllib_env()
+    try:
+        return Algorithm.from_checkpoint(str(Path(path).resolve()))
+    except Exception as exc:  # noqa: BLE001 - any unpickling/state error means a bad checkpoint
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path}: cannot restore ({message})") from exc
+
+
+def checkpoint_name(iteration: int) -> str:
+    """Folder name of the periodic checkpoint after ``iteration``."""
+    return f"{CHECKPOINT_PREFIX}{iteration:06d}"

@@ -1,0 +1,68 @@
+"""A trained RLModule as a tune-grid policy: observation dict -> action dict, deterministic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tune_grid.training.checkpoints import CheckpointError, read_meta
+from tune_grid.training.ppo import module_for_agent, module_ids
+
+RL_MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module"
+"""Where RLlib stores the learner's MultiRLModule inside an algorithm checkpoint."""
+
+
+class TrainedPolicy:
+    """Acts with the mean of each agent's Gaussian (no exploration noise), clipped to [-1, 1].
+
+    Agents sharing a module are batched into one forward pass. Usable anywhere a baseline is, e.g.
+    ``tune_grid.env.evaluation.evaluate(TrainedPolicy.load(path), split="test")``.
+    """
+
+    def __init__(self, modules: Mapping[str, Any], policy_sharing: str) -> None:
+        self.modules = dict(modules)
+        self.policy_sharing = policy_sharing
+        for module in self.modules.values():
+            if isinstance(module, torch.nn.Module):
+                module.eval()
+
+    @classmethod
+    def load(cls, checkpoint: str | Path) -> TrainedPolicy:
+        """Load the learner's modules from a tune-grid checkpoint (no Ray cluster needed)."""
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        meta = read_meta(checkpoint)
+        module_path = Path(checkpoint) / RL_MODULE_SUBDIR
+        try:
+            multi = RLModule.from_checkpoint(str(module_path.resolve()))
+        except Exception as exc:  # noqa: BLE001 - unpickling errors mean a corrupt checkpoint
+            raise CheckpointError(f"checkpoint {checkpoint}: cannot load RLModule ({exc})") from exc
+        modules = {mid: multi[mid] for mid in list(multi.keys())}
+        return cls(modules, meta.run_config.policy_sharing)
+
+    @classmethod
+    def from_algorithm(cls, algo: Any, policy_sharing: str) -> TrainedPolicy:
+        """Wrap a live Algorithm's (local, weight-synced) modules, e.g. inside a Tune trial."""
+        return cls(
+            {mid: algo.get_module(mid) for mid in module_ids(policy_sharing)}, policy_sharing
+        )
+
+    def __call__(self, observations: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        by_module: dict[str, list[str]] = {}
+        for agent in observations:
+            by_module.setdefault(module_for_agent(self.policy_sharing, agent), []).append(agent)
+        actions: dict[str, np.ndarray] = {}
+        with torch.no_grad():
+            for module_id, agents in by_module.items():
+                module = self.modules[module_id]
+                obs = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
+                out = module.forward_inference({"obs": torch.from_numpy(obs)})
+                dist = module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
+                batch = dist.to_deterministic().sample().cpu().numpy()
+                for agent, action in zip(agents, batch, strict=True):
+                    actions[agent] = np.clip(action, -1.0, 1.0).astype(np.float32)
+        return actions

@@ -1,0 +1,274 @@
+"""The ``tune-grid train`` loop: build or restore PPO, train, checkpoint, log, evaluate."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tune_grid.config import RunConfig
+from tune_grid.env import ENV_NAME
+from tune_grid.training.checkpoints import (
+    BEST_DIR,
+    FINAL_DIR,
+    CheckpointMeta,
+    checkpoint_name,
+    read_meta,
+    restore_algorithm,
+    save_checkpoint,
+)
+from tune_grid.training.metrics import ITERATION_METRIC_NAMES, format_progress, iteration_metrics
+
+DEFAULT_BEST_METRIC = "episode_return_mean"
+"""The best checkpoint is the iteration with the highest ``episode_return_mean`` by default."""
+
+
+@dataclass
+class TrainOptions:
+    """Everything about a training run that is not the run config itself."""
+
+    iterations: int = 50
+    """Training iterations to run in this invocation (with --resume: this many more)."""
+    checkpoint_freq: int = 10
+    """Save ``checkpoint_<iteration>`` every this many iterations (0: only best and final)."""
+    checkpoint_dir: str | Path = "runs"
+    """Folder of run folders; each run writes ``<checkpoint_dir>/<run_name>/``."""
+    resume: str | Path | None = None
+    """A checkpoint to continue from (its run config is used)."""
+    experiment_name: str | None = None
+    """Run-name part; default ``ppo_<policy_sharing>``."""
+    wandb: bool = False
+    wandb_project: str = "tune-grid"
+    wandb_entity: str | None = None
+    eval_days: int | None = None
+    """Test days for the final evaluation: N evenly spaced, None for all, 0 to skip."""
+    eval_split: str = "test"
+    best_metric: str = DEFAULT_BEST_METRIC
+    best_mode: Literal["max", "min"] = "max"
+    num_cpus: int | None = None
+    """CPUs for ``ray.init`` when this process starts Ray (default: all)."""
+
+    def validate(self) -> None:
+        """Raise ValueError on a bad option (called before Ray starts)."""
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.checkpoint_freq < 0:
+            raise ValueError(f"checkpoint_freq must be >= 0, got {self.checkpoint_freq}")
+        if self.eval_days is not None and self.eval_days < 0:
+            raise ValueError(f"eval_days must be >= 0, got {self.eval_days}")
+        if self.best_metric not in ITERATION_METRIC_NAMES:
+            raise ValueError(
+                f"best_metric must be one of {', '.join(ITERATION_METRIC_NAMES)}, "
+                f"got {self.best_metric!r}"
+            )
+        if self.best_mode not in ("max", "min"):
+            raise ValueError(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(f"num_cpus must be >= 1, got {self.num_cpus}")
+        if self.experiment_name is not None and (
+            not self.experiment_name or "/" in self.experiment_name
+        ):
+            raise ValueError(
+                f"experiment_name must be non-empty without '/', got {self.experiment_name!r}"
+            )
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_name: str
+    run_dir: Path
+    final_checkpoint: Path
+    best_checkpoint: Path | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+
+
+def make_run_name(run: RunConfig, experiment_name: str | None = None) -> str:
+    """``<env>__<experiment>__<seed>__<unix time>``."""
+    experiment = experiment_name or f"ppo_{run.policy_sharing}"
+    return f"{ENV_NAME}__{experiment}__{run.seed}__{int(time.time())}"
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Start a local Ray (no dashboard) unless this process already has one."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=True,
+            logging_level=logging.WARNING,
+        )
+
+
+def _improved(value: float, best: float | None, mode: str) -> bool:
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def _carry_best(resume: str | Path | None, meta: CheckpointMeta, run_dir: Path) -> Path | None:
+    """Copy the resumed run's ``best/`` into the new run folder when it matches ``meta``.
+
+    Otherwise (e.g. resuming from an older periodic checkpoint) best tracking restarts.
+    """
+    if resume is None or meta.best_value is None:
+        return None
+    source = Path(resume).resolve().parent / BEST_DIR
+    try:
+        matches = read_meta(source).best_iteration == meta.best_iteration
+    except ValueError:
+        matches = False
+    if not matches:
+        meta.best_value = meta.best_iteration = None
+        return None
+    target = run_dir / BEST_DIR
+    if source.resolve() != target.resolve():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    return target
+
+
+def train(
+    run: RunConfig | None,
+    options: TrainOptions,
+    *,
+    print_fn: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train PPO for ``options.iterations`` iterations; checkpoint, evaluate and return.
+
+    ``run`` is the run config, or None with ``options.resume`` (the checkpoint's config is used;
+    a given ``run`` must then equal it). Starts Ray if needed; does not shut it down.
+    """
+    from tune_grid.training.ppo import build_ppo_config
+    from tune_grid.training.rllib_env import register_rllib_env
+    from tune_grid.training.wandb_logging import WandbLogger
+
+    options.validate()
+    previous: CheckpointMeta | None = None
+    if options.resume is not None:
+        previous = read_meta(options.resume)
+        if run is not None and run != previous.run_config:
+            raise ValueError(
+                "--resume continues the checkpoint's own run config; drop the run-config options"
+            )
+        run = previous.run_config
+    if run is None:
+        raise ValueError("a run config is required unless resuming")
+
+    ensure_ray(options.num_cpus)
+    register_rllib_env()
+    run_name = make_run_name(run, options.experiment_name)
+    run_dir = Path(options.checkpoint_dir) / run_name
+    suffix = 1
+    while run_dir.exists():  # two runs started within one second
+        run_dir = Path(options.checkpoint_dir) / f"{run_name}_{suffix}"
+        suffix += 1
+    run_name = run_dir.name
+    run_dir.mkdir(parents=True)
+
+    if previous is not None:
+        algo = restore_algorithm(options.resume)
+        meta = previous
+        meta.resumed_from = [*previous.resumed_from, str(Path(options.resume).resolve())]
+        meta.run_name = run_name
+        print_fn(
+            f"resumed {options.resume} at iteration {meta.iteration} "
+            f"({meta.env_steps:,} env steps); run folder {run_dir}"
+        )
+    else:
+        algo = build_ppo_config(run).build_algo()
+        meta = CheckpointMeta(
+            run_name=run_name,
+            run_config=run,
+            best_metric=options.best_metric,
+            best_mode=options.best_mode,
+        )
+        print_fn(f"run {run_name}: folder {run_dir}")
+
+    logger = WandbLogger(
+        enabled=options.wandb,
+        run_name=run_name,
+        config={**run.to_dict(), "iterations": options.iterations},
+        project=options.wandb_project,
+        entity=options.wandb_entity,
+        directory=run_dir,
+        print_fn=print_fn,
+    )
+    best_path = _carry_best(options.resume, meta, run_dir) if previous is not None else None
+    start = time.perf_counter()
+    base_time = meta.time_total_s
+    try:
+        for _ in range(options.iterations):
+            metrics = iteration_metrics(algo.train())
+            metrics["time_total_s"] = base_time + time.perf_counter() - start
+            meta.history.append(metrics)
+            meta.iteration = int(metrics["iteration"])
+            meta.env_steps = int(metrics["env_steps"])
+            meta.time_total_s = metrics["time_total_s"]
+            print_fn(format_progress(metrics))
+            logger.log(metrics, step=meta.iteration)
+            value = metrics.get(meta.best_metric, math.nan)
+            if _improved(value, meta.best_value, meta.best_mode):
+                meta.best_value, meta.best_iteration = float(value), meta.iteration
+                best_path = save_checkpoint(algo, run_dir / BEST_DIR, meta)
+            if options.checkpoint_freq and meta.iteration % options.checkpoint_freq == 0:
+                save_checkpoint(algo, run_dir / checkpoint_name(meta.iteration), meta)
+        final_path = save_checkpoint(algo, run_dir / FINAL_DIR, meta)
+    except KeyboardInterrupt:
+        path = save_checkpoint(algo, run_dir / FINAL_DIR, meta)
+        print_fn(f"interrupted: saved {path} (iteration {meta.iteration}); continue with --resume")
+        logger.finish()
+        algo.stop()
+        raise
+    except BaseException:
+        logger.finish()
+        algo.stop()
+        raise
+    algo.stop()
+    print_fn(
+        f"final checkpoint {final_path} (iteration {meta.iteration}, {meta.env_steps:,} env steps)"
+    )
+    if best_path is not None:
+        print_fn(
+            f"best checkpoint {best_path} ({meta.best_metric} {meta.best_mode} = "
+            f"{meta.best_value:.4f} at iteration {meta.best_iteration})"
+        )
+    if best_path is not None and not best_path.exists():
+        best_path = None
+
+    evaluation = None
+    if options.eval_days != 0:
+        from tune_grid.training.evaluate import evaluate_checkpoint, format_table
+
+        evaluation = evaluate_checkpoint(
+            final_path, split=options.eval_split, days=options.eval_days
+        )
+        print_fn(format_table(evaluation))
+        print_fn(f"evaluation written to {final_path / 'evaluation.json'}")
+        logger.summary(
+            {
+                f"{options.eval_split}/{name}/{key}": value
+                for name, summary in evaluation["policies"].items()
+                for key, value in summary.items()
+            }
+        )
+    logger.finish()
+    return TrainResult(
+        run_name=run_name,
+        run_dir=run_dir,
+        final_checkpoint=final_path,
+        best_checkpoint=best_path,
+        history=list(meta.history),
+        evaluation=evaluation,
+    )
