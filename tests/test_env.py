@@ -126,13 +126,16 @@ def test_share_reward_gives_every_agent_the_mean() -> None:
 
 
 def test_safety_counts_voltage_outside_limits() -> None:
-    env = make_env(load_scale=1.0)
-    env.reset(seed=0, options={"day": "2023-08-16"})
-    for _ in range(18):  # up to the evening peak
-        _, _, _, _, infos = env.step(constant_actions(1.0, -1.0, -1.0))
-    info = infos["MG1"]
-    assert info["v_min_pu"] < 0.95
-    assert info["safety_voltage"] > 0.0
+    env = make_env()
+    env.reset(seed=0, options={"day": "2023-08-16", "soc": 0.1})
+    low = []
+    while env.agents:  # charge at full power with the DG off through a summer day
+        _, _, _, _, infos = env.step(constant_actions(1.0, -1.0, 0.0))
+        low += [i for i in infos.values() if i["converged"] and i["v_min_pu"] < 0.95]
+    assert low, "the summer peak should pull some microgrid below 0.95 pu"
+    info = min(low, key=lambda i: i["v_min_pu"])
+    # The lowest bus alone contributes 0.95 - v_min; the other low buses add to it.
+    assert info["safety_voltage"] >= 0.95 - info["v_min_pu"] - 1e-12
     assert info["safety"] == pytest.approx(info["safety_voltage"] + info["safety_line"])
 
 

@@ -32,7 +32,10 @@ def run_cli(*args: str) -> tuple[int, str, str, bool]:
         f"""
         import sys
         from tune_grid.cli_train import main
-        rc = main({list(args)!r})
+        try:
+            rc = main({list(args)!r})
+        except SystemExit as exc:
+            rc = exc.code
         print("RAY_IMPORTED" if "ray" in sys.modules else "RAY_NOT_IMPORTED")
         sys.exit(rc)
         """
@@ -59,6 +62,7 @@ def parse(*argv: str) -> RunConfig:
         (["train", "--policy-sharing", "both"], "policy_sharing"),
         (["train", "--penalty", "-2"], "penalty must be >= 0"),
         (["train", "--iterations", "0"], "iterations must be >= 1"),
+        (["train", "--best-metric", "loss"], "best_metric must be one of"),
         (["train", "--eval-days", "x"], "days"),
         (["train", "--resume", "/nonexistent/checkpoint"], "no such file or directory"),
         (["evaluate", "/nonexistent/checkpoint"], "no such file or directory"),
@@ -245,6 +249,14 @@ def test_iteration_metrics_maps_rllib_names() -> None:
     assert "iter    3" in format_progress(metrics)
     empty = iteration_metrics({"training_iteration": 1})
     assert math.isnan(empty["episode_return_mean"]) and empty["env_steps"] == 0
+
+
+def test_best_metrics_are_iteration_metrics() -> None:
+    from tune_grid.training.metrics import ITERATION_METRIC_NAMES
+    from tune_grid.training.runner import BEST_METRICS, DEFAULT_BEST_METRIC
+
+    assert DEFAULT_BEST_METRIC in BEST_METRICS
+    assert set(BEST_METRICS) <= set(ITERATION_METRIC_NAMES)
 
 
 def test_checkpoint_meta_round_trip_keeps_nan_as_null(tmp_path: Path) -> None:

@@ -160,7 +160,10 @@ class EnvConfig(_Validated):
     horizontal_protocol: HorizontalProtocol = "none"
     """Microgrid-microgrid coordination: 'none', 'p2p_trading' or 'consensus'."""
     congestion_price: float = 200.0
-    """price_signal: $/MWh added per unit of feeder loading (max DSO line loading / 100)."""
+    """price_signal: $/MWh added per unit of feeder loading (max DSO line loading / 100) above
+    ``congestion_threshold``."""
+    congestion_threshold: float = 0.3
+    """price_signal: max DSO line loading (fraction of rating) above which the adder applies."""
     setpoint_penalty_price: float = 100.0
     """setpoint: $/MWh charged on the absolute deviation from the DSO's exchange target."""
     consensus_iterations: int = 5
@@ -194,6 +197,10 @@ class EnvConfig(_Validated):
         _require(
             self.congestion_price >= 0.0,
             f"congestion_price must be >= 0, got {self.congestion_price}",
+        )
+        _require(
+            0.0 <= self.congestion_threshold <= 2.0,
+            f"congestion_threshold must be in [0, 2], got {self.congestion_threshold}",
         )
         _require(
             self.setpoint_penalty_price >= 0.0,
@@ -248,6 +255,7 @@ class RunConfig(_Validated):
     vertical_protocol: VerticalProtocol = "none"
     horizontal_protocol: HorizontalProtocol = "none"
     congestion_price: float = 200.0
+    congestion_threshold: float = 0.3
     setpoint_penalty_price: float = 100.0
     consensus_iterations: int = 5
     consensus_topology: ConsensusTopology = "line"

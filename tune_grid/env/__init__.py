@@ -18,9 +18,6 @@ def make_env(
 
     Unknown keys, wrong types and out-of-range values raise ``ValueError`` naming the key.
     """
-    if isinstance(config, EnvConfig):
-        values = config.to_dict()
-    else:
-        values = dict(config or {})
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config or {})
     values.update(overrides)
     return NetworkedMicrogridEnv(EnvConfig.from_dict(values))

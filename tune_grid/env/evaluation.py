@@ -66,7 +66,6 @@ def evaluate(
     return pd.DataFrame(rows, columns=list(DAY_COLUMNS))
 
 
-
 def summarize(per_day: pd.DataFrame) -> dict[str, float]:
     """Means per day over the evaluated days (cost in $ for all three microgrids)."""
     return {

@@ -8,7 +8,7 @@ hourly steps driven by real CAISO load, solar, wind and price data.
 Agents     ``MG1``, ``MG2``, ``MG3`` (simultaneous moves)
 Action     Box(-1, 1, (3,)): battery power (x0.5 MW, > 0 charges), DG active power
            ((a+1)/2 x P_max), DG reactive power (a x sqrt(S^2 - P^2))
-Obs        Box((12 + protocol extras,)), float32, see ``OBS_FEATURES``
+Obs        Box((12 + protocol extras,)), float32, see ``OBS_FEATURES`` and ``env.obs_features``
 Reward     -cost / cost_scale - penalty * safety (own, or the mean with ``share_reward``)
 Episode    24 steps (one day); terminates at midnight
 =========  =====================================================================================
@@ -90,10 +90,11 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self.config = config or EnvConfig()
         self.possible_agents = list(MICROGRIDS)
         self.agents: list[str] = []
-        self._net = build_network()
+        self._net = build_network(load_scale=self.config.load_scale)
         self._solver = make_solver(self._net, self.config.powerflow)
         self._profiles = _cached_profiles(self.config.split)
         self.protocols = Protocols(self.config, self._net)
+        self.obs_features: tuple[str, ...] = OBS_FEATURES + self.protocols.obs_features
         self._index_network()
         n_obs = len(OBS_FEATURES) + self.protocols.obs_size
         low = np.concatenate([_OBS_LOW, self.protocols.obs_low]).astype(np.float32)
@@ -112,7 +113,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
     # ----------------------------------------------------------------------------- setup
     @property
     def net(self):  # noqa: ANN201 - pandapowerNet
-        """The pandapower network the env was built from. Read-only: edits do not reach the solver."""
+        """The pandapower network the env was built from (read-only: edits do not reach the solver)."""
         return self._net
 
     def _index_network(self) -> None:
@@ -127,8 +128,10 @@ class NetworkedMicrogridEnv(ParallelEnv):
 
         def sgen_rows(kind: str) -> np.ndarray:
             return np.array(
-                [sgen.index.get_loc(sgen.index[(sgen.zone == mg) & (sgen.kind == kind)][0])
-                 for mg in MICROGRIDS]
+                [
+                    sgen.index.get_loc(sgen.index[(sgen.zone == mg) & (sgen.kind == kind)][0])
+                    for mg in MICROGRIDS
+                ]
             )
 
         self._dg_rows, self._pv_rows, self._wt_rows = (sgen_rows(k) for k in ("DG", "PV", "WT"))
@@ -174,11 +177,11 @@ class NetworkedMicrogridEnv(ParallelEnv):
             for i, agent in enumerate(MICROGRIDS):
                 self._action_spaces[agent].seed(seed + i)
                 self._observation_spaces[agent].seed(seed + i)
-        options = dict(options or {})
-        self._day = self._resolve_day(options.pop("day", None))
-        soc = options.pop("soc", self.config.initial_soc)
-        if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; allowed: day, soc")
+        # Options: "day" (index in the split or "YYYY-MM-DD") and "soc"; other keys are ignored,
+        # as PettingZoo's API test passes arbitrary options.
+        options = options or {}
+        self._day = self._resolve_day(options.get("day"))
+        soc = options.get("soc", self.config.initial_soc)
         if soc is None:
             self._soc = self._rng.uniform(0.2, 0.8, size=len(MICROGRIDS))
         else:
@@ -202,7 +205,13 @@ class NetworkedMicrogridEnv(ParallelEnv):
         if result.converged:
             self._record_voltages(result)
             self._exchange = result.trafo_p_hv_mw[self._pcc_rows].copy()
-        self.protocols.reset(self._rng)
+        self.protocols.reset(
+            day=self._day,
+            profiles=self._profiles,
+            result=result if result.converged else None,
+            exchange=self._exchange,
+            soc=self._soc,
+        )
         observations = self._observe(self._hour)
         infos = {a: {"day": self._day, "date": self.date} for a in self.agents}
         return observations, infos
@@ -364,7 +373,14 @@ class NetworkedMicrogridEnv(ParallelEnv):
         next_hour = min(self._hour, HOURS_PER_DAY - 1)
         if not done:
             self._set_exogenous(next_hour)
-        self.protocols.after_step(next_hour=next_hour, day=d, profiles=self._profiles)
+        protocol_info = self.protocols.after_step(
+            next_hour=next_hour,
+            day=d,
+            profiles=self._profiles,
+            result=result if converged else None,
+            exchange=exchange,
+            soc=self._soc,
+        )
         observations = self._observe(next_hour)
 
         infos = {}
@@ -394,6 +410,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
                 "converged": converged,
             }
             info.update(settlement.info[i])
+            info.update(protocol_info[i])
             infos[agent] = info
         rewards = {agent: float(reward[i]) for i, agent in enumerate(MICROGRIDS)}
         terminations = dict.fromkeys(MICROGRIDS, done)
@@ -409,9 +426,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
         safety_line = np.empty(len(MICROGRIDS))
         for i in range(len(MICROGRIDS)):
             v = vm[self._mg_bus_rows[i]]
-            safety_v[i] = (
-                np.maximum(v - VOLTAGE_MAX_PU, 0.0).sum() + np.maximum(VOLTAGE_MIN_PU - v, 0.0).sum()
-            )
+            over = np.maximum(v - VOLTAGE_MAX_PU, 0.0).sum()
+            safety_v[i] = over + np.maximum(VOLTAGE_MIN_PU - v, 0.0).sum()
             safety_line[i] = np.maximum(loading[self._mg_line_rows[i]] - 100.0, 0.0).sum() / 100.0
         return safety_v, safety_line
 

@@ -17,23 +17,24 @@ Modeling choices
   segment) is summed over the phases and aggregated per node into one constant-PQ pandapower
   load (the Y/D and PQ/I/Z models of the documents are ignored). The nominal values are kept in
   the ``p_nom_mw`` / ``q_nom_mvar`` columns; ``p_mw`` / ``q_mvar`` start at nominal.
-* Shunt capacitors are constant-impedance pandapower ``shunt`` elements (q_mvar < 0).
+* Shunt capacitors are constant-impedance pandapower ``shunt`` elements (q_mvar < 0), sized
+  like the loads they compensate: ``build_network(load_scale=s)`` multiplies both the load
+  set-points and the capacitor banks by ``s`` (at 0.2 x load, full-size banks would push
+  every microgrid above 1.09 pu).
 * Voltage regulators are modeled at fixed taps: each is a near-ideal transformer (10 MVA,
   vk = 0.01 %, vkr = 0.001 %, no losses) from the regulator node to an extra bus named
   ``<node>r`` ("814r", "852r", "MG1_650r", ...), with ``tap_side="lv"``, a 0.625 % step and
   a fixed (fractional) ``tap_pos``, so the load side is raised by 0.00625 pu per step. The
   document's segment (814-850, 852-832, 650-632) then runs from the extra bus to its far node
   with its real length. This adds 2 DSO buses and 1 bus per MG (34 + 2 + 3 * 14 = 78 buses).
-  Taps (``DEFAULT_TAP_POS``): REG1 (814-850) at the average of its three published final
-  phase taps (12, 5, 5 -> 7.33); REG2 (852-832, published 13/11/12) and each MG's 650-632
-  regulator (published 10/8/11) at neutral. Reason: the published taps were computed for the
-  stand-alone feeders at full load, while here the DSO carries 0.2 x the MG loads and the MG
-  capacitors push reactive power back. With every published average the 832-848 area reaches
-  1.10 pu and the MG buses 1.18 pu at 0.2 x nominal load (1.41 pu at 0.05 x); with the default
-  taps, 852 and the MG 650 buses sit at ~1.00 pu at 0.2 x (all buses in [0.98, 1.05], MG buses
-  in [0.997, 1.009]), i.e. the taps those regulators would hold near their 1.0 pu band there,
-  while REG1 still compensates the long 800-814 trunk. ``build_network(PUBLISHED_TAP_POS)``
-  gives the published averages instead.
+  Taps (``DEFAULT_TAP_POS``): every regulator at neutral. The published taps (REG1 12/5/5,
+  REG2 13/11/12, the 13-bus 650-632 regulator 10/8/11) compensate the stand-alone feeders at
+  full load; here the feeders run at ``load_scale`` (0.2) of it, so with the published taps the
+  microgrid buses sit at 1.09-1.20 pu over a year of real load profiles (every hour outside
+  [0.95, 1.05] pu under do-nothing). With neutral taps and the capacitors scaled (below), the
+  median microgrid voltage under do-nothing is ~0.99 pu and about 11 % of microgrid-hours
+  leave the band (evening peaks), which the agents can fix with their DG and battery.
+  ``build_network(regulator_tap_pos=PUBLISHED_TAP_POS)`` gives the published averages.
   Because of these off-nominal ratios on near-zero impedances, a flat start diverges; the
   net's ``user_pf_options`` carry a tap-aware start profile (``initial_voltage_pu``).
 * The 34-bus substation transformer is not modeled: the slack (``ext_grid``, vm = 1.05 pu) is
@@ -67,7 +68,7 @@ FT_KM = 0.0003048
 F_HZ = 60.0
 DSO_ZONE = "DSO"
 #: (name, DSO bus of the PCC, diesel generator max p in MW)
-MICROGRIDS: tuple[tuple[str, str, float], ...] = (
+MG_ATTACHMENTS: tuple[tuple[str, str, float], ...] = (
     ("MG1", "822", 0.66),
     ("MG2", "848", 0.60),
     ("MG3", "856", 0.50),
@@ -82,15 +83,12 @@ PUBLISHED_TAP_POS: dict[str, float] = {
     **{f"REG{i + 1}": sum(r.final_taps) / 3 for i, r in enumerate(fd.IEEE34_REGULATORS)},
     **{
         f"{mg}_REG{i + 1}": sum(r.final_taps) / 3
-        for mg, _, _ in MICROGRIDS
+        for mg, _, _ in MG_ATTACHMENTS
         for i, r in enumerate(fd.IEEE13_REGULATORS)
     },
 }
 #: Fixed taps used by default: REG1 (814-850) at its published average, the others neutral.
-DEFAULT_TAP_POS: dict[str, float] = {
-    **dict.fromkeys(PUBLISHED_TAP_POS, 0.0),
-    "REG1": PUBLISHED_TAP_POS["REG1"],
-}
+DEFAULT_TAP_POS: dict[str, float] = dict.fromkeys(PUBLISHED_TAP_POS, 0.0)
 PCC = fd.Transformer("DSO", "650", 5000.0, 24.9, 4.16, 1.0, 8.0)
 SWITCH_LENGTH_FT = 1.0
 SWITCH_CONFIG = 601
@@ -311,13 +309,21 @@ def _add_microgrid(
     )
 
 
-def build_network(regulator_tap_pos: Mapping[str, float] | None = None) -> pandapowerNet:
+def build_network(
+    regulator_tap_pos: Mapping[str, float] | None = None, load_scale: float = 1.0
+) -> pandapowerNet:
     """Build the DSO (IEEE 34-bus) + three microgrids (IEEE 13-bus) pandapower network.
+
+    ``load_scale`` multiplies the load set-points and the shunt capacitor banks (the nominal
+    loads stay in ``p_nom_mw`` / ``q_nom_mvar``).
 
     ``regulator_tap_pos`` overrides fixed regulator taps by trafo name (e.g. ``{"REG2": 12.0}``
     or ``PUBLISHED_TAP_POS``); the others keep ``DEFAULT_TAP_POS``.
     """
     tap_pos = {**DEFAULT_TAP_POS, **(regulator_tap_pos or {})}
+    unknown = sorted(set(tap_pos) - set(DEFAULT_TAP_POS))
+    if unknown:
+        raise ValueError(f"unknown regulator(s) {unknown}; known: {sorted(DEFAULT_TAP_POS)}")
     net = pp.create_empty_network(name="IEEE34 DSO with three IEEE13 microgrids", f_hz=F_HZ)
     dso = _add_feeder(
         net,
@@ -337,11 +343,16 @@ def build_network(regulator_tap_pos: Mapping[str, float] | None = None) -> panda
         tap_pos=tap_pos,
     )
     pp.create_ext_grid(net, dso["800"], vm_pu=EXT_GRID_VM_PU, name="DSO_slack", zone=DSO_ZONE)
-    for mg, pcc_node, dg_max in MICROGRIDS:
+    for mg, pcc_node, dg_max in MG_ATTACHMENTS:
         _add_microgrid(net, mg, dso[pcc_node], dg_max, tap_pos)
     for table in ("load", "sgen", "storage"):
         for col in ("p_mw", "q_mvar"):
             net[table][col] = net[table][col].astype(np.float64)
+    if not load_scale > 0:
+        raise ValueError(f"load_scale must be > 0, got {load_scale}")
+    net.load["p_mw"] = net.load["p_nom_mw"] * load_scale
+    net.load["q_mvar"] = net.load["q_nom_mvar"] * load_scale
+    net.shunt["q_mvar"] = net.shunt["q_mvar"] * load_scale
     # Plain pp.runpp(net) must not start from a flat profile (see initial_voltage_pu).
     pp.set_user_pf_options(
         net, init_vm_pu=initial_voltage_pu(net), init_va_degree=np.zeros(len(net.bus))

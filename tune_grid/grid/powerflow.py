@@ -115,7 +115,7 @@ class FastPowerFlow:
         line = net.line
         rating = line["max_i_ka"] * line["df"] * line["parallel"]
         self._line_scale = 100.0 / rating.to_numpy(dtype=float)
-        self._slack = np.arange(len(net.ext_grid))  # ext_grids become the first generators
+        self._n_slack = len(net.ext_grid)  # ext_grids become the first generators
 
     def reset(self) -> None:
         """Forget the warm start: the next solve starts from the initial profile."""
@@ -140,13 +140,12 @@ class FastPowerFlow:
             grid.update_loads_q(self._all_load, self._load_q)
             grid.update_sgens_p(self._all_sgen, self._sgen_p)
             grid.update_storages_p(self._all_sto, self._sto_p)
-            q = np.asarray(sgen_q_mvar, dtype=float)
             last_q = self._sgen_q
-            changed = np.flatnonzero(q != last_q)
-            if changed.size:
-                for i in changed.tolist():
-                    grid.change_q_sgen(i, q[i])
-                last_q[changed] = q[changed]
+            q = np.asarray(sgen_q_mvar, dtype=float)
+            for i in np.flatnonzero(q != last_q).tolist():  # no vectorized setter for sgen q
+                value = float(q[i])
+                grid.change_q_sgen(i, value)
+                last_q[i] = value
             v0 = self._v_init if self._v_last is None else self._v_last
             v = grid.ac_pf(v0.copy(), self._max_iter, self._tol)
         except (RuntimeError, ValueError, TypeError):
@@ -163,8 +162,11 @@ class FastPowerFlow:
         loading = np.maximum(grid.get_line_res1()[3], grid.get_line_res2()[3])
         loading *= self._line_scale
         # lightsim2grid getters return read-only views that the next solve overwrites: copy.
-        trafo_p, trafo_q = (np.array(x) for x in grid.get_trafo_res1()[:2])
-        ext_p = float(grid.get_gen_res()[0][self._slack].sum())
+        trafo_p, trafo_q, _, _ = grid.get_trafo_res1()
+        gen_p = grid.get_gen_res()[0]
+        ext_p = float(gen_p[0]) if self._n_slack == 1 else float(gen_p[: self._n_slack].sum())
+        trafo_p = trafo_p.copy()
+        trafo_q = trafo_q.copy()
         if self._bus_pos is not None:
             vm = vm[self._bus_pos]
         return PowerFlowResult(True, vm, loading, trafo_p, trafo_q, ext_p)

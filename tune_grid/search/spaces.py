@@ -87,8 +87,10 @@ def _wandb_param(param: ParamSpec) -> dict[str, Any]:
 def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     """The equivalent W&B sweep configuration (a plain dict, ready for ``yaml.safe_dump``).
 
-    Each sweep run trains one configuration with ``tune-grid train``, which reads the sampled
-    values as ``key=value`` arguments. W&B has no TPE: ``optuna`` maps to ``bayes``.
+    Each sweep run trains one configuration (one seed) with ``tune-grid train --config FILE``,
+    FILE being the agent's JSON of sampled values (``${args_json_file}``), for the file's
+    ``stop.training_iteration`` iterations (default 10). W&B has no TPE: ``optuna`` maps to
+    ``bayes``; ASHA maps to W&B's hyperband early termination.
     """
     method = {"optuna": "bayes", "random": "random", "grid": "grid"}[spec.search.algorithm]
     parameters: dict[str, Any] = {k: {"value": v} for k, v in spec.fixed_config().items()}
@@ -103,7 +105,18 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
             "goal": "maximize" if spec.resolved_mode == "max" else "minimize",
         },
         "parameters": parameters,
-        "command": ["${env}", "tune-grid", "train", "${args_no_hyphens}"],
+        "command": [
+            "${env}",
+            "tune-grid",
+            "train",
+            "--config",
+            "${args_json_file}",
+            "--iterations",
+            str(int(spec.stop.get("training_iteration", 10))),
+            "--wandb",
+            "--wandb-project",
+            spec.wandb.project,
+        ],
     }
     if spec.search.algorithm != "grid":
         sweep["run_cap"] = spec.num_samples

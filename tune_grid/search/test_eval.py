@@ -16,10 +16,10 @@ from typing import Any
 from tune_grid.results.export import (
     EVALUATION_FILE,
     TrialRecord,
-    write_json,
     best_checkpoint,
     read_search_meta,
     records_from_experiment,
+    write_json,
 )
 from tune_grid.search.space_file import SpaceFile
 

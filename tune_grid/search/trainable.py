@@ -12,6 +12,7 @@ already met them ends at once instead of training again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -210,6 +211,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 env_steps_per_s=row["env_steps_this_iter"] / elapsed if elapsed > 0 else math.nan,
                 trial_time_total_s=state.time_total_s,
                 restores=state.restores,
+                reported_at=time.time(),
                 seed=run.seed,
                 num_seeds=settings.seeds,
                 node_id=node_id,
@@ -223,10 +225,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 return
     finally:
         for algo in algos:
-            try:
+            with contextlib.suppress(Exception):  # best-effort cleanup
                 algo.stop()
-            except Exception:  # noqa: BLE001, S110 - best-effort cleanup
-                pass
 
 
 def _counters(state: TrialState) -> dict[str, float]:

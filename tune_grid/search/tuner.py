@@ -219,8 +219,6 @@ def make_reporter(spec: SpaceFile) -> Any:
     return CLIReporter(
         metric_columns=dict(METRIC_COLUMNS),
         parameter_columns=list(spec.space),
-        metric="objective",
-        mode=spec.resolved_mode,
         max_report_frequency=30,
         sort_by_metric=True,
     )
@@ -279,10 +277,10 @@ def make_tuner(spec: SpaceFile, paths: SearchPaths, *, wandb: bool = False, verb
 
 
 def has_experiment(results_dir: Path) -> bool:
-    """True when the folder already holds a search (Tune state, Parquet files or a study)."""
+    """True when the folder already holds a search (Tune state or Parquet files)."""
     if not results_dir.exists():
         return False
-    markers = [TRIALS_FILE, ITERATIONS_FILE, OPTUNA_DB, "tuner.pkl"]
+    markers = [TRIALS_FILE, ITERATIONS_FILE, "tuner.pkl"]
     return any((results_dir / m).exists() for m in markers) or any(
         results_dir.glob("experiment_state-*.json")
     )
@@ -320,6 +318,8 @@ def prepare(
             "or pick another --name/--storage"
         )
     paths.results_dir.mkdir(parents=True, exist_ok=True)
+    # A study without Tune state is left over from a search that failed before its first trial.
+    paths.optuna_db.unlink(missing_ok=True)
     if space_path is not None:
         shutil.copyfile(space_path, paths.results_dir / SPACE_COPY)
     write_search_meta(paths.results_dir, search_meta(spec), spec)
@@ -357,6 +357,8 @@ def run_tune(spec: SpaceFile, paths: SearchPaths, options: SearchOptions) -> Any
     from ray import tune
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
+    # Every iteration checkpoints, so Tune snapshots its state often: wanted for --resume.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if options.resume:
         tuner = tune.Tuner.restore(
             str(paths.results_dir),

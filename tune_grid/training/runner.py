@@ -23,10 +23,17 @@ from tune_grid.training.checkpoints import (
     restore_algorithm,
     save_checkpoint,
 )
-from tune_grid.training.metrics import ITERATION_METRIC_NAMES, format_progress, iteration_metrics
 
 DEFAULT_BEST_METRIC = "episode_return_mean"
 """The best checkpoint is the iteration with the highest ``episode_return_mean`` by default."""
+BEST_METRICS = (
+    "episode_return_mean",
+    "daily_cost_mean",
+    "safety_mean",
+    "violation_hours_mean",
+    "env_steps_per_s",
+)
+"""Iteration metrics that may pick ``best/`` (names of :func:`iteration_metrics`; no Ray import)."""
 
 
 @dataclass
@@ -62,10 +69,9 @@ class TrainOptions:
             raise ValueError(f"checkpoint_freq must be >= 0, got {self.checkpoint_freq}")
         if self.eval_days is not None and self.eval_days < 0:
             raise ValueError(f"eval_days must be >= 0, got {self.eval_days}")
-        if self.best_metric not in ITERATION_METRIC_NAMES:
+        if self.best_metric not in BEST_METRICS:
             raise ValueError(
-                f"best_metric must be one of {', '.join(ITERATION_METRIC_NAMES)}, "
-                f"got {self.best_metric!r}"
+                f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}"
             )
         if self.best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
@@ -150,6 +156,7 @@ def train(
     ``run`` is the run config, or None with ``options.resume`` (the checkpoint's config is used;
     a given ``run`` must then equal it). Starts Ray if needed; does not shut it down.
     """
+    from tune_grid.training.metrics import format_progress, iteration_metrics
     from tune_grid.training.ppo import build_ppo_config
     from tune_grid.training.rllib_env import register_rllib_env
     from tune_grid.training.wandb_logging import WandbLogger

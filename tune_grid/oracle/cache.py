@@ -1,0 +1,59 @@
+"""On-disk cache of oracle days: one small JSON file per (split, date, key).
+
+Location: ``$TUNE_GRID_CACHE/oracle`` when the environment variable ``TUNE_GRID_CACHE`` is set
+(the root of every tune-grid cache), else ``~/.cache/tune_grid/oracle``. The key hashes everything
+that changes an oracle day's numbers (see :func:`tune_grid.oracle.core.cache_key`), so a stale
+entry is never read: a changed network, config or data simply misses. Delete the folder to clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "TUNE_GRID_CACHE"
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    """The oracle cache folder (``override`` first, then ``$TUNE_GRID_CACHE/oracle``, then home)."""
+    if override is not None:
+        return Path(override)
+    root = os.environ.get(ENV_VAR)
+    base = Path(root) if root else Path.home() / ".cache" / "tune_grid"
+    return base / "oracle"
+
+
+def digest(payload: Any) -> str:
+    """SHA-256 (hex, 20 chars) of a JSON-serializable payload with sorted keys."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def entry_path(directory: Path, split: str, date: str, key: str) -> Path:
+    return directory / f"{split}_{date}_{key}.json"
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The stored record, or None when missing or unreadable."""
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def store(path: Path, record: dict[str, Any]) -> None:
+    """Write atomically (temp file + rename), so concurrent searches never read half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,526 @@
+"""The perfect-foresight oracle: solve a day's dispatch, replay it in the env, cache the result.
+
+Per day: the exogenous injections of every bus are built from the profiles exactly as the env does
+(nominal loads x ``load_scale`` x zone profile, PV and wind ratings x capacity factors). The
+dispatch (:mod:`tune_grid.oracle.dispatch`) is solved by successive linearization: the first solve
+is anchored at the AC power flow of the do-nothing schedule, each next one at the AC power flow
+of the previous solution (LinDistFlow sensitivities, exact AC voltages and exchanges at the anchor),
+``iterations`` solves in all or until the schedule stops moving. The final schedule is replayed
+through ``make_env(config)`` to get its true AC cost and safety.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tune_grid.config import EnvConfig
+from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
+from tune_grid.oracle import cache
+from tune_grid.oracle.dispatch import (
+    Anchor,
+    DayInputs,
+    DispatchOptions,
+    DispatchResult,
+    Site,
+    solve_dispatch,
+)
+from tune_grid.oracle.lindistflow import RadialNetwork
+from tune_grid.oracle.replay import replay, schedule_actions
+
+ORACLE_VERSION = 1
+"""Bump when the oracle's model changes, so cached days are recomputed."""
+DEFAULT_ITERATIONS = 3
+CONVERGED_MW = 1e-3
+"""Successive linearization stops when no set point moved by more than this."""
+DEFAULT_SOC = 0.5
+"""Initial SoC used when the config draws it at random (``initial_soc: null``)."""
+REWARD_ONLY_KEYS = ("split", "penalty", "cost_scale", "share_reward")
+"""EnvConfig keys that change neither money nor physics (kept out of the cache key)."""
+ZONES = ("DSO", *MICROGRIDS)
+
+
+# ----------------------------------------------------------------------------- system
+@dataclass(frozen=True, eq=False)
+class _System:
+    """The network, its LinDistFlow model and the element rows the oracle writes to."""
+
+    net: Any
+    radial: RadialNetwork
+    sites: list[Site]
+    load_bus: np.ndarray
+    load_zone: np.ndarray
+    load_p_nom: np.ndarray
+    load_q_nom: np.ndarray
+    dg_rows: np.ndarray
+    pv_rows: np.ndarray
+    wt_rows: np.ndarray
+    ess_rows: np.ndarray
+    pcc_rows: np.ndarray
+    pv_bus: np.ndarray
+    wt_bus: np.ndarray
+    fingerprint: str
+    solvers: dict[str, Any] = field(default_factory=dict)
+
+    def solver(self, backend: str) -> Any:
+        from tune_grid.grid.powerflow import make_solver
+
+        if backend not in self.solvers:
+            self.solvers[backend] = make_solver(self.net, backend)
+        return self.solvers[backend]
+
+
+def _net_fingerprint(net: Any) -> str:
+    tables = ("bus", "line", "trafo", "shunt", "load", "sgen", "storage", "ext_grid")
+    payload = {}
+    for name in tables:
+        df = net[name].drop(columns=[c for c in ("geo",) if c in net[name]])
+        payload[name] = df.to_json(orient="split", double_precision=12, default_handler=str)
+    payload["sn_mva"] = float(net.sn_mva)
+    payload["f_hz"] = float(net.f_hz)
+    return cache.digest(payload)
+
+
+@functools.lru_cache(maxsize=1)
+def _system() -> _System:
+    from tune_grid.grid.network import build_network
+
+    net = build_network()
+    radial = RadialNetwork.from_pandapower(net)
+    pos = radial.bus_position
+    sgen, storage = net.sgen, net.storage
+
+    def sgen_rows(kind: str) -> np.ndarray:
+        return np.array(
+            [int(np.flatnonzero((sgen.zone == mg).to_numpy() & (sgen.kind == kind).to_numpy())[0])
+             for mg in MICROGRIDS]
+        )  # fmt: skip
+
+    dg_rows, pv_rows, wt_rows = (sgen_rows(k) for k in ("DG", "PV", "WT"))
+    ess_rows = np.array([int(np.flatnonzero(storage.zone == mg)[0]) for mg in MICROGRIDS])
+    trafo_names = net.trafo["name"].tolist()
+    pcc_rows = np.array([trafo_names.index(f"{mg}_pcc") for mg in MICROGRIDS])
+    sites = []
+    for i, mg in enumerate(MICROGRIDS):
+        sites.append(
+            Site(
+                name=mg,
+                battery=BATTERY,
+                dg=DIESEL[mg],
+                battery_bus=int(pos(storage.bus.iat[ess_rows[i]])[0]),
+                dg_bus=int(pos(sgen.bus.iat[dg_rows[i]])[0]),
+                pcc_branch=radial.branch_position("trafo", f"{mg}_pcc"),
+                buses=tuple(int(b) for b in np.flatnonzero(np.array(radial.bus_zone) == mg)),
+                lines=tuple(
+                    k
+                    for k in range(radial.n_branch)
+                    if radial.branch_kind[k] == "line" and radial.branch_zone[k] == mg
+                ),
+            )
+        )
+    return _System(
+        net=net,
+        radial=radial,
+        sites=sites,
+        load_bus=pos(net.load.bus),
+        load_zone=np.array([ZONES.index(z) for z in net.load["zone"]]),
+        load_p_nom=net.load["p_nom_mw"].to_numpy(float),
+        load_q_nom=net.load["q_nom_mvar"].to_numpy(float),
+        dg_rows=dg_rows,
+        pv_rows=pv_rows,
+        wt_rows=wt_rows,
+        ess_rows=ess_rows,
+        pcc_rows=pcc_rows,
+        pv_bus=pos(sgen.bus.to_numpy()[pv_rows]),
+        wt_bus=pos(sgen.bus.to_numpy()[wt_rows]),
+        fingerprint=_net_fingerprint(net),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _profiles(split: str) -> Any:
+    from tune_grid.env.microgrid import _cached_profiles
+
+    return _cached_profiles(split)
+
+
+@functools.lru_cache(maxsize=4)
+def _env(config: EnvConfig) -> Any:
+    from tune_grid.env import make_env
+
+    return make_env(config)
+
+
+# ------------------------------------------------------------------------------ a day
+@dataclass(frozen=True)
+class _Exogenous:
+    """One day's uncontrolled element values (element rows x 24) and bus injections."""
+
+    price: np.ndarray
+    load_p: np.ndarray
+    load_q: np.ndarray
+    pv: np.ndarray
+    wind: np.ndarray
+    p_ext: np.ndarray
+    q_ext: np.ndarray
+
+
+def _exogenous(system: _System, profiles: Any, day: int, load_scale: float) -> _Exogenous:
+    zone_profile = np.vstack([profiles.load[z][day] for z in ZONES])  # (zones, T)
+    factor = zone_profile[system.load_zone]
+    load_p = system.load_p_nom[:, None] * load_scale * factor
+    load_q = system.load_q_nom[:, None] * load_scale * factor
+    pv = np.repeat(PV_RATING_MW * profiles.pv[day][None, :], len(MICROGRIDS), axis=0)
+    wind = np.repeat(WIND_RATING_MW * profiles.wind[day][None, :], len(MICROGRIDS), axis=0)
+    n_bus, hours = system.radial.n_bus, load_p.shape[1]
+    p_ext = np.zeros((n_bus, hours))
+    q_ext = np.zeros((n_bus, hours))
+    np.add.at(p_ext, system.load_bus, -load_p)
+    np.add.at(q_ext, system.load_bus, -load_q)
+    np.add.at(p_ext, system.pv_bus, pv)
+    np.add.at(p_ext, system.wt_bus, wind)
+    price = np.asarray(profiles.price[day], float)
+    return _Exogenous(price, load_p, load_q, pv, wind, p_ext, q_ext)
+
+
+def _ac_anchor(system: _System, exo: _Exogenous, controls: np.ndarray, backend: str) -> Anchor:
+    """AC power flows of ``controls`` (3, M, T); hours that diverge fall back to LinDistFlow."""
+    solver = system.solver(backend)
+    net = system.net
+    hours = exo.price.shape[0]
+    sgen_p = np.zeros(len(net.sgen))
+    sgen_q = np.zeros(len(net.sgen))
+    storage_p = np.zeros(len(net.storage))
+    w = np.zeros((system.radial.n_bus, hours))
+    exchange = np.zeros((len(MICROGRIDS), hours))
+    battery, dg_p, dg_q = controls
+    for t in range(hours):
+        sgen_p[system.pv_rows] = exo.pv[:, t]
+        sgen_p[system.wt_rows] = exo.wind[:, t]
+        sgen_p[system.dg_rows] = dg_p[:, t]
+        sgen_q[system.dg_rows] = dg_q[:, t]
+        storage_p[system.ess_rows] = battery[:, t]
+        res = solver.solve(exo.load_p[:, t], exo.load_q[:, t], sgen_p, sgen_q, storage_p)
+        if res.converged:
+            w[:, t] = res.vm_pu**2
+            exchange[:, t] = res.trafo_p_hv_mw[system.pcc_rows]
+        else:
+            p_inj = exo.p_ext[:, t].copy()
+            q_inj = exo.q_ext[:, t].copy()
+            for i, s in enumerate(system.sites):
+                p_inj[s.battery_bus] -= battery[i, t]
+                p_inj[s.dg_bus] += dg_p[i, t]
+                q_inj[s.dg_bus] += dg_q[i, t]
+            lin = system.radial.solve(p_inj, q_inj)
+            w[:, t] = lin["w"]
+            exchange[:, t] = lin["p_mw"][[s.pcc_branch for s in system.sites]]
+    return Anchor(controls=controls, w=w, exchange_mw=exchange)
+
+
+@dataclass(frozen=True)
+class OracleDay:
+    """The oracle's result for one day (money in $ for all three microgrids together).
+
+    ``model_*``: the convex dispatch model's values at its optimum (``model_bound``: the money
+    of the relaxed solve before polishing; neither is a strict bound on the AC problem, see the
+    package docs). ``replay_*``: the schedule replayed in the real environment (AC power flow,
+    the env's own cost and safety), the numbers to compare policies with. ``schedule``: per
+    microgrid (MG1, MG2, MG3) lists of 24 hourly values: ``battery_mw``, ``dg_p_mw``,
+    ``dg_q_mvar``, ``exchange_mw`` (model), ``soc`` (25 values), ``replay_exchange_mw``,
+    ``replay_soc`` (after each hour), ``replay_v_min_pu``, ``replay_v_max_pu``.
+    """
+
+    split: str
+    day: int
+    date: str
+    model_cost: float
+    model_bound: float
+    model_violation: float
+    replay_cost: float
+    replay_safety: float
+    replay_violation_hours: int
+    replay_clipped_mwh: float
+    solve_time_s: float
+    iterations: int
+    max_voltage_error_pu: float
+    """Max |model - AC| voltage on the microgrid buses at the final schedule."""
+    solver: str
+    initial_soc: float
+    schedule: dict[str, list[list[float]]]
+    cached: bool = False
+
+    def actions(self) -> np.ndarray:
+        """The schedule as env actions, shape (24, 3 agents, 3)."""
+        s = self.schedule
+        return schedule_actions(
+            np.array(s["battery_mw"]), np.array(s["dg_p_mw"]), np.array(s["dg_q_mvar"])
+        )
+
+    def to_row(self, config: Mapping[str, Any] | EnvConfig | None = None) -> dict[str, Any]:
+        """A row like ``evaluation.run_day``'s (cost = replayed cost) plus the model's numbers."""
+        cfg = _config(config)
+        ret = -self.replay_cost / cfg.cost_scale - cfg.penalty * self.replay_safety
+        return {
+            "day": self.day,
+            "date": self.date,
+            "cost": self.replay_cost,
+            "safety": self.replay_safety,
+            "violation_hours": self.replay_violation_hours,
+            "return": ret,
+            "clipped_mwh": self.replay_clipped_mwh,
+            "model_cost": self.model_cost,
+            "model_bound": self.model_bound,
+            "solve_time_s": self.solve_time_s,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record.pop("cached")
+        return record
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any], cached: bool = True) -> OracleDay:
+        names = {f.name for f in dataclasses.fields(cls)} - {"cached"}
+        return cls(**{k: record[k] for k in names}, cached=cached)
+
+
+def _config(config: Mapping[str, Any] | EnvConfig | None, split: str | None = None) -> EnvConfig:
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config or {})
+    if split is not None:
+        values["split"] = split
+    return EnvConfig.from_dict(values)
+
+
+def cache_key(
+    config: EnvConfig, day: int, date: str, options: DispatchOptions, iterations: int
+) -> str:
+    """Hash of everything an oracle day depends on: version, config (money and physics keys),
+    dispatch options, network fingerprint, device data and the day's profiles."""
+    profiles = _profiles(config.split)
+    day_data = [profiles.load[z][day].tolist() for z in ZONES]
+    day_data += [profiles.pv[day].tolist(), profiles.wind[day].tolist()]
+    day_data += [profiles.price[day].tolist()]
+    payload = {
+        "version": ORACLE_VERSION,
+        "split": config.split,
+        "day": day,
+        "date": date,
+        "config": {k: v for k, v in config.to_dict().items() if k not in REWARD_ONLY_KEYS},
+        "options": dataclasses.asdict(options),
+        "iterations": iterations,
+        "network": _system().fingerprint,
+        "devices": [repr(BATTERY), [repr(DIESEL[m]) for m in MICROGRIDS]],
+        "ratings": [PV_RATING_MW, WIND_RATING_MW],
+        "profiles": cache.digest(day_data),
+    }
+    return cache.digest(payload)
+
+
+def _resolve_day(profiles: Any, split: str, day: int | str) -> int:
+    if isinstance(day, str):
+        if day not in profiles.dates:
+            raise ValueError(f"day {day!r} is not in the {split} split")
+        return profiles.dates.index(day)
+    if isinstance(day, int | np.integer) and 0 <= int(day) < profiles.num_days:
+        return int(day)
+    raise ValueError(f"day must be an index in [0, {profiles.num_days - 1}] or a date, got {day!r}")
+
+
+def plan_day(
+    split: str,
+    day: int | str,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+    options: DispatchOptions | None = None,
+    iterations: int = DEFAULT_ITERATIONS,
+) -> tuple[DispatchResult, Anchor, float, int]:
+    """Solve one day without replay: (final dispatch, AC anchor at it, total solve s, solves)."""
+    cfg = _config(config, split)
+    options = options or DispatchOptions()
+    system = _system()
+    profiles = _profiles(cfg.split)
+    d = _resolve_day(profiles, cfg.split, day)
+    exo = _exogenous(system, profiles, d, cfg.load_scale)
+    soc0 = DEFAULT_SOC if cfg.initial_soc is None else cfg.initial_soc
+    inputs = DayInputs(
+        price=exo.price,
+        p_ext_mw=exo.p_ext,
+        q_ext_mvar=exo.q_ext,
+        initial_soc=soc0,
+        export_discount=cfg.export_discount,
+    )
+    hours = exo.price.shape[0]
+    controls = np.zeros((3, len(MICROGRIDS), hours))
+    start = time.perf_counter()
+    anchor = _ac_anchor(system, exo, controls, cfg.powerflow)
+    result: DispatchResult | None = None
+    done = 0
+    for _ in range(max(int(iterations), 1)):
+        result = solve_dispatch(system.radial, system.sites, inputs, anchor, options)
+        done += 1
+        new = np.stack([result.battery_mw, result.dg_p_mw, result.dg_q_mvar])
+        moved = float(np.abs(new - controls).max())
+        controls = new
+        anchor = _ac_anchor(system, exo, controls, cfg.powerflow)
+        if moved < CONVERGED_MW:
+            break
+    assert result is not None
+    return result, anchor, time.perf_counter() - start, done
+
+
+def oracle_cost(
+    split: str,
+    day: int | str,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+    *,
+    options: DispatchOptions | None = None,
+    iterations: int = DEFAULT_ITERATIONS,
+    use_cache: bool = True,
+    cache_dir: str | Path | None = None,
+) -> OracleDay:
+    """The perfect-foresight optimum of one day (index or date) of ``split`` under ``config``.
+
+    Looked up in the on-disk cache first (see :mod:`tune_grid.oracle.cache`); computed, replayed
+    in the environment and stored otherwise. ``config.initial_soc = None`` uses 0.5.
+    """
+    cfg = _config(config, split)
+    options = options or DispatchOptions()
+    profiles = _profiles(cfg.split)
+    d = _resolve_day(profiles, cfg.split, day)
+    date = profiles.dates[d]
+    path = None
+    if use_cache:
+        key = cache_key(cfg, d, date, options, iterations)
+        path = cache.entry_path(cache.cache_dir(cache_dir), cfg.split, date, key)
+        record = cache.load(path)
+        if record is not None:
+            return OracleDay.from_json(record)
+    result, anchor, solve_s, solves = plan_day(cfg.split, d, cfg, options, iterations)
+    system = _system()
+    buses = np.array(sorted({b for s in system.sites for b in s.buses}))
+    dv = np.abs(result.vm_pu[buses] - np.sqrt(anchor.w[buses]))
+    soc0 = DEFAULT_SOC if cfg.initial_soc is None else cfg.initial_soc
+    actions = schedule_actions(result.battery_mw, result.dg_p_mw, result.dg_q_mvar)
+    rep = replay(_env(cfg), d, actions, soc0)
+    series = rep["series"]
+
+    def rows(a: np.ndarray) -> list[list[float]]:
+        return [[round(float(v), 9) for v in r] for r in np.asarray(a)]
+
+    oracle = OracleDay(
+        split=cfg.split,
+        day=d,
+        date=date,
+        model_cost=result.cost,
+        model_bound=result.bound,
+        model_violation=result.violation,
+        replay_cost=rep["cost"],
+        replay_safety=rep["safety"],
+        replay_violation_hours=rep["violation_hours"],
+        replay_clipped_mwh=rep["clipped_mwh"],
+        solve_time_s=solve_s,
+        iterations=solves,
+        max_voltage_error_pu=float(dv.max()) if dv.size else 0.0,
+        solver=result.solver,
+        initial_soc=float(soc0),
+        schedule={
+            "battery_mw": rows(result.battery_mw),
+            "dg_p_mw": rows(result.dg_p_mw),
+            "dg_q_mvar": rows(result.dg_q_mvar),
+            "exchange_mw": rows(result.exchange_mw),
+            "soc": rows(result.soc),
+            "replay_exchange_mw": rows(series["exchange_mw"]),
+            "replay_soc": rows(series["soc"]),
+            "replay_v_min_pu": rows(series["v_min_pu"]),
+            "replay_v_max_pu": rows(series["v_max_pu"]),
+        },
+    )
+    if path is not None:
+        cache.store(path, oracle.to_json())
+    return oracle
+
+
+def oracle_days(
+    split: str = "test",
+    days: int | Sequence[int | str] | None = None,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Per-day oracle rows for ``days`` (None: all, N: N evenly spaced, or indices/dates), in the
+    format of ``evaluation.evaluate`` (``cost`` is the replayed cost) plus ``model_cost``,
+    ``model_bound`` and ``solve_time_s``; ``summarize`` works on it. kwargs: see oracle_cost."""
+    from tune_grid.env.evaluation import select_days
+
+    cfg = _config(config, split)
+    chosen = select_days(_profiles(cfg.split).num_days, days)
+    rows = [oracle_cost(cfg.split, d, cfg, **kwargs).to_row(cfg) for d in chosen]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class OptimalityGaps:
+    """Per-day gaps ``(policy - oracle) / |oracle|`` and their aggregates.
+
+    ``gap`` (the headline) pools the days: (mean policy cost - mean oracle cost) / |mean oracle
+    cost|, robust to days whose oracle cost is near zero; ``mean`` and ``median`` are over days.
+    """
+
+    per_day: pd.DataFrame
+    gap: float
+    mean: float
+    median: float
+    days: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {"gap": self.gap, "mean": self.mean, "median": self.median, "days": self.days}
+
+
+def optimality_gaps(
+    per_day: pd.DataFrame, oracle: pd.DataFrame, oracle_column: str = "cost"
+) -> OptimalityGaps:
+    """Match ``per_day`` (from ``evaluate``) with ``oracle`` (from ``oracle_days``) by date.
+
+    ``oracle_column``: "cost" (replayed in the env, the default: measured like the policy) or
+    "model_cost" (the model's optimum). Raises ``ValueError`` if a policy day has no oracle row.
+    """
+    key = "date" if "date" in per_day and "date" in oracle else "day"
+    ref = oracle.set_index(key)[oracle_column]
+    missing = [v for v in per_day[key] if v not in ref.index]
+    if missing:
+        raise ValueError(f"no oracle result for {key} {missing[:5]} (compute them with oracle_days)")
+    policy_cost = per_day["cost"].to_numpy(float)
+    oracle_cost_ = ref.loc[per_day[key]].to_numpy(float)
+    denom = np.abs(oracle_cost_)
+    gap = np.divide(
+        policy_cost - oracle_cost_, denom, out=np.full(len(denom), np.nan), where=denom > 0
+    )
+    table = pd.DataFrame(
+        {
+            "day": per_day["day"].to_numpy() if "day" in per_day else np.nan,
+            "date": per_day["date"].to_numpy() if "date" in per_day else None,
+            "policy_cost": policy_cost,
+            "oracle_cost": oracle_cost_,
+            "gap": gap,
+        }
+    )
+    mean_oracle = float(oracle_cost_.mean()) if len(oracle_cost_) else math.nan
+    pooled = (
+        (float(policy_cost.mean()) - mean_oracle) / abs(mean_oracle)
+        if len(oracle_cost_) and mean_oracle != 0
+        else math.nan
+    )
+    return OptimalityGaps(
+        per_day=table,
+        gap=pooled,
+        mean=float(np.nanmean(gap)) if len(gap) else math.nan,
+        median=float(np.nanmedian(gap)) if len(gap) else math.nan,
+        days=len(table),
+    )
