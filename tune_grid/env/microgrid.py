@@ -74,11 +74,42 @@ _OBS_HIGH = np.array([1, 1, 12, 2, 2, 2, 1, 1, 1, 10, 10, 5], dtype=np.float32)
 PRICE_SCALE = 100.0
 VOLTAGE_OBS_SCALE = 0.05
 ZONES = ("DSO", *MICROGRIDS)
+_INFO_FIELDS = (
+    "cost",
+    "cost_fuel",
+    "cost_exchange",
+    "cost_protocol",
+    "safety",
+    "safety_voltage",
+    "safety_line",
+    "exchange_mw",
+    "soc",
+    "battery_mw",
+    "battery_clipped_mw",
+    "dg_p_mw",
+    "dg_q_mvar",
+    "load_mw",
+    "pv_mw",
+    "wind_mw",
+    "v_min_pu",
+    "v_max_pu",
+    "own_reward",
+    "_reward",  # popped into the rewards dict
+)
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_profiles(split: str) -> SplitProfiles:
     return SplitProfiles(split)
+
+
+def _segments(zone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the microgrid zones, concatenated in MICROGRIDS order, and each zone's start."""
+    rows = [np.flatnonzero(zone == mg) for mg in MICROGRIDS]
+    if any(len(r) == 0 for r in rows):
+        raise ValueError("every microgrid zone needs at least one element")
+    starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
+    return np.concatenate(rows), starts
 
 
 class NetworkedMicrogridEnv(ParallelEnv):
@@ -113,7 +144,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
     # ----------------------------------------------------------------------------- setup
     @property
     def net(self):  # noqa: ANN201 - pandapowerNet
-        """The pandapower network the env was built from (read-only: edits do not reach the solver)."""
+        """The pandapower network the env was built from (read-only: the solver has its copy)."""
         return self._net
 
     def _index_network(self) -> None:
@@ -123,7 +154,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         scale = self.config.load_scale
         self._load_p_nom = net.load["p_nom_mw"].to_numpy(float) * scale
         self._load_q_nom = net.load["q_nom_mvar"].to_numpy(float) * scale
-        self._mg_load_rows = [np.flatnonzero(load_zone == mg) for mg in MICROGRIDS]
+        self._mg_load_rows, self._mg_load_starts = _segments(load_zone)
         sgen = net.sgen
 
         def sgen_rows(kind: str) -> np.ndarray:
@@ -137,10 +168,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._dg_rows, self._pv_rows, self._wt_rows = (sgen_rows(k) for k in ("DG", "PV", "WT"))
         storage_zone = net.storage["zone"].to_numpy()
         self._ess_rows = np.array([np.flatnonzero(storage_zone == mg)[0] for mg in MICROGRIDS])
-        bus_zone = net.bus["zone"].to_numpy()
-        self._mg_bus_rows = [np.flatnonzero(bus_zone == mg) for mg in MICROGRIDS]
-        line_zone = net.line["zone"].to_numpy()
-        self._mg_line_rows = [np.flatnonzero(line_zone == mg) for mg in MICROGRIDS]
+        self._mg_bus_rows, self._mg_bus_starts = _segments(net.bus["zone"].to_numpy())
+        self._mg_line_rows, self._mg_line_starts = _segments(net.line["zone"].to_numpy())
         trafo_names = net.trafo["name"].tolist()
         self._pcc_rows = np.array([trafo_names.index(f"{mg}_pcc") for mg in MICROGRIDS])
         self._dg_pmax = np.array([DIESEL[mg].max_p_mw for mg in MICROGRIDS])
@@ -151,6 +180,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._sgen_p = np.zeros(len(net.sgen))
         self._sgen_q = np.zeros(len(net.sgen))
         self._storage_p = np.zeros(len(net.storage))
+        profiles = self._profiles
+        self._zone_load = np.stack([profiles.load[z] for z in ZONES])  # (zone, day, hour)
 
     # ------------------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Box:
@@ -237,8 +268,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         """Write the loads, PV and wind of ``hour`` into the solver input buffers."""
         d = self._day
         profiles = self._profiles
-        zone_profile = np.array([profiles.load[z][d, hour] for z in ZONES])
-        factor = zone_profile[self._load_zone_idx]
+        factor = self._zone_load[:, d, hour][self._load_zone_idx]
         np.multiply(self._load_p_nom, factor, out=self._load_p)
         np.multiply(self._load_q_nom, factor, out=self._load_q)
         self._sgen_p[self._pv_rows] = PV_RATING_MW * profiles.pv[d, hour]
@@ -250,39 +280,34 @@ class NetworkedMicrogridEnv(ParallelEnv):
         )
 
     def _record_voltages(self, result: PowerFlowResult) -> None:
-        vm = result.vm_pu
-        for i, rows in enumerate(self._mg_bus_rows):
-            v = vm[rows]
-            self._v_min[i] = v.min()
-            self._v_max[i] = v.max()
+        v = result.vm_pu[self._mg_bus_rows]
+        self._v_min = np.minimum.reduceat(v, self._mg_bus_starts)
+        self._v_max = np.maximum.reduceat(v, self._mg_bus_starts)
 
     def _observe(self, hour: int) -> dict[str, np.ndarray]:
         d = self._day
         p = self._profiles
         angle = 2.0 * np.pi * hour / HOURS_PER_DAY
-        loads = (p.load["MG1"][d, hour], p.load["MG2"][d, hour], p.load["MG3"][d, hour])
-        shared = (np.sin(angle), np.cos(angle), p.price[d, hour] / PRICE_SCALE)
-        extras = self.protocols.observations()
-        obs = {}
-        for i, agent in enumerate(MICROGRIDS):
-            vec = np.array(
-                (
-                    *shared,
-                    loads[i],
-                    p.pv[d, hour],
-                    p.wind[d, hour],
-                    self._soc[i],
-                    self._dg_p[i] / self._dg_pmax[i],
-                    self._dg_q[i] / self._dg_s[i],
-                    (self._v_min[i] - 1.0) / VOLTAGE_OBS_SCALE,
-                    (self._v_max[i] - 1.0) / VOLTAGE_OBS_SCALE,
-                    self._exchange[i],
-                    *extras[i],
-                ),
-                dtype=np.float32,
-            )
-            obs[agent] = np.clip(vec, self._obs_low, self._obs_high)
-        return obs
+        n_base = len(OBS_FEATURES)
+        matrix = np.empty((len(MICROGRIDS), len(self._obs_low)))
+        matrix[:, 0] = np.sin(angle)
+        matrix[:, 1] = np.cos(angle)
+        matrix[:, 2] = p.price[d, hour] / PRICE_SCALE
+        matrix[:, 3] = self._zone_load[1:, d, hour]
+        matrix[:, 4] = p.pv[d, hour]
+        matrix[:, 5] = p.wind[d, hour]
+        matrix[:, 6] = self._soc
+        matrix[:, 7] = self._dg_p / self._dg_pmax
+        matrix[:, 8] = self._dg_q / self._dg_s
+        matrix[:, 9] = (self._v_min - 1.0) / VOLTAGE_OBS_SCALE
+        matrix[:, 10] = (self._v_max - 1.0) / VOLTAGE_OBS_SCALE
+        matrix[:, 11] = self._exchange
+        if len(self._obs_low) > n_base:
+            matrix[:, n_base:] = self.protocols.observations()
+        np.maximum(matrix, self._obs_low, out=matrix)
+        np.minimum(matrix, self._obs_high, out=matrix)
+        rows = matrix.astype(np.float32)  # a fresh array: callers may keep observations
+        return dict(zip(MICROGRIDS, rows, strict=True))
 
     # ------------------------------------------------------------------------------ step
     def _actions_matrix(self, actions: dict[str, Any]) -> np.ndarray:
@@ -293,16 +318,20 @@ class NetworkedMicrogridEnv(ParallelEnv):
                 f"actions must have exactly the live agents {self.agents}; "
                 f"missing {missing}, unexpected {extra}"
             )
-        matrix = np.empty((len(MICROGRIDS), 3))
-        for i, agent in enumerate(MICROGRIDS):
-            a = np.asarray(actions[agent], dtype=np.float64).reshape(-1)
-            if a.shape != (3,):
-                raise ValueError(f"action for {agent} must have shape (3,), got {a.shape}")
-            matrix[i] = a
+        try:
+            matrix = np.array([actions[a] for a in MICROGRIDS], dtype=np.float64)
+        except (ValueError, TypeError):
+            matrix = None
+        if matrix is None or matrix.shape != (len(MICROGRIDS), 3):
+            for agent in MICROGRIDS:
+                shape = np.shape(actions[agent])
+                if shape != (3,):
+                    raise ValueError(f"action for {agent} must have shape (3,), got {shape}")
+            raise ValueError("actions must be numeric arrays of shape (3,)")
         if not np.isfinite(matrix).all():
             bad = [MICROGRIDS[i] for i in np.flatnonzero(~np.isfinite(matrix).all(axis=1))]
             raise ValueError(f"actions for {bad} contain NaN or inf; actions must be finite")
-        return np.clip(matrix, -1.0, 1.0)
+        return np.minimum(np.maximum(matrix, -1.0), 1.0)
 
     def step(self, actions: dict[str, Any]):  # noqa: ANN201 - PettingZoo's 5-tuple of dicts
         if not self.agents:
@@ -316,7 +345,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         energy = BATTERY.capacity_mwh
         max_charge = (BATTERY.soc_max - self._soc) * energy / (BATTERY.charge_efficiency * HOUR)
         max_discharge = (self._soc - BATTERY.soc_min) * energy * BATTERY.discharge_efficiency / HOUR
-        battery = np.clip(requested, -np.maximum(max_discharge, 0.0), np.maximum(max_charge, 0.0))
+        battery = np.minimum(np.maximum(requested, -np.maximum(max_discharge, 0.0)), max_charge)
         clipped = requested - battery
 
         # Diesel generator: active power in [0, P_max], reactive within the apparent-power circle.
@@ -328,7 +357,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._sgen_q[self._dg_rows] = dg_q
         result = self._solve()
 
-        mg_load = np.array([self._load_p[rows].sum() for rows in self._mg_load_rows])
+        mg_load = np.add.reduceat(self._load_p[self._mg_load_rows], self._mg_load_starts)
         pv = self._sgen_p[self._pv_rows].copy()
         wt = self._sgen_p[self._wt_rows].copy()
         converged = result.converged
@@ -364,9 +393,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
         # Advance the state.
         charge = np.maximum(battery, 0.0) * BATTERY.charge_efficiency
         discharge = np.maximum(-battery, 0.0) / BATTERY.discharge_efficiency
-        self._soc = np.clip(
-            self._soc + (charge - discharge) * HOUR / energy, BATTERY.soc_min, BATTERY.soc_max
-        )
+        soc = self._soc + (charge - discharge) * HOUR / energy
+        self._soc = np.minimum(np.maximum(soc, BATTERY.soc_min), BATTERY.soc_max)
         self._dg_p, self._dg_q, self._exchange = dg_p, dg_q, exchange
         self._hour += 1
         done = self._hour >= HOURS_PER_DAY
@@ -383,36 +411,43 @@ class NetworkedMicrogridEnv(ParallelEnv):
         )
         observations = self._observe(next_hour)
 
+        # One (agents x fields) matrix converted to Python floats at once: building the info
+        # dicts field by field costs more than the power flow.
+        per_agent = np.stack(
+            (
+                cost,
+                fuel,
+                settlement.exchange_cost,
+                settlement.extra_cost,
+                safety,
+                safety_v,
+                safety_line,
+                exchange,
+                self._soc,
+                battery,
+                clipped,
+                dg_p,
+                dg_q,
+                mg_load,
+                pv,
+                wt,
+                self._v_min,
+                self._v_max,
+                own_reward,
+                reward,
+            ),
+            axis=1,
+        ).tolist()
         infos = {}
         for i, agent in enumerate(MICROGRIDS):
-            info = {
-                "hour": hour,
-                "price": price,
-                "cost": float(cost[i]),
-                "cost_fuel": float(fuel[i]),
-                "cost_exchange": float(settlement.exchange_cost[i]),
-                "cost_protocol": float(settlement.extra_cost[i]),
-                "safety": float(safety[i]),
-                "safety_voltage": float(safety_v[i]),
-                "safety_line": float(safety_line[i]),
-                "exchange_mw": float(exchange[i]),
-                "soc": float(self._soc[i]),
-                "battery_mw": float(battery[i]),
-                "battery_clipped_mw": float(clipped[i]),
-                "dg_p_mw": float(dg_p[i]),
-                "dg_q_mvar": float(dg_q[i]),
-                "load_mw": float(mg_load[i]),
-                "pv_mw": float(pv[i]),
-                "wind_mw": float(wt[i]),
-                "v_min_pu": float(self._v_min[i]),
-                "v_max_pu": float(self._v_max[i]),
-                "own_reward": float(own_reward[i]),
-                "converged": converged,
-            }
+            info = dict(zip(_INFO_FIELDS, per_agent[i], strict=True))
+            info["hour"] = hour
+            info["price"] = price
+            info["converged"] = converged
             info.update(settlement.info[i])
             info.update(protocol_info[i])
             infos[agent] = info
-        rewards = {agent: float(reward[i]) for i, agent in enumerate(MICROGRIDS)}
+        rewards = {agent: info.pop("_reward") for agent, info in infos.items()}
         terminations = dict.fromkeys(MICROGRIDS, done)
         truncations = dict.fromkeys(MICROGRIDS, False)
         if done:
@@ -420,15 +455,11 @@ class NetworkedMicrogridEnv(ParallelEnv):
         return observations, rewards, terminations, truncations, infos
 
     def _safety(self, result: PowerFlowResult) -> tuple[np.ndarray, np.ndarray]:
-        vm = result.vm_pu
-        loading = result.line_loading_percent
-        safety_v = np.empty(len(MICROGRIDS))
-        safety_line = np.empty(len(MICROGRIDS))
-        for i in range(len(MICROGRIDS)):
-            v = vm[self._mg_bus_rows[i]]
-            over = np.maximum(v - VOLTAGE_MAX_PU, 0.0).sum()
-            safety_v[i] = over + np.maximum(VOLTAGE_MIN_PU - v, 0.0).sum()
-            safety_line[i] = np.maximum(loading[self._mg_line_rows[i]] - 100.0, 0.0).sum() / 100.0
+        v = result.vm_pu[self._mg_bus_rows]
+        outside = np.maximum(v - VOLTAGE_MAX_PU, 0.0) + np.maximum(VOLTAGE_MIN_PU - v, 0.0)
+        overload = np.maximum(result.line_loading_percent[self._mg_line_rows] - 100.0, 0.0)
+        safety_v = np.add.reduceat(outside, self._mg_bus_starts)
+        safety_line = np.add.reduceat(overload, self._mg_line_starts) / 100.0
         return safety_v, safety_line
 
     def render(self) -> None:

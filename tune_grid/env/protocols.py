@@ -47,6 +47,7 @@ import numpy as np
 from tune_grid.config import EnvConfig
 from tune_grid.env.consensus import adjacency, metropolis_weights, run_consensus
 from tune_grid.env.p2p import clear_double_auction, p2p_orders
+from tune_grid.grid.data import HOURS_PER_DAY
 from tune_grid.grid.devices import HOUR, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
 
 PRICE_SCALE = 100.0  # $/MWh per observation unit (as the env's ``price`` feature)
@@ -127,7 +128,7 @@ class Protocols:
         self._day = 0
         self._loading = 0.0
         self._published = (0, float("nan"), 0.0)  # (hour, dso price, adder) for the next hour
-        self._setpoints = np.zeros((24, _N))
+        self._setpoints = np.zeros((HOURS_PER_DAY, _N))
 
     # ------------------------------------------------------------------------------ hooks
     def reset(
@@ -179,7 +180,8 @@ class Protocols:
         import_price = price
         if self.vertical == "price_signal":
             published_hour, dso_price, adder = self._published
-            assert published_hour == hour, "price signal published for another hour"
+            if published_hour != hour:
+                raise RuntimeError(f"price published for hour {published_hour}, settling {hour}")
             import_price = dso_price
             for i in range(_N):
                 info[i].update(

@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from tune_grid.config import EnvConfig
-from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
+from tune_grid.grid.devices import (
+    BATTERY,
+    DIESEL,
+    MICROGRIDS,
+    PV_RATING_MW,
+    VOLTAGE_MAX_PU,
+    VOLTAGE_MIN_PU,
+    WIND_RATING_MW,
+)
 from tune_grid.oracle import cache
 from tune_grid.oracle.dispatch import (
     Anchor,
@@ -32,6 +40,8 @@ from tune_grid.oracle.dispatch import (
     DispatchOptions,
     DispatchResult,
     Site,
+    fuel_cost,
+    settlement,
     solve_dispatch,
 )
 from tune_grid.oracle.lindistflow import RadialNetwork
@@ -39,9 +49,10 @@ from tune_grid.oracle.replay import replay, schedule_actions
 
 ORACLE_VERSION = 1
 """Bump when the oracle's model changes, so cached days are recomputed."""
-DEFAULT_ITERATIONS = 3
+DEFAULT_ITERATIONS = 6
+"""Most dispatch solves per day (successive linearization with a trust region)."""
 CONVERGED_MW = 1e-3
-"""Successive linearization stops when no set point moved by more than this."""
+"""Successive linearization stops when an accepted step moved no set point more than this."""
 DEFAULT_SOC = 0.5
 """Initial SoC used when the config draws it at random (``initial_soc: null``)."""
 REWARD_ONLY_KEYS = ("split", "penalty", "cost_scale", "share_reward")
@@ -68,6 +79,10 @@ class _System:
     pcc_rows: np.ndarray
     pv_bus: np.ndarray
     wt_bus: np.ndarray
+    safety_buses: np.ndarray
+    """Bus rows the env judges (every microgrid bus)."""
+    safety_lines: np.ndarray
+    """Line rows the env judges (every microgrid line)."""
     fingerprint: str
     solvers: dict[str, Any] = field(default_factory=dict)
 
@@ -90,11 +105,10 @@ def _net_fingerprint(net: Any) -> str:
     return cache.digest(payload)
 
 
-@functools.lru_cache(maxsize=1)
-def _system() -> _System:
-    from tune_grid.grid.network import build_network
-
-    net = build_network()
+@functools.lru_cache(maxsize=4)
+def _system(config: EnvConfig) -> _System:
+    """Read from the env's own net (it depends on the config, e.g. load_scale scales shunts)."""
+    net = _env(config).net
     radial = RadialNetwork.from_pandapower(net)
     pos = radial.bus_position
     sgen, storage = net.sgen, net.storage
@@ -142,6 +156,8 @@ def _system() -> _System:
         pcc_rows=pcc_rows,
         pv_bus=pos(sgen.bus.to_numpy()[pv_rows]),
         wt_bus=pos(sgen.bus.to_numpy()[wt_rows]),
+        safety_buses=np.flatnonzero(net.bus["zone"].isin(MICROGRIDS).to_numpy()),
+        safety_lines=np.flatnonzero(net.line["zone"].isin(MICROGRIDS).to_numpy()),
         fingerprint=_net_fingerprint(net),
     )
 
@@ -192,9 +208,15 @@ def _exogenous(system: _System, profiles: Any, day: int, load_scale: float) -> _
     return _Exogenous(price, load_p, load_q, pv, wind, p_ext, q_ext)
 
 
-def _ac_anchor(system: _System, exo: _Exogenous, controls: np.ndarray, backend: str) -> Anchor:
-    """AC power flows of ``controls`` (3, M, T); hours that diverge fall back to LinDistFlow."""
-    solver = system.solver(backend)
+def _ac_eval(
+    system: _System, exo: _Exogenous, controls: np.ndarray, cfg: EnvConfig, price_v: float
+) -> tuple[Anchor, float, float]:
+    """AC power flows of ``controls`` (3, M, T): the anchor there, its money ($, fuel and
+    exchange as the env settles them) and its merit (money + ``price_v`` x the env's safety).
+
+    Hours that diverge are charged the env's ``nonconvergence_safety`` per microgrid and anchored
+    at the LinDistFlow solution."""
+    solver = system.solver(cfg.powerflow)
     net = system.net
     hours = exo.price.shape[0]
     sgen_p = np.zeros(len(net.sgen))
@@ -202,6 +224,7 @@ def _ac_anchor(system: _System, exo: _Exogenous, controls: np.ndarray, backend: 
     storage_p = np.zeros(len(net.storage))
     w = np.zeros((system.radial.n_bus, hours))
     exchange = np.zeros((len(MICROGRIDS), hours))
+    safety = 0.0
     battery, dg_p, dg_q = controls
     for t in range(hours):
         sgen_p[system.pv_rows] = exo.pv[:, t]
@@ -213,17 +236,26 @@ def _ac_anchor(system: _System, exo: _Exogenous, controls: np.ndarray, backend: 
         if res.converged:
             w[:, t] = res.vm_pu**2
             exchange[:, t] = res.trafo_p_hv_mw[system.pcc_rows]
-        else:
-            p_inj = exo.p_ext[:, t].copy()
-            q_inj = exo.q_ext[:, t].copy()
-            for i, s in enumerate(system.sites):
-                p_inj[s.battery_bus] -= battery[i, t]
-                p_inj[s.dg_bus] += dg_p[i, t]
-                q_inj[s.dg_bus] += dg_q[i, t]
-            lin = system.radial.solve(p_inj, q_inj)
-            w[:, t] = lin["w"]
-            exchange[:, t] = lin["p_mw"][[s.pcc_branch for s in system.sites]]
-    return Anchor(controls=controls, w=w, exchange_mw=exchange)
+            vm = res.vm_pu[system.safety_buses]
+            safety += float(
+                np.maximum(vm - VOLTAGE_MAX_PU, 0.0).sum() + np.maximum(VOLTAGE_MIN_PU - vm, 0.0).sum()
+            )
+            loading = res.line_loading_percent[system.safety_lines]
+            safety += float(np.maximum(loading - 100.0, 0.0).sum() / 100.0)
+            continue
+        safety += cfg.nonconvergence_safety * len(MICROGRIDS)
+        p_inj = exo.p_ext[:, t].copy()
+        q_inj = exo.q_ext[:, t].copy()
+        for i, s in enumerate(system.sites):
+            p_inj[s.battery_bus] -= battery[i, t]
+            p_inj[s.dg_bus] += dg_p[i, t]
+            q_inj[s.dg_bus] += dg_q[i, t]
+        lin = system.radial.solve(p_inj, q_inj)
+        w[:, t] = lin["w"]
+        exchange[:, t] = lin["p_mw"][[s.pcc_branch for s in system.sites]]
+    fuel = sum(float(fuel_cost(s.dg, dg_p[i]).sum()) for i, s in enumerate(system.sites))
+    money = fuel + float(settlement(exo.price[None, :], exchange, cfg.export_discount).sum())
+    return Anchor(controls=controls, w=w, exchange_mw=exchange), money, money + price_v * safety
 
 
 @dataclass(frozen=True)
@@ -317,7 +349,7 @@ def cache_key(
         "config": {k: v for k, v in config.to_dict().items() if k not in REWARD_ONLY_KEYS},
         "options": dataclasses.asdict(options),
         "iterations": iterations,
-        "network": _system().fingerprint,
+        "network": _system(config).fingerprint,
         "devices": [repr(BATTERY), [repr(DIESEL[m]) for m in MICROGRIDS]],
         "ratings": [PV_RATING_MW, WIND_RATING_MW],
         "profiles": cache.digest(day_data),
@@ -345,7 +377,7 @@ def plan_day(
     """Solve one day without replay: (final dispatch, AC anchor at it, total solve s, solves)."""
     cfg = _config(config, split)
     options = options or DispatchOptions()
-    system = _system()
+    system = _system(cfg)
     profiles = _profiles(cfg.split)
     d = _resolve_day(profiles, cfg.split, day)
     exo = _exogenous(system, profiles, d, cfg.load_scale)
@@ -358,22 +390,31 @@ def plan_day(
         export_discount=cfg.export_discount,
     )
     hours = exo.price.shape[0]
-    controls = np.zeros((3, len(MICROGRIDS), hours))
+    price_v = options.violation_price
     start = time.perf_counter()
-    anchor = _ac_anchor(system, exo, controls, cfg.powerflow)
-    result: DispatchResult | None = None
-    done = 0
-    for _ in range(max(int(iterations), 1)):
-        result = solve_dispatch(system.radial, system.sites, inputs, anchor, options)
-        done += 1
+    controls = np.zeros((3, len(MICROGRIDS), hours))
+    anchor, _, merit = _ac_eval(system, exo, controls, cfg, price_v)
+    best: tuple[DispatchResult, Anchor] | None = None
+    last: tuple[DispatchResult, Anchor] | None = None
+    radius: float | None = None
+    solves = 0
+    while solves < max(int(iterations), 1):
+        result = solve_dispatch(system.radial, system.sites, inputs, anchor, options, radius)
+        solves += 1
         new = np.stack([result.battery_mw, result.dg_p_mw, result.dg_q_mvar])
-        moved = float(np.abs(new - controls).max())
-        controls = new
-        anchor = _ac_anchor(system, exo, controls, cfg.powerflow)
-        if moved < CONVERGED_MW:
-            break
-    assert result is not None
-    return result, anchor, time.perf_counter() - start, done
+        step = float(np.abs(new - controls).max())
+        new_anchor, _, new_merit = _ac_eval(system, exo, new, cfg, price_v)
+        last = (result, new_anchor)
+        if new_merit <= merit + 1e-6 * max(1.0, abs(merit)):  # accept the step
+            best, controls, anchor, merit = last, new, new_anchor, new_merit
+            if step < CONVERGED_MW:
+                break
+        else:  # reject: the linearization was too optimistic, shrink the trust region
+            radius = 0.5 * step if radius is None else 0.5 * min(radius, step)
+            if radius < CONVERGED_MW:
+                break
+    result, anchor = best if best is not None else last  # type: ignore[misc]
+    return result, anchor, time.perf_counter() - start, solves
 
 
 def oracle_cost(
@@ -404,7 +445,7 @@ def oracle_cost(
         if record is not None:
             return OracleDay.from_json(record)
     result, anchor, solve_s, solves = plan_day(cfg.split, d, cfg, options, iterations)
-    system = _system()
+    system = _system(cfg)
     buses = np.array(sorted({b for s in system.sites for b in s.buses}))
     dv = np.abs(result.vm_pu[buses] - np.sqrt(anchor.w[buses]))
     soc0 = DEFAULT_SOC if cfg.initial_soc is None else cfg.initial_soc

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -185,10 +185,10 @@ class _Model:
         day: DayInputs,
         anchor: Anchor | None,
         options: DispatchOptions,
-        polygon: bool,
+        trust_region: float | None = None,
     ) -> None:
         self.net, self.sites, self.day, self.options = net, sites, day, options
-        self.anchor, self.polygon = anchor, polygon
+        self.anchor, self.trust_region, self.polygon = anchor, trust_region, False
         m_count, hours = len(sites), len(day.price)
         self.M, self.T = m_count, hours
         maps = net.maps
@@ -199,45 +199,40 @@ class _Model:
             bp[s.battery_bus, i] -= 1.0
             bp[s.dg_bus, m_count + i] += 1.0
             bq[s.dg_bus, 2 * m_count + i] += 1.0
+        self.bp, self.bq = bp, bq
         self.dw = maps.Wp @ bp + maps.Wq @ bq
         self.dP = maps.Fp @ bp + maps.Fq @ bq
         self.dQ = maps.Gp @ bp + maps.Gq @ bq
-        self.bp, self.bq = bp, bq
+        # Branches inside each site (PCC included): their losses are part of its exchange.
+        d = net.subtree
+        self.site_branches = [np.flatnonzero(d[s.pcc_branch][net.child] > 0) for s in sites]
         self.fixed_direction: dict[tuple[int, int], str] = {}
         self.fixed_dg: dict[tuple[int, int], str] = {}
+        self._compute_base()
 
-    # ------------------------------------------------------------------ affine pieces
-    def _base(self) -> tuple[np.ndarray, ...]:
-        """u0 (3M, T), w, P, Q at u0, the exchange at u0 (M, T) and its gradient (M, 3M, T)."""
-        net, day, maps = self.net, self.day, self.net.maps
-        pcc = np.array([s.pcc_branch for s in self.sites])
+    def _compute_base(self) -> None:
+        """The base point u0 and the network quantities there (LinDistFlow, AC where anchored)."""
+        net, day = self.net, self.day
         if self.anchor is None:
-            u0 = np.zeros((3 * self.M, self.T))
+            self.u0 = np.zeros((3 * self.M, self.T))
         else:
-            u0 = self.anchor.controls.reshape(3 * self.M, self.T)
-        p_inj = day.p_ext_mw + self.bp @ u0
-        q_inj = day.q_ext_mvar + self.bq @ u0
-        lin = net.solve(p_inj, q_inj)
-        flow_p, flow_q = lin["p_mw"], lin["q_mvar"]
-        grad = np.repeat(self.dP[pcc][:, :, None], self.T, axis=2)
+            self.u0 = self.anchor.controls.reshape(3 * self.M, self.T)
+        lin = net.solve(day.p_ext_mw + self.bp @ self.u0, day.q_ext_mvar + self.bq @ self.u0)
+        self.flow_p0, self.flow_q0 = lin["p_mw"], lin["q_mvar"]
+        pcc = [s.pcc_branch for s in self.sites]
         if self.anchor is None:
-            return u0, lin["w"], flow_p, flow_q, flow_p[pcc], grad
-        w = self.anchor.w
-        # First-order change of each site's internal losses (PCC branch included).
-        base = net.base_mva
-        d = net.subtree
-        for i, s in enumerate(self.sites):
-            below = d[s.pcc_branch][net.child] > 0  # branches inside the site
-            rk = net.r[below][:, None]
-            w_par = np.maximum(w[net.parent[below]], 1e-6)
-            coef_p = 2 * rk * flow_p[below] / (base * w_par)
-            coef_q = 2 * rk * flow_q[below] / (base * w_par)
-            grad[i] += np.einsum("kt,kj->jt", coef_p, self.dP[below]) + np.einsum(
-                "kt,kj->jt", coef_q, self.dQ[below]
-            )
-        return u0, w, flow_p, flow_q, self.anchor.exchange_mw, grad
+            self.w0, self.x0 = lin["w"], self.flow_p0[pcc]
+            self.loss_coef = None
+            return
+        self.w0, self.x0 = self.anchor.w, self.anchor.exchange_mw
+        # Site losses sum_k r_k (P_k^2 + Q_k^2) / w_parent with w frozen at the anchor.
+        self.loss_coef = [
+            net.r[b][:, None] / (net.base_mva * np.maximum(self.w0[net.parent[b]], 1e-6))
+            for b in self.site_branches
+        ]
 
-    def _circle(self, a: cp.Expression, b: cp.Expression, radius: np.ndarray) -> list:
+    # ------------------------------------------------------------------ pieces
+    def _circle(self, a: cp.Expression, b: cp.Expression, radius: Any) -> list:
         """``a^2 + b^2 <= radius^2`` element-wise (SOC, or an inscribed polygon)."""
         if not self.polygon:
             return [cp.SOC(cp.vec(radius, order="F"), cp.vstack([cp.vec(a, "F"), cp.vec(b, "F")]))]
@@ -248,8 +243,32 @@ class _Model:
             cons.append(math.cos(th) * a + math.sin(th) * b <= radius * math.cos(math.pi / k))
         return cons
 
+    def _exchange(self, du: cp.Expression) -> tuple[list, list]:
+        """Per site (T,) exchange expressions: (convex model, first-order model)."""
+        x_quad, x_lin = [], []
+        for i, s in enumerate(self.sites):
+            lossless = self.x0[i] + self.dP[s.pcc_branch] @ du
+            if self.loss_coef is None:
+                x_quad.append(lossless)
+                x_lin.append(lossless)
+                continue
+            b, coef = self.site_branches[i], self.loss_coef[i]
+            p0, q0 = self.flow_p0[b], self.flow_q0[b]
+            fp = p0 + self.dP[b] @ du
+            fq = q0 + self.dQ[b] @ du
+            loss0 = np.sum(coef * (p0**2 + q0**2), axis=0)
+            loss = cp.sum(cp.multiply(coef, cp.square(fp) + cp.square(fq)), axis=0)
+            grad = cp.sum(
+                cp.multiply(2 * coef * p0, self.dP[b] @ du)
+                + cp.multiply(2 * coef * q0, self.dQ[b] @ du),
+                axis=0,
+            )
+            x_quad.append(lossless + loss - loss0)
+            x_lin.append(lossless + grad)
+        return x_quad, x_lin
+
     # -------------------------------------------------------------------------- build
-    def build(self) -> tuple[cp.Problem, dict[str, cp.Expression]]:
+    def build(self) -> tuple[cp.Problem, dict[str, Any]]:
         sites, day, opt = self.sites, self.day, self.options
         M, T, h = self.M, self.T, day.hours
         c = cp.Variable((M, T), nonneg=True, name="charge")
@@ -289,23 +308,23 @@ class _Model:
         fuel = (cp.sum(cp.multiply(slope, p)) + cp.sum(cp.multiply(extra, z))) * h
         fuel += cp.sum(cp.multiply(a2, cp.square(z))) * h
 
-        # Network: controls u (3M, T) and their effect relative to the base point u0.
+        # Network: controls u (3M, T) relative to the base point u0.
         u = cp.vstack([c - d, p, q])
-        u0, w0, flow_p0, flow_q0, x0, grad = self._base()
-        du = u - u0
-        x_rows = [
-            x0[i] + cp.sum(cp.multiply(grad[i], du), axis=0) for i in range(M)
-        ]  # (T,) each
-        x = cp.vstack(x_rows)
-        y = cp.Variable((M, T), nonneg=True, name="export")
-        cons.append(y >= -x)
+        du = u - self.u0
+        if self.trust_region is not None:
+            cons.append(cp.abs(du) <= self.trust_region)
+        x_quad, x_lin = self._exchange(du)
         price = np.asarray(day.price, float)
-        money_exchange = cp.sum(x @ price) * h
-        premium = (1 - day.export_discount) * np.maximum(price, 0.0)
-        money_exchange += cp.sum(y @ premium) * h
+        pos_price, neg_price = np.maximum(price, 0.0), np.minimum(price, 0.0)
+        premium = (1 - day.export_discount) * pos_price
+        y = cp.Variable((M, T), nonneg=True, name="export")
+        money = fuel
+        for i in range(M):
+            cons.append(y[i] >= -x_lin[i])
+            money += (x_quad[i] @ pos_price + x_lin[i] @ neg_price + y[i] @ premium) * h
 
-        penalty: cp.Expression | float = 0.0
-        violation: cp.Expression | float = 0.0
+        penalty: Any = 0.0
+        violation: Any = 0.0
         site_buses = sorted({b for s in sites for b in s.buses})
         other = sorted(set(range(self.net.n_bus)) - set(site_buses))
         v_lo2, v_hi2 = opt.v_min**2, opt.v_max**2
@@ -316,32 +335,31 @@ class _Model:
             if not buses or price_v <= 0.0:
                 continue
             idx = np.array(buses)
-            w_expr = w0[idx] + self.dw[idx] @ du
+            w_expr = self.w0[idx] + self.dw[idx] @ du
             s_hi = cp.Variable((len(idx), T), nonneg=True)
             s_lo = cp.Variable((len(idx), T), nonneg=True)
             cons += [w_expr <= v_hi2 + 2 * opt.v_max * s_hi, w_expr >= v_lo2 - 2 * opt.v_min * s_lo]
             penalty = penalty + price_v * h * (cp.sum(s_hi) + cp.sum(s_lo))
             if judged:
                 violation = violation + (cp.sum(s_hi) + cp.sum(s_lo)) * h
-        lines = self._screened_lines(u0, flow_p0, flow_q0) if opt.line_limits else []
+        lines = self._screened_lines() if opt.line_limits else []
         if lines:
             idx = np.array(lines)
             s_max = self.net.s_max_mva[idx][:, None] * np.ones((1, T))
-            fp = flow_p0[idx] + self.dP[idx] @ du
-            fq = flow_q0[idx] + self.dQ[idx] @ du
+            fp = self.flow_p0[idx] + self.dP[idx] @ du
+            fq = self.flow_q0[idx] + self.dQ[idx] @ du
             s_ln = cp.Variable((len(idx), T), nonneg=True)
             cons += self._circle(fp, fq, s_max + cp.multiply(s_max, s_ln))
             penalty = penalty + opt.violation_price * h * cp.sum(s_ln)
             violation = violation + cp.sum(s_ln) * h
-        money = fuel + money_exchange
         problem = cp.Problem(cp.Minimize(money + penalty), cons)
         parts = {
-            "c": c, "d": d, "p": p, "q": q, "e": e, "x": x, "money": money,
-            "violation": violation, "u0": u0, "w0": w0,
+            "c": c, "d": d, "p": p, "q": q, "e": e, "x": cp.vstack(x_quad), "money": money,
+            "violation": violation,
         }  # fmt: skip
         return problem, parts
 
-    def _screened_lines(self, u0: np.ndarray, fp0: np.ndarray, fq0: np.ndarray) -> list[int]:
+    def _screened_lines(self) -> list[int]:
         """Site lines whose flow could exceed ``line_screen`` x rating for some feasible control."""
         span = np.array(
             [s.battery.max_power_mw for s in self.sites]
@@ -349,7 +367,7 @@ class _Model:
             + [s.dg.s_mva for s in self.sites]
         )
         # Worst case |change| of each flow: |sensitivity| x (distance to the farthest bound).
-        reach = np.abs(u0).max(axis=1) + span
+        reach = np.abs(self.u0).max(axis=1) + span
         dp = np.abs(self.dP) @ reach
         dq = np.abs(self.dQ) @ reach
         keep = []
@@ -358,8 +376,8 @@ class _Model:
                 rating = self.net.s_max_mva[k]
                 if not np.isfinite(rating):
                     continue
-                worst = np.hypot(np.abs(fp0[k]) + dp[k], np.abs(fq0[k]) + dq[k]).max()
-                if worst > self.options.line_screen * rating:
+                fp0, fq0 = np.abs(self.flow_p0[k]) + dp[k], np.abs(self.flow_q0[k]) + dq[k]
+                if np.hypot(fp0, fq0).max() > self.options.line_screen * rating:
                     keep.append(k)
         return keep
 
@@ -399,11 +417,15 @@ def solve_dispatch(
     day: DayInputs,
     anchor: Anchor | None = None,
     options: DispatchOptions | None = None,
+    trust_region: float | None = None,
 ) -> DispatchResult:
-    """Solve the day's dispatch (see module docs); returns the polished schedule."""
+    """Solve the day's dispatch (see module docs); returns the polished schedule.
+
+    ``trust_region``: bound on every set point's move (MW / Mvar) from the anchor's controls.
+    """
     options = options or DispatchOptions()
     start = time.perf_counter()
-    model = _Model(net, sites, day, anchor, options, polygon=False)
+    model = _Model(net, sites, day, anchor, options, trust_region)
     problem, parts, solver = _attempt(model)
     bound = float(parts["money"].value)
     polished = 0
@@ -445,7 +467,7 @@ def _result(
     fuel = np.vstack([fuel_cost(s.dg, dg_p[i], day.hours) for i, s in enumerate(sites)])
     exch_cost = settlement(day.price[None, :], exchange, day.export_discount, day.hours)
     u = np.vstack([battery, dg_p, dg_q])
-    w = parts["w0"] + model.dw @ (u - parts["u0"])
+    w = model.w0 + model.dw @ (u - model.u0)
     viol = parts["violation"]
     violation = float(viol.value) if isinstance(viol, cp.Expression) else float(viol)
     neg_export = int(((day.price[None, :] < 0) & (exchange < -1e-6)).sum())

@@ -182,7 +182,8 @@ def format_summary(summary: dict[str, dict[str, float]], target: float, options:
         )
     r = summary["ratio"]
     lines.append(
-        f"ratio random+FIFO / Optuna+ASHA: time {r['seconds']:.2f}x, env steps {r['env_steps']:.2f}x"
+        f"ratio random+FIFO / Optuna+ASHA: time {r['seconds']:.2f}x, "
+        f"env steps {r['env_steps']:.2f}x"
     )
     return "\n".join(lines)
 

@@ -193,3 +193,8 @@ class WandbTrialCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for trial in trials:
             self._finish(trial)
+        if getattr(self, "_mode", "") == "offline" and not self._disabled:
+            print(
+                f"W&B: offline runs in {self.directory}/wandb; upload them later with: "
+                f"wandb sync {self.directory}/wandb/offline-run-*"
+            )
