@@ -48,7 +48,9 @@ def test_soc_stays_in_bounds_and_clipping_is_reported() -> None:
     for episode in range(4):
         env.reset(seed=episode)
         while env.agents:
-            _, _, _, _, infos = env.step({a: rng.choice([-1.0, 1.0]) * np.ones(3) for a in env.agents})
+            _, _, _, _, infos = env.step(
+                {a: rng.choice([-1.0, 1.0]) * np.ones(3) for a in env.agents}
+            )
             for info in infos.values():
                 assert BATTERY.soc_min - 1e-12 <= info["soc"] <= BATTERY.soc_max + 1e-12
     # An empty battery asked to discharge at full power: everything is clipped.
@@ -75,7 +77,10 @@ def test_energy_balance_at_the_point_of_connection() -> None:
         _, _, _, _, infos = env.step({a: rng.uniform(-1, 1, 3) for a in env.agents})
         for info in infos.values():
             lossless = (
-                info["load_mw"] + info["battery_mw"] - info["dg_p_mw"] - info["pv_mw"]
+                info["load_mw"]
+                + info["battery_mw"]
+                - info["dg_p_mw"]
+                - info["pv_mw"]
                 - info["wind_mw"]
             )
             losses = info["exchange_mw"] - lossless

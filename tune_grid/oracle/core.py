@@ -55,6 +55,8 @@ CONVERGED_MW = 1e-3
 """Successive linearization stops when an accepted step moved no set point more than this."""
 DEFAULT_SOC = 0.5
 """Initial SoC used when the config draws it at random (``initial_soc: null``)."""
+FD_STEP = 0.01
+"""Forward-difference step (MW / Mvar) of the AC sensitivities."""
 REWARD_ONLY_KEYS = ("split", "penalty", "cost_scale", "share_reward")
 """EnvConfig keys that change neither money nor physics (kept out of the cache key)."""
 ZONES = ("DSO", *MICROGRIDS)
@@ -208,54 +210,93 @@ def _exogenous(system: _System, profiles: Any, day: int, load_scale: float) -> _
     return _Exogenous(price, load_p, load_q, pv, wind, p_ext, q_ext)
 
 
-def _ac_eval(
-    system: _System, exo: _Exogenous, controls: np.ndarray, cfg: EnvConfig, price_v: float
-) -> tuple[Anchor, float, float]:
-    """AC power flows of ``controls`` (3, M, T): the anchor there, its money ($, fuel and
-    exchange as the env settles them) and its merit (money + ``price_v`` x the env's safety).
+class _AcEvaluator:
+    """AC power flows of a day's schedules with the env's solver, and their env-style merit."""
 
-    Hours that diverge are charged the env's ``nonconvergence_safety`` per microgrid and anchored
-    at the LinDistFlow solution."""
-    solver = system.solver(cfg.powerflow)
-    net = system.net
-    hours = exo.price.shape[0]
-    sgen_p = np.zeros(len(net.sgen))
-    sgen_q = np.zeros(len(net.sgen))
-    storage_p = np.zeros(len(net.storage))
-    w = np.zeros((system.radial.n_bus, hours))
-    exchange = np.zeros((len(MICROGRIDS), hours))
-    safety = 0.0
-    battery, dg_p, dg_q = controls
-    for t in range(hours):
-        sgen_p[system.pv_rows] = exo.pv[:, t]
-        sgen_p[system.wt_rows] = exo.wind[:, t]
-        sgen_p[system.dg_rows] = dg_p[:, t]
-        sgen_q[system.dg_rows] = dg_q[:, t]
-        storage_p[system.ess_rows] = battery[:, t]
-        res = solver.solve(exo.load_p[:, t], exo.load_q[:, t], sgen_p, sgen_q, storage_p)
-        if res.converged:
-            w[:, t] = res.vm_pu**2
-            exchange[:, t] = res.trafo_p_hv_mw[system.pcc_rows]
-            vm = res.vm_pu[system.safety_buses]
-            safety += float(
-                np.maximum(vm - VOLTAGE_MAX_PU, 0.0).sum() + np.maximum(VOLTAGE_MIN_PU - vm, 0.0).sum()
-            )
-            loading = res.line_loading_percent[system.safety_lines]
-            safety += float(np.maximum(loading - 100.0, 0.0).sum() / 100.0)
-            continue
-        safety += cfg.nonconvergence_safety * len(MICROGRIDS)
-        p_inj = exo.p_ext[:, t].copy()
-        q_inj = exo.q_ext[:, t].copy()
+    def __init__(self, system: _System, exo: _Exogenous, cfg: EnvConfig, price_v: float) -> None:
+        self.system, self.exo, self.cfg, self.price_v = system, exo, cfg, price_v
+        self.solver = system.solver(cfg.powerflow)
+        net = system.net
+        self.sgen_p = np.zeros(len(net.sgen))
+        self.sgen_q = np.zeros(len(net.sgen))
+        self.storage_p = np.zeros(len(net.storage))
+
+    def _flow(self, t: int, battery: np.ndarray, dg_p: np.ndarray, dg_q: np.ndarray) -> Any:
+        s, exo = self.system, self.exo
+        self.sgen_p[s.pv_rows] = exo.pv[:, t]
+        self.sgen_p[s.wt_rows] = exo.wind[:, t]
+        self.sgen_p[s.dg_rows] = dg_p
+        self.sgen_q[s.dg_rows] = dg_q
+        self.storage_p[s.ess_rows] = battery
+        return self.solver.solve(
+            exo.load_p[:, t], exo.load_q[:, t], self.sgen_p, self.sgen_q, self.storage_p
+        )
+
+    def evaluate(self, controls: np.ndarray, jacobian: bool = False) -> tuple[Anchor, float, float]:
+        """(anchor at ``controls`` (3, M, T), money $, merit = money + price_v x env safety).
+
+        Money is the fuel and exchange as the env settles them; safety the env's (voltage and
+        line overload on the microgrids; ``nonconvergence_safety`` per microgrid in an hour that
+        diverges, anchored at LinDistFlow). ``jacobian``: add forward-difference sensitivities
+        of w and of the exchanges (step ``FD_STEP``, 3M extra power flows per hour)."""
+        system, exo, cfg = self.system, self.exo, self.cfg
+        n_mg, hours = controls.shape[1], controls.shape[2]
+        w = np.zeros((system.radial.n_bus, hours))
+        exchange = np.zeros((n_mg, hours))
+        w_jac = np.zeros((system.radial.n_bus, 3 * n_mg, hours)) if jacobian else None
+        x_jac = np.zeros((n_mg, 3 * n_mg, hours)) if jacobian else None
+        safety = 0.0
+        for t in range(hours):
+            u = controls[:, :, t].copy()
+            res = self._flow(t, *u)
+            if res.converged:
+                w[:, t] = res.vm_pu**2
+                exchange[:, t] = res.trafo_p_hv_mw[system.pcc_rows]
+                vm = res.vm_pu[system.safety_buses]
+                safety += float(
+                    np.maximum(vm - VOLTAGE_MAX_PU, 0.0).sum()
+                    + np.maximum(VOLTAGE_MIN_PU - vm, 0.0).sum()
+                )
+                loading = res.line_loading_percent[system.safety_lines]
+                safety += float(np.maximum(loading - 100.0, 0.0).sum() / 100.0)
+            else:
+                safety += cfg.nonconvergence_safety * n_mg
+                w[:, t], exchange[:, t] = self._lindistflow(t, u)
+            if jacobian and res.converged:
+                for j in range(3 * n_mg):
+                    v = u.copy()
+                    v.flat[j] += FD_STEP
+                    r = self._flow(t, *v)
+                    if r.converged:
+                        w_jac[:, j, t] = (r.vm_pu**2 - w[:, t]) / FD_STEP
+                        x_jac[:, j, t] = (r.trafo_p_hv_mw[system.pcc_rows] - exchange[:, t]) / FD_STEP
+                self._flow(t, *u)  # leave the warm start at the base point
+        if jacobian:  # hours that diverged: LinDistFlow sensitivities
+            bad = ~np.any(w_jac, axis=(0, 1))
+            if bad.any():
+                w_jac[:, :, bad] = self._lin_jacobian()[:, :, None]
+        fuel = sum(float(fuel_cost(s.dg, controls[1, i]).sum()) for i, s in enumerate(system.sites))
+        money = fuel + float(settlement(exo.price[None, :], exchange, cfg.export_discount).sum())
+        anchor = Anchor(controls, w, exchange, w_jac, x_jac if jacobian else None)
+        return anchor, money, money + self.price_v * safety
+
+    def _lindistflow(self, t: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        system = self.system
+        p_inj = self.exo.p_ext[:, t].copy()
+        q_inj = self.exo.q_ext[:, t].copy()
         for i, s in enumerate(system.sites):
-            p_inj[s.battery_bus] -= battery[i, t]
-            p_inj[s.dg_bus] += dg_p[i, t]
-            q_inj[s.dg_bus] += dg_q[i, t]
+            p_inj[s.battery_bus] -= u[0, i]
+            p_inj[s.dg_bus] += u[1, i]
+            q_inj[s.dg_bus] += u[2, i]
         lin = system.radial.solve(p_inj, q_inj)
-        w[:, t] = lin["w"]
-        exchange[:, t] = lin["p_mw"][[s.pcc_branch for s in system.sites]]
-    fuel = sum(float(fuel_cost(s.dg, dg_p[i]).sum()) for i, s in enumerate(system.sites))
-    money = fuel + float(settlement(exo.price[None, :], exchange, cfg.export_discount).sum())
-    return Anchor(controls=controls, w=w, exchange_mw=exchange), money, money + price_v * safety
+        return lin["w"], lin["p_mw"][[s.pcc_branch for s in system.sites]]
+
+    def _lin_jacobian(self) -> np.ndarray:
+        maps, sites = self.system.radial.maps, self.system.sites
+        cols = [-maps.Wp[:, s.battery_bus] for s in sites]
+        cols += [maps.Wp[:, s.dg_bus] for s in sites]
+        cols += [maps.Wq[:, s.dg_bus] for s in sites]
+        return np.stack(cols, axis=1)
 
 
 @dataclass(frozen=True)
@@ -373,8 +414,14 @@ def plan_day(
     config: Mapping[str, Any] | EnvConfig | None = None,
     options: DispatchOptions | None = None,
     iterations: int = DEFAULT_ITERATIONS,
+    sensitivities: str = "ac",
 ) -> tuple[DispatchResult, Anchor, float, int]:
-    """Solve one day without replay: (final dispatch, AC anchor at it, total solve s, solves)."""
+    """Solve one day without replay: (final dispatch, AC anchor at it, total solve s, solves).
+
+    ``sensitivities``: "ac" (forward differences of the AC power flow at each anchor) or
+    "lindistflow" (the LinDistFlow model's own sensitivities)."""
+    if sensitivities not in ("ac", "lindistflow"):
+        raise ValueError(f"sensitivities must be 'ac' or 'lindistflow', got {sensitivities!r}")
     cfg = _config(config, split)
     options = options or DispatchOptions()
     system = _system(cfg)
@@ -390,12 +437,13 @@ def plan_day(
         export_discount=cfg.export_discount,
     )
     hours = exo.price.shape[0]
-    price_v = options.violation_price
+    ac = _AcEvaluator(system, exo, cfg, options.violation_price)
+    jacobian = sensitivities == "ac"
     start = time.perf_counter()
     controls = np.zeros((3, len(MICROGRIDS), hours))
-    anchor, _, merit = _ac_eval(system, exo, controls, cfg, price_v)
-    best: tuple[DispatchResult, Anchor] | None = None
-    last: tuple[DispatchResult, Anchor] | None = None
+    anchor, _, merit = ac.evaluate(controls, jacobian)
+    best: DispatchResult | None = None
+    last: DispatchResult | None = None
     radius: float | None = None
     solves = 0
     while solves < max(int(iterations), 1):
@@ -403,18 +451,21 @@ def plan_day(
         solves += 1
         new = np.stack([result.battery_mw, result.dg_p_mw, result.dg_q_mvar])
         step = float(np.abs(new - controls).max())
-        new_anchor, _, new_merit = _ac_eval(system, exo, new, cfg, price_v)
-        last = (result, new_anchor)
+        _, _, new_merit = ac.evaluate(new)
+        last = result
         if new_merit <= merit + 1e-6 * max(1.0, abs(merit)):  # accept the step
-            best, controls, anchor, merit = last, new, new_anchor, new_merit
+            best, controls, merit = result, new, new_merit
             if step < CONVERGED_MW:
                 break
+            anchor = ac.evaluate(new, jacobian)[0]
         else:  # reject: the linearization was too optimistic, shrink the trust region
             radius = 0.5 * step if radius is None else 0.5 * min(radius, step)
             if radius < CONVERGED_MW:
                 break
-    result, anchor = best if best is not None else last  # type: ignore[misc]
-    return result, anchor, time.perf_counter() - start, solves
+    final = best if best is not None else last
+    assert final is not None
+    final_anchor = ac.evaluate(np.stack([final.battery_mw, final.dg_p_mw, final.dg_q_mvar]))[0]
+    return final, final_anchor, time.perf_counter() - start, solves
 
 
 def oracle_cost(

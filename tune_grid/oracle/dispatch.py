@@ -102,6 +102,10 @@ class Anchor:
     """(n_bus, T) squared voltage magnitudes of the AC power flow."""
     exchange_mw: np.ndarray
     """(M, T) AC exchange at each site's point of connection."""
+    w_jacobian: np.ndarray | None = None
+    """(n_bus, 3M, T) dw/du of the AC power flow at the anchor; None: LinDistFlow's."""
+    exchange_jacobian: np.ndarray | None = None
+    """(M, 3M, T) dx/du of the AC power flow at the anchor; None: LinDistFlow's (+ losses)."""
 
 
 @dataclass(frozen=True)
@@ -243,9 +247,29 @@ class _Model:
             cons.append(math.cos(th) * a + math.sin(th) * b <= radius * math.cos(math.pi / k))
         return cons
 
+    def _per_hour(self, jac: np.ndarray, du: cp.Expression) -> cp.Expression:
+        """sum_j jac[:, j, t] du[j, t] for hour-dependent sensitivities ``jac`` (rows, 3M, T)."""
+        ones = np.ones((jac.shape[0], 1))
+        terms = [cp.multiply(jac[:, j, :], ones @ du[j : j + 1, :]) for j in range(jac.shape[1])]
+        return cp.sum(terms) if len(terms) > 1 else terms[0]
+
+    def voltage(self, idx: np.ndarray, du: cp.Expression | np.ndarray) -> Any:
+        """Model w of buses ``idx`` for the control change ``du``."""
+        jac = None if self.anchor is None else self.anchor.w_jacobian
+        if jac is None:
+            return self.w0[idx] + self.dw[idx] @ du
+        if isinstance(du, np.ndarray):
+            return self.w0[idx] + np.einsum("bjt,jt->bt", jac[idx], du)
+        return self.w0[idx] + self._per_hour(jac[idx], du)
+
     def _exchange(self, du: cp.Expression) -> tuple[list, list]:
-        """Per site (T,) exchange expressions: (convex model, first-order model)."""
+        """Per site (T,) exchange expressions: (convex model, first-order model).
+
+        First order: LinDistFlow's lossless flow plus the gradient of the site's losses, or the
+        AC Jacobian when the anchor has one. The convex model adds the losses' curvature
+        ``L(u) - L(u0) - grad L(u0) du >= 0`` (LinDistFlow flows, w frozen at the anchor)."""
         x_quad, x_lin = [], []
+        jac = None if self.anchor is None else self.anchor.exchange_jacobian
         for i, s in enumerate(self.sites):
             lossless = self.x0[i] + self.dP[s.pcc_branch] @ du
             if self.loss_coef is None:
@@ -254,17 +278,18 @@ class _Model:
                 continue
             b, coef = self.site_branches[i], self.loss_coef[i]
             p0, q0 = self.flow_p0[b], self.flow_q0[b]
-            fp = p0 + self.dP[b] @ du
-            fq = q0 + self.dQ[b] @ du
-            loss0 = np.sum(coef * (p0**2 + q0**2), axis=0)
-            loss = cp.sum(cp.multiply(coef, cp.square(fp) + cp.square(fq)), axis=0)
-            grad = cp.sum(
-                cp.multiply(2 * coef * p0, self.dP[b] @ du)
-                + cp.multiply(2 * coef * q0, self.dQ[b] @ du),
-                axis=0,
-            )
-            x_quad.append(lossless + loss - loss0)
-            x_lin.append(lossless + grad)
+            dfp, dfq = self.dP[b] @ du, self.dQ[b] @ du
+            # L(u) - L(u0) - grad L(u0) du = sum_k coef_k (dP_k^2 + dQ_k^2)
+            curvature = cp.sum(cp.multiply(coef, cp.square(dfp) + cp.square(dfq)), axis=0)
+            if jac is None:
+                grad = cp.sum(
+                    cp.multiply(2 * coef * p0, dfp) + cp.multiply(2 * coef * q0, dfq), axis=0
+                )
+                first = lossless + grad
+            else:
+                first = self.x0[i] + cp.reshape(self._per_hour(jac[i : i + 1], du), (self.T,), order="F")
+            x_lin.append(first)
+            x_quad.append(first + curvature)
         return x_quad, x_lin
 
     # -------------------------------------------------------------------------- build
@@ -335,7 +360,7 @@ class _Model:
             if not buses or price_v <= 0.0:
                 continue
             idx = np.array(buses)
-            w_expr = self.w0[idx] + self.dw[idx] @ du
+            w_expr = self.voltage(idx, du)
             s_hi = cp.Variable((len(idx), T), nonneg=True)
             s_lo = cp.Variable((len(idx), T), nonneg=True)
             cons += [w_expr <= v_hi2 + 2 * opt.v_max * s_hi, w_expr >= v_lo2 - 2 * opt.v_min * s_lo]
@@ -467,7 +492,7 @@ def _result(
     fuel = np.vstack([fuel_cost(s.dg, dg_p[i], day.hours) for i, s in enumerate(sites)])
     exch_cost = settlement(day.price[None, :], exchange, day.export_discount, day.hours)
     u = np.vstack([battery, dg_p, dg_q])
-    w = model.w0 + model.dw @ (u - model.u0)
+    w = model.voltage(np.arange(model.net.n_bus), u - model.u0)
     viol = parts["violation"]
     violation = float(viol.value) if isinstance(viol, cp.Expression) else float(viol)
     neg_export = int(((day.price[None, :] < 0) & (exchange < -1e-6)).sum())

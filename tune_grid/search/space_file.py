@@ -36,6 +36,7 @@ _RUN_HINTS = typing.get_type_hints(RunConfig)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 MAX_CHECK_COMBINATIONS = 256
+REWARD_SCALE_KEYS = ("penalty", "cost_scale")
 
 
 class SpaceFileError(ValueError):
@@ -175,6 +176,7 @@ class EvaluationSettings(_Strict):
     top_k: int | None = Field(default=None, ge=1)
     days: int = Field(default=7, ge=1, le=366)
     baselines: bool = True
+    oracle: bool = True
 
 
 class WandbSettings(_Strict):
@@ -432,6 +434,13 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
             raise SpaceFileError(file, f"space.{name}", "is also set in fixed; remove one of them")
         if name == "seed":
             raise SpaceFileError(file, "space.seed", "seeds are set by the top-level key seeds")
+        if name in REWARD_SCALE_KEYS and spec.metric == "episode_return_mean":
+            raise SpaceFileError(
+                file,
+                f"space.{name}",
+                "changes the reward's scale, so episode_return_mean is not comparable across "
+                "trials; use metric daily_cost_mean, safety_mean or violation_hours_mean",
+            )
         _check_types(name, param, file)
     try:
         RunConfig.from_dict(spec.fixed)

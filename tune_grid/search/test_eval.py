@@ -1,13 +1,18 @@
-"""Held-out evaluation of a finished search: trials' best checkpoints and the baselines.
+"""Held-out evaluation of a finished search: trials' best checkpoints, baselines and the oracle.
 
-Each evaluated trial's best checkpoint (by the search objective) is rolled on ``days`` test days
-with every seed's deterministic policy; the seed means become the ``test_*`` columns and each
-seed's daily cost ``test_daily_cost_per_seed``. The baselines see the same days and the fixed env
-config. Results go to ``test_evaluation.json`` and ``baselines.json`` in the results folder.
+Each evaluated trial's best checkpoint (by the search objective) is rolled on ``days`` evenly
+spaced test days with every seed's deterministic policy; the seed means become the ``test_*``
+columns and each seed's mean daily cost ``test_daily_cost_per_seed``. ``test_optimality_gap`` is
+(cost - oracle cost) / |oracle cost| pooled over the days, against the perfect-foresight dispatch
+of :mod:`tune_grid.oracle` (``evaluation.oracle: false`` skips it). The baselines (and the oracle)
+see the same days under the search's fixed env config, and again under each other env config the
+evaluated trials used (e.g. searched protocols). Results: ``test_evaluation.json`` and
+``baselines.json`` in the results folder.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +30,8 @@ from tune_grid.search.space_file import SpaceFile
 
 BASELINES_FILE = "baselines.json"
 SPLIT = "test"
+REWARD_ONLY_KEYS = ("split", "penalty", "cost_scale", "share_reward")
+"""Env keys that change neither cost nor physics: configs differing only here share baselines."""
 
 
 def _mean(values: list[float]) -> float:
@@ -32,20 +39,46 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
+def _best_value(record: TrialRecord, mode: str) -> float:
+    values = [row["objective"] for row in record.rows.values()]
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    if not finite:
+        return math.nan
+    return max(finite) if mode == "max" else min(finite)
+
+
 def rank_trials(records: dict[str, TrialRecord], mode: str) -> list[TrialRecord]:
-    """Trials with a checkpoint and a finite best objective, best first."""
-    ranked = []
-    for record in records.values():
-        values = [row["objective"] for row in record.rows.values()]
-        finite = [v for v in values if not math.isnan(v)]
-        if finite and best_checkpoint(record, mode):
-            ranked.append((max(finite) if mode == "max" else -min(finite), record.trial_id, record))
-    ranked.sort(key=lambda item: (-item[0], item[1]))
-    return [record for _, _, record in ranked]
+    """Trials with a checkpoint and a finite best objective, best first (ties by trial_id)."""
+    ranked = [
+        r
+        for r in records.values()
+        if not math.isnan(_best_value(r, mode)) and best_checkpoint(r, mode)
+    ]
+    sign = -1.0 if mode == "max" else 1.0
+    return sorted(ranked, key=lambda r: (sign * _best_value(r, mode), r.trial_id))
 
 
-def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> dict[str, Any]:
-    """Roll every ``seed_<k>/`` policy of a trial checkpoint on ``days`` test days."""
+def env_group(env_config: dict[str, Any]) -> str:
+    """Key of the cost-relevant part of an env config."""
+    return json.dumps(
+        {k: v for k, v in sorted(env_config.items()) if k not in REWARD_ONLY_KEYS}, sort_keys=True
+    )
+
+
+def _summary(frame: Any) -> dict[str, float]:
+    return {
+        "daily_cost": float(frame["cost"].mean()),
+        "safety": float(frame["safety"].mean()),
+        "violation_hours": float(frame["violation_hours"].mean()),
+        "return": float(frame["return"].mean()),
+    }
+
+
+def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[str, Any], Any]:
+    """Roll every ``seed_<k>/`` policy of a trial checkpoint on ``days`` test days.
+
+    Returns the ``test_*`` values and the per-day frame averaged over seeds (for the gap).
+    """
     from tune_grid.env.evaluation import evaluate
     from tune_grid.training.checkpoints import read_meta
     from tune_grid.training.policy import TrainedPolicy
@@ -53,80 +86,134 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> dict[str, An
     seed_dirs = sorted(Path(checkpoint).glob("seed_*"), key=lambda p: int(p.name.split("_")[1]))
     if not seed_dirs:
         raise FileNotFoundError(f"{checkpoint}: no seed_<k>/ checkpoints")
-    per_seed: list[dict[str, float]] = []
-    dates: list[str] = []
+    frames = []
+    env_config: dict[str, Any] = {}
     for seed_dir in seed_dirs:
         env_config = read_meta(seed_dir).run_config.env_config().to_dict()
-        frame = evaluate(TrainedPolicy.load(seed_dir), split=SPLIT, days=days, config=env_config)
-        dates = [str(d) for d in frame["date"]]
-        per_seed.append(
-            {
-                "cost": float(frame["cost"].mean()),
-                "safety": float(frame["safety"].mean()),
-                "violation_hours": float(frame["violation_hours"].mean()),
-                "return": float(frame["return"].mean()),
-            }
+        env_config["split"] = SPLIT
+        frames.append(
+            evaluate(TrainedPolicy.load(seed_dir), split=SPLIT, days=days, config=env_config)
         )
-    return {
+    per_seed = [_summary(f) for f in frames]
+    mean_frame = frames[0][["day", "date"]].copy()
+    for column in ("cost", "safety", "violation_hours", "return"):
+        mean_frame[column] = sum(f[column].to_numpy() for f in frames) / len(frames)
+    values = {
         "checkpoint_path": str(checkpoint),
-        "test_daily_cost": _mean([s["cost"] for s in per_seed]),
-        "test_daily_cost_per_seed": [s["cost"] for s in per_seed],
+        "test_daily_cost": _mean([s["daily_cost"] for s in per_seed]),
+        "test_daily_cost_per_seed": [s["daily_cost"] for s in per_seed],
         "test_safety": _mean([s["safety"] for s in per_seed]),
         "test_violation_hours": _mean([s["violation_hours"] for s in per_seed]),
         "test_return": _mean([s["return"] for s in per_seed]),
         "test_optimality_gap": math.nan,
-        "test_days": len(dates),
-        "dates": dates,
+        "test_days": len(mean_frame),
+        "dates": [str(d) for d in mean_frame["date"]],
+        "env_config": env_config,
     }
+    return values, mean_frame
 
 
-def evaluate_baselines(spec: SpaceFile, days: int) -> dict[str, Any]:
-    """The baselines on the same test days with the search's fixed env config."""
+def evaluate_policies(
+    env_config: dict[str, Any], days: int, oracle: bool, print_fn: Callable[[str], None]
+) -> tuple[dict[str, Any], Any]:
+    """The baselines (and the oracle) on the test days under ``env_config``; also the oracle's
+    per-day frame (None when skipped or failed)."""
     from tune_grid.baselines import BASELINES
-    from tune_grid.config import RunConfig
     from tune_grid.env.evaluation import evaluate
 
-    env_config = RunConfig.from_dict(spec.fixed_config()).env_config().to_dict()
-    policies: dict[str, Any] = {}
-    count = 0
-    for name in BASELINES:
-        frame = evaluate(name, split=SPLIT, days=days, config=env_config)
-        count = len(frame)
-        policies[name] = {
-            "daily_cost": float(frame["cost"].mean()),
-            "safety": float(frame["safety"].mean()),
-            "violation_hours": float(frame["violation_hours"].mean()),
-            "return": float(frame["return"].mean()),
-        }
-    return {"split": SPLIT, "days": count, "policies": policies}
+    policies = {
+        name: _summary(evaluate(name, split=SPLIT, days=days, config=env_config))
+        for name in BASELINES
+    }
+    oracle_frame = None
+    if oracle:
+        try:
+            from tune_grid.oracle import oracle_days
+
+            oracle_frame = oracle_days(SPLIT, days, env_config)
+            policies["oracle"] = _summary(oracle_frame)
+        except Exception as exc:  # noqa: BLE001 - the gap is optional; the rest must be written
+            print_fn(f"warning: oracle failed, no optimality gaps: {str(exc).splitlines()[0]}")
+    return policies, oracle_frame
+
+
+def _gap(trial_frame: Any, oracle_frame: Any) -> float:
+    if oracle_frame is None:
+        return math.nan
+    from tune_grid.oracle import optimality_gaps
+
+    try:
+        return float(optimality_gaps(trial_frame, oracle_frame).gap)
+    except ValueError:
+        return math.nan
 
 
 def evaluate_search(
     spec: SpaceFile, results_dir: str | Path, print_fn: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Evaluate the top-k trials (all with ``top_k: null``) and the baselines; write both files."""
+    """Evaluate the top-k trials (all with ``top_k: null``), the baselines and the oracle."""
+    from tune_grid.config import RunConfig
+
     results_dir = Path(results_dir)
     meta = read_search_meta(results_dir)
     mode = meta.mode if meta else spec.resolved_mode
+    settings = spec.evaluation
     ranked = rank_trials(records_from_experiment(results_dir), mode)
-    top_k = spec.evaluation.top_k
-    chosen = ranked if top_k is None else ranked[:top_k]
-    days = spec.evaluation.days
+    chosen = ranked if settings.top_k is None else ranked[: settings.top_k]
+    days = settings.days
     print_fn(f"evaluating {len(chosen)} trial(s) on {days} held-out {SPLIT} days")
     trials: dict[str, Any] = {}
+    frames: dict[str, Any] = {}
     for record in chosen:
         checkpoint = best_checkpoint(record, mode)
         assert checkpoint is not None
         try:
-            trials[record.trial_id] = evaluate_trial_checkpoint(checkpoint, days)
+            trials[record.trial_id], frames[record.trial_id] = evaluate_trial_checkpoint(
+                checkpoint, days
+            )
         except Exception as exc:  # noqa: BLE001 - one bad checkpoint must not lose the others
             print_fn(f"warning: trial {record.trial_id}: evaluation failed: {exc}")
+
+    fixed_env = RunConfig.from_dict(spec.fixed_config()).env_config().to_dict()
+    fixed_env["split"] = SPLIT
+    groups: dict[str, dict[str, Any]] = {env_group(fixed_env): {"env": fixed_env, "trials": []}}
+    for trial_id, values in trials.items():
+        group = groups.setdefault(env_group(values["env_config"]), {"env": values["env_config"]})
+        group.setdefault("trials", []).append(trial_id)
+    use_policies = settings.baselines or settings.oracle
+    for group in groups.values():
+        if not use_policies:
+            group["policies"], group["oracle"] = {}, None
+            continue
+        group["policies"], group["oracle"] = evaluate_policies(
+            group["env"], days, settings.oracle, print_fn
+        )
+        for trial_id in group["trials"]:
+            trials[trial_id]["test_optimality_gap"] = _gap(frames[trial_id], group["oracle"])
+
     report: dict[str, Any] = {"split": SPLIT, "days": days, "trials": trials}
     write_json(results_dir / EVALUATION_FILE, report)
-    if spec.evaluation.baselines:
-        baselines = evaluate_baselines(spec, days)
+    fixed_group = groups[env_group(fixed_env)]
+    baselines: dict[str, Any] = {
+        "split": SPLIT,
+        "days": days,
+        "policies": fixed_group["policies"],
+        "env_config": fixed_env,
+    }
+    others = [g for key, g in groups.items() if key != env_group(fixed_env)]
+    if others:
+        baselines["per_env"] = [
+            {
+                "env_config": {k: v for k, v in g["env"].items() if fixed_env.get(k) != v},
+                "trials": sorted(g["trials"]),
+                "policies": g["policies"],
+            }
+            for g in others
+        ]
+    if use_policies:
         write_json(results_dir / BASELINES_FILE, baselines)
-        report["baselines"] = baselines
+    report["baselines"] = baselines
+    report["groups"] = {tid: g["policies"] for g in groups.values() for tid in g["trials"]}
     report["ranking"] = [r.trial_id for r in ranked]
     return report
 
@@ -137,26 +224,27 @@ def format_summary(spec: SpaceFile, results_dir: str | Path, report: dict[str, A
     if not ranking:
         return "no trial produced a finite objective and a checkpoint"
     best_id = ranking[0]
-    records = records_from_experiment(results_dir)
-    best = records[best_id]
-    lines = [f"best trial {best_id} ({spec.metric}, {spec.resolved_mode}):"]
+    best = records_from_experiment(results_dir)[best_id]
+    lines = [f"best trial {best_id} by {spec.metric} ({spec.resolved_mode}):"]
     for name in sorted(spec.space):
         lines.append(f"  {name} = {best.config.get(name)!r}")
     result = report["trials"].get(best_id)
-    baselines = report.get("baselines", {}).get("policies", {})
+    policies = report.get("groups", {}).get(best_id) or report["baselines"]["policies"]
     lines.append(
-        f"test split, {report['days']} days: {'policy':<12} {'cost $/day':>11} "
-        f"{'safety':>8} {'viol. h':>8}"
+        f"held-out {report['split']} days ({report['days']}), per day: "
+        f"{'policy':<12} {'cost $':>9} {'safety':>8} {'viol. h':>8}"
     )
-    pad = " " * len(f"test split, {report['days']} days: ")
+    pad = " " * len(f"held-out {report['split']} days ({report['days']}), per day: ")
     if result:
         lines.append(
-            f"{pad}{'best trial':<12} {result['test_daily_cost']:11.1f} "
+            f"{pad}{'best trial':<12} {result['test_daily_cost']:9.1f} "
             f"{result['test_safety']:8.4f} {result['test_violation_hours']:8.2f}"
         )
-    for name, values in baselines.items():
+    for name, values in policies.items():
         lines.append(
-            f"{pad}{name:<12} {values['daily_cost']:11.1f} {values['safety']:8.4f} "
+            f"{pad}{name:<12} {values['daily_cost']:9.1f} {values['safety']:8.4f} "
             f"{values['violation_hours']:8.2f}"
         )
+    if result and not math.isnan(result["test_optimality_gap"]):
+        lines.append(f"{pad}optimality gap of the best trial: {result['test_optimality_gap']:+.1%}")
     return "\n".join(lines)
