@@ -2,6 +2,7 @@
 
 Subcommands: quickstart | train | evaluate | search | export | report | wandb-sweep | baselines |
 bench {env,train,search} | data build. Bad input prints one ``error: ...`` line and exits 2.
+Heavy imports (Ray, torch) happen inside the handlers, so ``--help`` and input errors are fast.
 """
 
 from __future__ import annotations
@@ -12,6 +13,45 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int | None]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART_SPACE = REPO_ROOT / "search_spaces" / "quickstart.yaml"
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import build_report
+
+    html = build_report([Path(d) for d in args.results], Path(args.out) if args.out else None)
+    print(f"report: {html}")
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    """The main job: the quickstart search on a local Ray, then its report."""
+    from tune_grid.cli_search import run_search_command
+
+    if not QUICKSTART_SPACE.exists():
+        raise FileNotFoundError(
+            f"{QUICKSTART_SPACE}: not found; run tune-grid from a checkout (pip install -e .)"
+        )
+    storage = Path(args.storage)
+    search_args = argparse.Namespace(
+        space=str(QUICKSTART_SPACE),
+        address=None,
+        storage=str(storage),
+        name=None,
+        resume=args.resume,
+        wandb=args.wandb,
+        no_eval=False,
+        num_cpus=None,
+        verbose=1,
+    )
+    code = run_search_command(search_args)
+    if code != 0:
+        return code
+    from tune_grid.search.space_file import load_space_file
+
+    experiment = load_space_file(QUICKSTART_SPACE).experiment
+    return _cmd_report(argparse.Namespace(results=[str(storage / experiment)], out=None))
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
@@ -57,11 +97,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hyperparameter search for multi-agent RL on networked microgrids.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from tune_grid.cli_search import (
+        add_bench_search_parser,
+        add_export_parser,
+        add_search_parser,
+        add_wandb_sweep_parser,
+    )
+    from tune_grid.cli_train import add_evaluate_parser, add_train_parser
+
+    p = sub.add_parser("quickstart", help="the main job: quickstart search, then its report")
+    p.add_argument("--storage", default="results", help="results root (default: results)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted quickstart")
+    p.add_argument("--wandb", action="store_true", help="log every trial to W&B (offline ok)")
+    p.set_defaults(func=_cmd_quickstart)
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    add_search_parser(sub)
+    add_export_parser(sub)
+    add_wandb_sweep_parser(sub)
+    p = sub.add_parser("report", help="tables, plots and report.html from Parquet results")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="experiment folder(s)")
+    p.add_argument("--out", default=None, help="output folder (default: <first>/report)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("baselines", help="evaluate the baseline policies on a data split")
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--days", type=int, default=None, help="N evenly spaced days (default: all)")
-    p.set_defaults(handler=_cmd_baselines)
+    p.set_defaults(func=_cmd_baselines)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench", required=True, metavar="BENCH"
@@ -69,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench.add_parser("env", help="env-step time: fast solver vs pandapower")
     p.add_argument("--steps", type=int, default=5000, help="timed fast-backend steps")
     p.add_argument("--pandapower-steps", type=int, default=100, help="timed pandapower steps")
-    p.set_defaults(handler=_cmd_bench_env)
+    p.set_defaults(func=_cmd_bench_env)
+    add_bench_search_parser(bench)
 
     data = sub.add_parser("data", help="packaged data").add_subparsers(
         dest="data", required=True, metavar="ACTION"
@@ -77,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("build", help="rebuild the packaged profiles from the raw CAISO parquet")
     p.add_argument("raw", help="path to caiso_2023_2024_hourly.parquet")
     p.add_argument("--out", default=None, help="output path (default: the packaged file)")
-    p.set_defaults(handler=_cmd_data_build)
+    p.set_defaults(func=_cmd_data_build)
     return parser
 
 
@@ -85,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.handler(args)
+        code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

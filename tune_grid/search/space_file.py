@@ -90,8 +90,9 @@ class ParamSpec(_Strict):
             assert self.low is not None and self.high is not None
             if self.type == "int":
                 for key in ("low", "high"):
-                    if not float(getattr(self, key)).is_integer():
-                        raise _key_error(key, f"must be an integer for type int, got {self.low}")
+                    value = getattr(self, key)
+                    if not float(value).is_integer():
+                        raise _key_error(key, f"must be an integer for type int, got {_num(value)}")
             if self.low >= self.high:
                 raise _key_error(
                     "low", f"must be < high (low={_num(self.low)}, high={_num(self.high)})"
@@ -283,6 +284,8 @@ def _pydantic_message(file: str | Path, exc: ValidationError) -> SpaceFileError:
         message = f"got {err.get('input')!r}; allowed: {ctx.get('expected', '')}"
     elif err["type"] == "missing":
         message = "required key is missing"
+    elif err["type"] in ("model_type", "dict_type", "model_attributes_type"):
+        message = f"expected a mapping of keys, got {err.get('input')!r}"
     elif err["type"] not in ("unknown_key", "key_error"):
         message = f"{message} (got {err.get('input')!r})"
     return SpaceFileError(file, _format_loc(loc), message)
