@@ -9,7 +9,7 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 from tune_grid import make_env
-from tune_grid.env.consensus import adjacency, metropolis_weights, run_consensus
+from tune_grid.env.consensus import adjacency, metropolis_weights, run_consensus, weight_powers
 from tune_grid.env.microgrid import OBS_FEATURES
 from tune_grid.env.p2p import clear_double_auction, p2p_orders
 from tune_grid.env.protocols import PROTOCOL_FEATURES, Settlement, energy_cost
@@ -27,7 +27,7 @@ def actions(*rows: tuple[float, float, float]) -> dict[str, np.ndarray]:
 
 # MG1 exports (battery discharging, diesel at full power), MG2 and MG3 import.
 MIXED = actions((-1.0, 1.0, 0.0), (0.5, -1.0, 0.0), (0.0, -0.6, 0.0))
-# Everyone exports: two sellers with running diesels, one without.
+# Every battery discharges and every diesel runs at full power: sellers only, most hours.
 ALL_EXPORT = actions((-1.0, 1.0, 0.0), (-1.0, 1.0, 0.0), (-1.0, 1.0, 0.0))
 # Everyone imports: batteries charge, diesels off.
 ALL_IMPORT = actions((1.0, -1.0, 0.0), (1.0, -1.0, 0.0), (1.0, -1.0, 0.0))
@@ -177,6 +177,13 @@ def test_consensus_respects_the_round_bound_and_preserves_the_sum() -> None:
         np.testing.assert_allclose(estimates[:, 0], expected, atol=1e-15)
     _, rounds = run_consensus(np.ones((3, 2)), w, max_rounds=5)
     assert rounds == 0  # already agreed
+    # The vectorized path (precomputed W^k) gives the rounds of the plain loop.
+    x = values
+    for _ in range(3):
+        x = w @ x
+    estimates, rounds = run_consensus(values, w, 3, powers=weight_powers(w, 10))
+    assert rounds == 3
+    np.testing.assert_allclose(estimates, x, atol=1e-15)
 
 
 # -------------------------------------------------------------------------------- the env

@@ -101,9 +101,9 @@ def test_yaml_11_exponents_are_numbers(tmp_path: Path) -> None:
             "'shared', 'independent'",
         ),
         (
-            lambda d: d["space"].update(train_batch_size={"type": "uniform", "low": 96, "high": 9}),
-            "space.train_batch_size",
-            "",
+            lambda d: d["space"].update(policy_sharing={"type": "int", "low": 0, "high": 1}),
+            "space.policy_sharing.type",
+            "policy_sharing is one of 'shared'",
         ),
         (
             lambda d: d["space"].update(
@@ -128,9 +128,7 @@ def test_yaml_11_exponents_are_numbers(tmp_path: Path) -> None:
             "integer",
         ),
         (
-            lambda d: d["space"].update(
-                train_batch_size={"type": "choice", "values": [16, 64]}
-            ),
+            lambda d: d["space"].update(train_batch_size={"type": "choice", "values": [16, 64]}),
             "space.train_batch_size.values[0]",
             "train_batch_size must be >= 24",
         ),
@@ -158,13 +156,18 @@ def test_yaml_11_exponents_are_numbers(tmp_path: Path) -> None:
         (lambda d: d.update(experiment="a b"), "experiment", "letters, digits"),
         (lambda d: d.update(space={}), "space", "at least one"),
         (lambda d: d["space"].update(lr="loguniform"), "space.lr", "expected a mapping"),
-        (lambda d: d.update(seeds=0), "seeds", "greater than or equal to 1"),
+        (lambda d: d.update(seeds=0), "seeds", "must be >= 1"),
         (lambda d: d.update(metric="reward"), "metric", "'episode_return_mean'"),
         (lambda d: d.update(mode="maximize"), "mode", "'max' or 'min'"),
         (lambda d: d.update(stop={"iterations": 3}), "stop.iterations", "'training_iteration'"),
         (lambda d: d.update(stop={"env_steps": 0}), "stop.env_steps", "must be > 0"),
-        (lambda d: d.update(resources_per_trial={"cpu": 0}), "resources_per_trial.cpu", "> 0"),
-        (lambda d: d.update(evaluation={"top_k": 0}), "evaluation.top_k", ">= 1"),
+        (
+            lambda d: d.update(resources_per_trial={"cpu": 0}),
+            "resources_per_trial.cpu",
+            "must be > 0",
+        ),
+        (lambda d: d.update(evaluation={"top_k": 0}), "evaluation.top_k", "must be >= 1"),
+        (lambda d: d.update(num_samples="many"), "num_samples", "expected an integer"),
     ],
 )
 def test_bad_files_name_file_and_key_path(

@@ -16,6 +16,7 @@ import argparse
 import ast
 import functools
 import inspect
+import os
 import sys
 import types
 import typing
@@ -259,6 +260,24 @@ def _parse_days(text: str | None) -> int | None:
     return days
 
 
+def fix_hash_seed() -> None:
+    """Re-run this command with ``PYTHONHASHSEED=0`` unless the hash seed is already fixed.
+
+    RLlib iterates sets of agent-id strings (the order follows the string-hash seed), so without a
+    fixed hash seed the same ``--seed`` does not repeat a run. Only for a real command line: inside
+    pytest (or when the hash seed is set) nothing happens.
+    """
+    if os.environ.get("PYTHONHASHSEED") is not None or "pytest" in sys.modules:
+        return
+    argv = getattr(sys, "orig_argv", None)
+    if not argv or "train" not in argv:
+        return
+    os.environ["PYTHONHASHSEED"] = "0"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *argv[1:]])
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``tune-grid train``: validate everything, then train. Returns the exit status."""
     try:
@@ -298,6 +317,7 @@ def run_train(args: argparse.Namespace) -> int:
         except CheckpointError as exc:
             return _fail(str(exc))
 
+    fix_hash_seed()
     from tune_grid.training.runner import train
 
     printer = functools.partial(print, flush=True)

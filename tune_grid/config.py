@@ -162,7 +162,7 @@ class EnvConfig(_Validated):
     congestion_price: float = 200.0
     """price_signal: $/MWh added per unit of feeder loading (max DSO line loading / 100) above
     ``congestion_threshold``."""
-    congestion_threshold: float = 0.3
+    congestion_threshold: float = 0.15
     """price_signal: max DSO line loading (fraction of rating) above which the adder applies."""
     setpoint_penalty_price: float = 100.0
     """setpoint: $/MWh charged on the absolute deviation from the DSO's exchange target."""
@@ -255,7 +255,7 @@ class RunConfig(_Validated):
     vertical_protocol: VerticalProtocol = "none"
     horizontal_protocol: HorizontalProtocol = "none"
     congestion_price: float = 200.0
-    congestion_threshold: float = 0.3
+    congestion_threshold: float = 0.15
     setpoint_penalty_price: float = 100.0
     consensus_iterations: int = 5
     consensus_topology: ConsensusTopology = "line"

@@ -52,24 +52,42 @@ def metropolis_weights(adj: np.ndarray) -> np.ndarray:
     return weights
 
 
+def weight_powers(weights: np.ndarray, max_rounds: int) -> np.ndarray:
+    """``W^1 .. W^max_rounds`` stacked, shape (max_rounds, n, n): round k's iterate is W^k x."""
+    n = len(weights)
+    powers = np.empty((max_rounds, n, n))
+    current = np.eye(n)
+    for k in range(max_rounds):
+        current = weights @ current
+        powers[k] = current
+    return powers
+
+
 def run_consensus(
-    values: np.ndarray, weights: np.ndarray, max_rounds: int, tol: float = CONSENSUS_TOL
+    values: np.ndarray,
+    weights: np.ndarray,
+    max_rounds: int,
+    tol: float = CONSENSUS_TOL,
+    *,
+    powers: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Run at most ``max_rounds`` averaging rounds on ``values`` (agents x quantities).
 
     Returns each agent's estimates after the last round and the number of rounds run (0 when the
-    agents already agree to within ``tol``).
+    agents already agree to within ``tol``). ``powers`` (from :func:`weight_powers`, at least
+    ``max_rounds`` deep) evaluates all rounds in one vectorized product.
     """
     if max_rounds < 0:
         raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
     x = np.asarray(values, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
-    if np.ptp(x, axis=0).max(initial=0.0) <= tol:
+    if max_rounds == 0 or (x.max(axis=0) - x.min(axis=0)).max() <= tol:
         return x.copy(), 0
-    rounds = 0
-    for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds is the result
-        x = weights @ x
-        if np.ptp(x, axis=0).max(initial=0.0) <= tol:
-            break
-    return x, rounds
+    if powers is None:
+        powers = weight_powers(weights, max_rounds)
+    iterates = powers[:max_rounds] @ x  # (rounds, agents, quantities)
+    spread = (iterates.max(axis=1) - iterates.min(axis=1)).max(axis=1)
+    agreed = np.flatnonzero(spread <= tol)
+    rounds = int(agreed[0]) + 1 if agreed.size else max_rounds
+    return iterates[rounds - 1], rounds

@@ -75,3 +75,27 @@ def summarize(per_day: pd.DataFrame) -> dict[str, float]:
         "violation_hours": float(per_day["violation_hours"].mean()),
         "return": float(per_day["return"].mean()),
     }
+
+
+def evaluate_with_oracle(
+    policy: Policy | str,
+    split: str = "test",
+    days: int | Sequence[int | str] | None = None,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+) -> pd.DataFrame:
+    """``evaluate`` plus, per day, the oracle's replayed cost and the policy's optimality gap.
+
+    Adds the columns ``oracle_cost`` ($, the perfect-foresight dispatch replayed in the env,
+    cached on disk, see :mod:`tune_grid.oracle`) and ``optimality_gap`` ((cost - oracle_cost) /
+    |oracle_cost|). Aggregate with ``tune_grid.oracle.optimality_gaps``.
+    """
+    from tune_grid.oracle import optimality_gaps, oracle_days
+
+    per_day = evaluate(policy, split, days, config)
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config or {})
+    values["split"] = split
+    oracle = oracle_days(split, list(per_day["date"]), values)
+    gaps = optimality_gaps(per_day, oracle).per_day
+    return per_day.assign(
+        oracle_cost=gaps["oracle_cost"].to_numpy(), optimality_gap=gaps["gap"].to_numpy()
+    )

@@ -45,7 +45,12 @@ from typing import Any
 import numpy as np
 
 from tune_grid.config import EnvConfig
-from tune_grid.env.consensus import adjacency, metropolis_weights, run_consensus
+from tune_grid.env.consensus import (
+    adjacency,
+    metropolis_weights,
+    run_consensus,
+    weight_powers,
+)
 from tune_grid.env.p2p import clear_double_auction, p2p_orders
 from tune_grid.grid.data import HOURS_PER_DAY
 from tune_grid.grid.devices import HOUR, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
@@ -123,6 +128,7 @@ class Protocols:
         if self.horizontal == "consensus":
             adj = adjacency(config.consensus_topology, _N)
             self._weights = metropolis_weights(adj)
+            self._powers = weight_powers(self._weights, config.consensus_iterations)
 
         # Per-episode state.
         self._day = 0
@@ -285,7 +291,9 @@ class Protocols:
         self, exchange: np.ndarray, soc: np.ndarray
     ) -> tuple[np.ndarray, int, np.ndarray]:
         local = np.stack([exchange, soc], axis=1)
-        estimates, rounds = run_consensus(local, self._weights, self.config.consensus_iterations)
+        estimates, rounds = run_consensus(
+            local, self._weights, self.config.consensus_iterations, powers=self._powers
+        )
         error = np.abs(estimates - local.mean(axis=0)).max(axis=1)
         self._obs[:, self._col["consensus_exchange"]] = estimates[:, 0]
         self._obs[:, self._col["consensus_soc"]] = estimates[:, 1]

@@ -1,24 +1,29 @@
 """Perfect-foresight optimal dispatch (the "oracle") of the three microgrids.
 
 A convex multi-period program over the day with perfect knowledge of load, renewables and price
-(batteries, diesel P/Q, exchange settled at the LMP, LinDistFlow network limits), solved with
-cvxpy + Clarabel, then replayed through the real environment for its true AC cost and safety.
+(batteries, diesel P/Q, exchange settled at the LMP, network through LinDistFlow), solved with
+cvxpy + Clarabel by successive linearization around the env's own AC power flow, then replayed
+through the real environment for its true AC cost and safety.
 
 API::
 
-    oracle_cost(split, day, config) -> OracleDay        # one day (cached on disk)
-    oracle_days(split, days, config) -> DataFrame       # rows like evaluation.evaluate's
+    oracle_cost(split, day, config) -> OracleDay            # one day, cached on disk
+    oracle_days(split, days, config) -> DataFrame           # rows like evaluation.evaluate's
     optimality_gaps(per_day, oracle_df) -> OptimalityGaps   # (policy - oracle) / |oracle|
+    tune_grid.env.evaluation.evaluate_with_oracle(policy, split, days, config)
 
-Modeling choices are documented in :mod:`tune_grid.oracle.dispatch` (devices, costs, relaxations),
-:mod:`tune_grid.oracle.lindistflow` (network) and :mod:`tune_grid.oracle.core` (linearization loop).
-The model optimum is not a strict lower bound of the AC problem (LinDistFlow and its AC anchoring
-are approximations); the replayed cost is an achievable cost, the one gaps use by default.
+Modeling choices: :mod:`tune_grid.oracle.dispatch` (devices, costs, relaxations, network terms),
+:mod:`tune_grid.oracle.lindistflow` (the network model), :mod:`tune_grid.oracle.core` (the
+linearization loop, the replay) and :mod:`tune_grid.oracle.cache` (where results are stored).
+The model's optimum is not a strict lower bound of the AC problem (the network is linearized,
+with second-order corrections); every accepted schedule is checked with the AC power flow, and
+the replayed cost (an achievable cost, measured exactly like a policy's) is what gaps use.
 """
 
 from tune_grid.oracle.core import (
     OptimalityGaps,
     OracleDay,
+    day_list,
     optimality_gaps,
     oracle_cost,
     oracle_days,
@@ -30,6 +35,7 @@ __all__ = [
     "DispatchOptions",
     "OptimalityGaps",
     "OracleDay",
+    "day_list",
     "optimality_gaps",
     "oracle_cost",
     "oracle_days",

@@ -16,7 +16,9 @@ def schedule_actions(
 
     battery = a0 x P_max (> 0 charges); dg_p = (a1 + 1) / 2 x P_max; dg_q = a2 x sqrt(S^2 - p^2).
     """
-    battery_mw, dg_p_mw, dg_q_mvar = (np.asarray(a, float) for a in (battery_mw, dg_p_mw, dg_q_mvar))
+    battery_mw, dg_p_mw, dg_q_mvar = (
+        np.asarray(a, float) for a in (battery_mw, dg_p_mw, dg_q_mvar)
+    )
     p_max = np.array([DIESEL[m].max_p_mw for m in MICROGRIDS])[:, None]
     s = np.array([DIESEL[m].s_mva for m in MICROGRIDS])[:, None]
     a0 = battery_mw / BATTERY.max_power_mw

@@ -260,6 +260,25 @@ def _key_error(key: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("key_error", "{message}", {"key": key, "message": message})
 
 
+_BOUNDS = {
+    "greater_than": (">", "gt"),
+    "greater_than_equal": (">=", "ge"),
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
+}
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "int_type": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+}
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     path = ""
     for part in loc:
@@ -284,6 +303,11 @@ def _pydantic_message(file: str | Path, exc: ValidationError) -> SpaceFileError:
         message = f"got {err.get('input')!r}; allowed: {ctx.get('expected', '')}"
     elif err["type"] == "missing":
         message = "required key is missing"
+    elif err["type"] in _BOUNDS:
+        op, key = _BOUNDS[err["type"]]
+        message = f"must be {op} {ctx.get(key)} (got {err.get('input')!r})"
+    elif err["type"] in _EXPECTED:
+        message = f"expected {_EXPECTED[err['type']]}, got {err.get('input')!r}"
     elif err["type"] in ("model_type", "dict_type", "model_attributes_type"):
         message = f"expected a mapping of keys, got {err.get('input')!r}"
     elif err["type"] not in ("unknown_key", "key_error"):

@@ -24,7 +24,7 @@ from tune_grid.results.export import (
     read_search_meta,
     write_search_meta,
 )
-from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE
+from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
 from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
 from tune_grid.search.spaces import optuna_space, tune_param_space
 from tune_grid.search.trainable import FAIL_ONCE_ENV, TrialSettings, train_trial
@@ -241,7 +241,9 @@ def make_callbacks(spec: SpaceFile, paths: SearchPaths, wandb: bool) -> list[Any
     return callbacks
 
 
-def make_tuner(spec: SpaceFile, paths: SearchPaths, *, wandb: bool = False, verbose: int = 1):
+def make_tuner(
+    spec: SpaceFile, paths: SearchPaths, *, wandb: bool = False, verbose: int = 1
+) -> Any:
     """A fresh Tuner for the search file (``tune.Tuner``; never a registered string)."""
     from ray import tune
 
@@ -333,11 +335,11 @@ def init_ray(options: SearchOptions) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = dict(options.ray_init_kwargs or {})
-    kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("log_to_driver", options.verbose >= 2)
     kwargs.setdefault("logging_level", logging.WARNING)
-    if options.address is None:
+    if options.address is None:  # a local Ray of this command only
         _export_pythonpath()
+        kwargs.setdefault("include_dashboard", False)
         if options.num_cpus:
             kwargs.setdefault("num_cpus", options.num_cpus)
     ray.init(address=options.address, **kwargs)
@@ -399,13 +401,17 @@ def run_search(
     started = init_ray(options)
     try:
         print_fn(f"results: {paths.results_dir}")
+        if options.address is not None:
+            print_fn(f"cluster {options.address}: every node must reach {paths.results_dir}")
         if spec.search.algorithm == "optuna":
             print_fn(f"optuna study {spec.experiment!r}: optuna-dashboard {paths.optuna_url}")
-        grid = run_tune(spec, paths, options)
         meta = read_search_meta(paths.results_dir) or search_meta(spec)
-        trials, rows = export_experiment(paths.results_dir, paths.results_dir, meta)
-        statuses = [t.status for t in grid._experiment_analysis.trials]
-        finished = all(s in ("TERMINATED", "ERROR") for s in statuses)
+        try:
+            run_tune(spec, paths, options)
+        finally:
+            trials, rows = _final_export(paths, meta, print_fn)
+        statuses = read_results(paths.results_dir / TRIALS_FILE, "trials").column("status")
+        finished = all(s in ("TERMINATED", "ERROR") for s in statuses.to_pylist())
         outcome = SearchOutcome(spec, paths, trials, rows, finished)
         if not finished:
             print_fn(f"search interrupted: continue it with --resume ({paths.results_dir})")
@@ -414,7 +420,7 @@ def run_search(
             from tune_grid.search.test_eval import evaluate_search, format_summary
 
             report = evaluate_search(spec, paths.results_dir, print_fn=print_fn)
-            trials, rows = export_experiment(paths.results_dir, paths.results_dir, meta)
+            trials, rows = _final_export(paths, meta, print_fn)
             outcome.summary = format_summary(spec, paths.results_dir, report)
             print_fn(outcome.summary)
         outcome.trials, outcome.iteration_rows = trials, rows
@@ -424,6 +430,19 @@ def run_search(
         if started:
             ray.shutdown()
         sys.stdout.flush()
+
+
+def _final_export(
+    paths: SearchPaths, meta: SearchMeta, print_fn: Callable[[str], None]
+) -> tuple[int, int]:
+    """One consistent export from the experiment folder (the incremental files stay otherwise)."""
+    try:
+        return export_experiment(paths.results_dir, paths.results_dir, meta)
+    except Exception as exc:  # noqa: BLE001 - keep the incremental files and say how to retry
+        print_fn(
+            f"warning: final export failed ({exc}); retry: tune-grid export {paths.results_dir}"
+        )
+        return 0, 0
 
 
 __all__ = [

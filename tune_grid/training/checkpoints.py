@@ -172,8 +172,13 @@ def restore_algorithm(path: str | Path) -> Any:
     try:
         return Algorithm.from_checkpoint(str(Path(path).resolve()))
     except Exception as exc:  # noqa: BLE001 - any unpickling/state error means a bad checkpoint
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path}: cannot restore ({message})") from exc
+        raise CheckpointError(f"checkpoint {path}: cannot restore ({first_line(exc)})") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def checkpoint_name(iteration: int) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from tune_grid.baselines import BASELINES
-from tune_grid.env.evaluation import evaluate
+from tune_grid.config import EnvConfig, RunConfig
+from tune_grid.env.evaluation import Policy, evaluate
 from tune_grid.training.checkpoints import read_meta, write_json
 from tune_grid.training.policy import TrainedPolicy
 
@@ -33,46 +34,77 @@ def summarize(days: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def evaluate_policy(
+    policy: Policy,
+    env_config: Mapping[str, Any] | EnvConfig | None = None,
+    split: str = "test",
+    days: int | Sequence[int | str] | None = None,
+    *,
+    baselines: Sequence[str] = tuple(BASELINES),
+) -> dict[str, Any]:
+    """Evaluate ``policy`` (as ``"trained"``) and the baselines on the same whole days of ``split``.
+
+    ``env_config``: the run's env keys (penalty, protocols...; ``split`` is overridden).
+    ``days``: None for every day of the split, N for N days evenly spaced, or indices/dates.
+    Returns ``{"split", "days", "dates", "env_config", "policies": {name: {daily_cost_mean,
+    daily_cost_std, safety_mean, violation_hours_mean, return_mean, days}}, "per_day_cost",
+    "seconds"}`` with names ``trained``, ``do_nothing``, ``random``, ``rule_based``.
+    """
+    start = time.perf_counter()
+    if isinstance(env_config, EnvConfig):
+        values = env_config.to_dict()
+    else:
+        values = EnvConfig.from_dict(dict(env_config or {})).to_dict()
+    values["split"] = split
+    frames = {TRAINED: evaluate(policy, split=split, days=days, config=values)}
+    for name in baselines:
+        frames[name] = evaluate(name, split=split, days=days, config=values)
+    return {
+        "split": split,
+        "days": len(frames[TRAINED]),
+        "dates": frames[TRAINED]["date"].tolist(),
+        "env_config": values,
+        "policies": {name: summarize(frame) for name, frame in frames.items()},
+        "per_day_cost": {name: frame["cost"].tolist() for name, frame in frames.items()},
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def evaluate_checkpoint(
     path: str | Path,
     split: str = "test",
     days: int | Sequence[int | str] | None = None,
     *,
+    run_config: RunConfig | None = None,
     baselines: Sequence[str] = tuple(BASELINES),
     write: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint's deterministic policy and the baselines on whole days of ``split``.
+    """Evaluate a checkpoint's deterministic policy against the baselines (see evaluate_policy).
 
-    ``days``: None for every day of the split, N for N days evenly spaced, or indices/dates. All
-    policies see the same days and the run's env config (penalty, protocols...). Returns
-    ``{"checkpoint", "split", "days", "dates", "env_config", "iteration", "env_steps",
-    "policies": {name: {daily_cost_mean, daily_cost_std, safety_mean, violation_hours_mean,
-    return_mean, days}}}`` with names ``trained``, ``do_nothing``, ``random``, ``rule_based``;
-    with ``write`` also saves it as ``evaluation.json`` inside the checkpoint folder.
+    The env config is the run's, from the checkpoint's ``tune_grid.json``; for a plain RLlib
+    checkpoint (e.g. from Tune) pass ``run_config``. The report adds ``checkpoint``,
+    ``run_name``, ``iteration`` and ``env_steps``; with ``write`` it is also saved as
+    ``evaluation.json`` inside the checkpoint folder.
     """
-    start = time.perf_counter()
-    meta = read_meta(path)
-    policy = TrainedPolicy.load(path)
-    env_config = meta.run_config.env_config().to_dict()
-    env_config["split"] = split
-    frames = {TRAINED: evaluate(policy, split=split, days=days, config=env_config)}
-    for name in baselines:
-        frames[name] = evaluate(name, split=split, days=days, config=env_config)
-    report: dict[str, Any] = {
-        "checkpoint": str(Path(path).resolve()),
-        "run_name": meta.run_name,
-        "iteration": meta.iteration,
-        "env_steps": meta.env_steps,
-        "split": split,
-        "days": len(frames[TRAINED]),
-        "dates": frames[TRAINED]["date"].tolist(),
-        "env_config": env_config,
-        "policies": {name: summarize(frame) for name, frame in frames.items()},
-        "per_day_cost": {name: frame["cost"].tolist() for name, frame in frames.items()},
-        "seconds": time.perf_counter() - start,
+    path = Path(path)
+    if run_config is None:
+        meta = read_meta(path)
+        run_config = meta.run_config
+        header = {
+            "run_name": meta.run_name,
+            "iteration": meta.iteration,
+            "env_steps": meta.env_steps,
+        }
+    else:
+        header = {"run_name": None, "iteration": None, "env_steps": None}
+    policy = TrainedPolicy.load(path, policy_sharing=run_config.policy_sharing)
+    report = {
+        "checkpoint": str(path.resolve()),
+        **header,
+        **evaluate_policy(policy, run_config.env_config(), split, days, baselines=baselines),
     }
     if write:
-        write_json(Path(path) / EVALUATION_FILE, report)
+        write_json(path / EVALUATION_FILE, report)
     return report
 
 
@@ -81,8 +113,12 @@ def format_table(report: dict[str, Any]) -> str:
     policies = report["policies"]
     reference = policies.get("do_nothing", {}).get("daily_cost_mean", math.nan)
     lines = [
-        f"{report['split']} split, {report['days']} days, checkpoint iteration "
-        f"{report['iteration']} ({report['env_steps']:,} env steps)",
+        f"{report['split']} split, {report['days']} days"
+        + (
+            f", checkpoint iteration {report['iteration']} ({report['env_steps']:,} env steps)"
+            if report.get("iteration") is not None
+            else ""
+        ),
         f"{'policy':<12} {'cost $/day':>12} {'vs do-nothing':>14} {'safety/day':>11} "
         f"{'viol. h/day':>12} {'return/day':>11}",
     ]

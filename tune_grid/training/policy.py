@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tune_grid.training.checkpoints import CheckpointError, read_meta
-from tune_grid.training.ppo import module_for_agent, module_ids
+from tune_grid.training.checkpoints import META_FILE, CheckpointError, first_line, read_meta
+from tune_grid.training.ppo import SHARED_MODULE_ID, module_for_agent, module_ids
 
 RL_MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module"
 """Where RLlib stores the learner's MultiRLModule inside an algorithm checkpoint."""
@@ -31,18 +31,32 @@ class TrainedPolicy:
                 module.eval()
 
     @classmethod
-    def load(cls, checkpoint: str | Path) -> TrainedPolicy:
-        """Load the learner's modules from a tune-grid checkpoint (no Ray cluster needed)."""
+    def load(cls, checkpoint: str | Path, policy_sharing: str | None = None) -> TrainedPolicy:
+        """Load the learner's modules from an algorithm checkpoint (no Ray cluster needed).
+
+        ``policy_sharing`` comes from tune-grid's metadata when present; for a plain RLlib
+        checkpoint (e.g. one written by Tune) it is inferred from the module ids unless given.
+        """
         from ray.rllib.core.rl_module.rl_module import RLModule
 
-        meta = read_meta(checkpoint)
-        module_path = Path(checkpoint) / RL_MODULE_SUBDIR
+        path = Path(checkpoint)
+        if not path.is_dir():
+            raise CheckpointError(f"checkpoint {path}: no such checkpoint folder")
+        module_path = path / RL_MODULE_SUBDIR
+        if not module_path.is_dir():
+            raise CheckpointError(f"checkpoint {path}: no RLModule under {RL_MODULE_SUBDIR}")
+        if policy_sharing is None and (path / META_FILE).exists():
+            policy_sharing = read_meta(path).run_config.policy_sharing
         try:
             multi = RLModule.from_checkpoint(str(module_path.resolve()))
         except Exception as exc:  # noqa: BLE001 - unpickling errors mean a corrupt checkpoint
-            raise CheckpointError(f"checkpoint {checkpoint}: cannot load RLModule ({exc})") from exc
+            raise CheckpointError(
+                f"checkpoint {path}: cannot load RLModule ({first_line(exc)})"
+            ) from exc
         modules = {mid: multi[mid] for mid in list(multi.keys())}
-        return cls(modules, meta.run_config.policy_sharing)
+        if policy_sharing is None:
+            policy_sharing = "shared" if SHARED_MODULE_ID in modules else "independent"
+        return cls(modules, policy_sharing)
 
     @classmethod
     def from_algorithm(cls, algo: Any, policy_sharing: str) -> TrainedPolicy:

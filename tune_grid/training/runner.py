@@ -103,17 +103,28 @@ def make_run_name(run: RunConfig, experiment_name: str | None = None) -> str:
     return f"{ENV_NAME}__{experiment}__{run.seed}__{int(time.time())}"
 
 
+REPRODUCIBLE_ENV_VARS = {"PYTHONHASHSEED": "0"}
+"""Environment for Ray workers. RLlib orders agents through Python sets of agent-id strings, whose
+iteration order follows the process's string-hash seed; with it fixed, a seed repeats a run."""
+
+
+def ray_init_kwargs(num_cpus: int | None = None) -> dict[str, Any]:
+    """``ray.init`` arguments for training: local, no dashboard, hash seed fixed in workers."""
+    return {
+        "num_cpus": num_cpus or os.cpu_count() or 1,
+        "include_dashboard": False,
+        "log_to_driver": True,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": dict(REPRODUCIBLE_ENV_VARS)},
+    }
+
+
 def ensure_ray(num_cpus: int | None = None) -> None:
-    """Start a local Ray (no dashboard) unless this process already has one."""
+    """Start a local Ray (see :func:`ray_init_kwargs`) unless this process already has one."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(
-            num_cpus=num_cpus or os.cpu_count() or 1,
-            include_dashboard=False,
-            log_to_driver=True,
-            logging_level=logging.WARNING,
-        )
+        ray.init(**ray_init_kwargs(num_cpus))
 
 
 def _improved(value: float, best: float | None, mode: str) -> bool:
@@ -153,8 +164,10 @@ def train(
 ) -> TrainResult:
     """Train PPO for ``options.iterations`` iterations; checkpoint, evaluate and return.
 
-    ``run`` is the run config, or None with ``options.resume`` (the checkpoint's config is used;
-    a given ``run`` must then equal it). Starts Ray if needed; does not shut it down.
+    ``run`` is the run config, or None with ``options.resume`` (the checkpoint's config, best
+    metric and history are used; a given ``run`` must equal that config). A resumed run writes a
+    new run folder; its iteration and env-step counters and history continue the checkpoint's.
+    Starts Ray if needed; does not shut it down.
     """
     from tune_grid.training.metrics import format_progress, iteration_metrics
     from tune_grid.training.ppo import build_ppo_config
@@ -175,6 +188,7 @@ def train(
 
     ensure_ray(options.num_cpus)
     register_rllib_env()
+    algo = restore_algorithm(options.resume) if previous else build_ppo_config(run).build_algo()
     run_name = make_run_name(run, options.experiment_name)
     run_dir = Path(options.checkpoint_dir) / run_name
     suffix = 1
@@ -185,7 +199,6 @@ def train(
     run_dir.mkdir(parents=True)
 
     if previous is not None:
-        algo = restore_algorithm(options.resume)
         meta = previous
         meta.resumed_from = [*previous.resumed_from, str(Path(options.resume).resolve())]
         meta.run_name = run_name
@@ -194,7 +207,6 @@ def train(
             f"({meta.env_steps:,} env steps); run folder {run_dir}"
         )
     else:
-        algo = build_ppo_config(run).build_algo()
         meta = CheckpointMeta(
             run_name=run_name,
             run_config=run,
@@ -258,9 +270,14 @@ def train(
     if options.eval_days != 0:
         from tune_grid.training.evaluate import evaluate_checkpoint, format_table
 
-        evaluation = evaluate_checkpoint(
-            final_path, split=options.eval_split, days=options.eval_days
-        )
+        try:
+            evaluation = evaluate_checkpoint(
+                final_path, split=options.eval_split, days=options.eval_days
+            )
+        except ValueError as exc:  # e.g. more days than the split has: keep the trained run
+            print_fn(f"evaluation skipped: {exc}")
+            logger.finish()
+            return TrainResult(run_name, run_dir, final_path, best_path, list(meta.history))
         print_fn(format_table(evaluation))
         print_fn(f"evaluation written to {final_path / 'evaluation.json'}")
         logger.summary(

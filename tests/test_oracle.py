@@ -1,0 +1,298 @@
+"""The perfect-foresight oracle: LinDistFlow, hand-checkable dispatch optima, replay, cache."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+import numpy as np
+import pandapower as pp
+import pandas as pd
+import pytest
+
+from tune_grid.baselines import do_nothing, random_policy, rule_based
+from tune_grid.env import make_env
+from tune_grid.env.evaluation import evaluate, evaluate_with_oracle, run_day, select_days
+from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, Battery, DieselGenerator
+from tune_grid.oracle import core, optimality_gaps, oracle_cost, oracle_days
+from tune_grid.oracle.cli import add_oracle_parser
+from tune_grid.oracle.dispatch import (
+    DayInputs,
+    DispatchOptions,
+    Site,
+    _fuel_envelope,
+    fuel_cost,
+    settlement,
+    solve_dispatch,
+)
+from tune_grid.oracle.lindistflow import RadialNetwork
+from tune_grid.oracle.replay import schedule_actions
+
+ETA = 0.98
+NO_BATTERY = Battery(max_power_mw=0.0)
+
+
+# ------------------------------------------------------------------------ hand-made networks
+def two_bus(r: float = 1e-4, x: float = 1e-4, slack_w: float = 1.0) -> RadialNetwork:
+    """Slack bus 0 -- branch (r, x pu on 1 MVA) -- microgrid bus 1."""
+    return RadialNetwork(
+        bus_names=("grid", "mg"),
+        bus_zone=("DSO", "MG"),
+        slack=0,
+        slack_w=slack_w,
+        parent=np.array([0]),
+        child=np.array([1]),
+        r=np.array([r]),
+        x=np.array([x]),
+        alpha=np.array([1.0]),
+        s_max_mva=np.array([np.inf]),
+        branch_kind=("trafo",),
+        branch_name=("pcc",),
+        branch_zone=("MG",),
+        shunt_g=np.zeros(2),
+        shunt_b=np.zeros(2),
+    )
+
+
+def one_site(battery: Battery = BATTERY, dg: DieselGenerator | None = None) -> Site:
+    dg = dg or DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=0.0)
+    return Site("MG", battery, dg, battery_bus=1, dg_bus=1, pcc_branch=0, buses=(1,))
+
+
+def day_inputs(price: list[float], load_mw: float = 1.0, soc: float = 0.5) -> DayInputs:
+    hours = len(price)
+    p_ext = np.zeros((2, hours))
+    p_ext[1] = -load_mw
+    return DayInputs(np.array(price, float), p_ext, np.zeros((2, hours)), soc, 0.9)
+
+
+def test_lindistflow_two_bus_by_hand() -> None:
+    net = two_bus(r=0.01, x=0.02, slack_w=1.05**2)
+    out = net.solve(np.array([0.0, -0.5]), np.array([0.0, -0.2]))  # 0.5 MW, 0.2 Mvar demand
+    assert out["p_mw"][0] == pytest.approx(0.5)
+    assert out["q_mvar"][0] == pytest.approx(0.2)
+    assert out["w"][1] == pytest.approx(1.05**2 - 2 * (0.01 * 0.5 + 0.02 * 0.2))
+    assert out["loss_mw"][0] == pytest.approx(0.01 * (0.5**2 + 0.2**2) / 1.05**2)
+
+
+def test_lindistflow_extraction_matches_pandapower_at_light_load() -> None:
+    """Line (with charging) -> tapped transformer -> line with a load and a capacitor."""
+    net = pp.create_empty_network(sn_mva=1.0, f_hz=60.0)
+    b = [pp.create_bus(net, vn) for vn in (24.9, 24.9, 4.16, 4.16)]
+    pp.create_ext_grid(net, b[0], vm_pu=1.02)
+    pp.create_line_from_parameters(net, b[0], b[1], 5.0, 0.3, 0.4, 10.0, 0.3)
+    pp.create_transformer_from_parameters(
+        net, b[1], b[2], sn_mva=5.0, vn_hv_kv=24.9, vn_lv_kv=4.16, vkr_percent=1.0,
+        vk_percent=8.0, pfe_kw=0.0, i0_percent=0.0, tap_side="lv", tap_neutral=0,
+        tap_min=-16, tap_max=16, tap_step_percent=0.625, tap_pos=4, tap_changer_type="Ratio",
+    )  # fmt: skip
+    pp.create_line_from_parameters(net, b[2], b[3], 1.0, 0.4, 0.4, 10.0, 0.4)
+    pp.create_load(net, b[3], p_mw=0.05, q_mvar=0.02)
+    pp.create_shunt(net, b[3], q_mvar=-0.01, p_mw=0.0)
+    pp.runpp(net, trafo_model="pi", calculate_voltage_angles=True)
+    radial = RadialNetwork.from_pandapower(net)
+    assert radial.alpha[radial.branch_kind.index("trafo")] == pytest.approx(1.025**2)
+    p = np.zeros(4)
+    q = np.zeros(4)
+    p[3], q[3] = -0.05, -0.02
+    out = radial.solve(p, q)
+    np.testing.assert_allclose(out["vm_pu"], net.res_bus.vm_pu.to_numpy(), atol=5e-4)
+    assert out["p_mw"][0] == pytest.approx(net.res_line.p_from_mw.iat[0], abs=2e-3)
+
+
+def test_lindistflow_rejects_a_meshed_net() -> None:
+    net = pp.create_empty_network()
+    b = [pp.create_bus(net, 4.16) for _ in range(3)]
+    pp.create_ext_grid(net, b[0])
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        pp.create_line_from_parameters(net, b[i], b[j], 1.0, 0.1, 0.1, 0.0, 0.4)
+    with pytest.raises(ValueError, match="not radial"):
+        RadialNetwork.from_pandapower(net)
+
+
+# ------------------------------------------------------------------- hand-checkable optima
+def test_dispatch_price_spread_optimum_by_hand() -> None:
+    """Two hours at $20 and $200, 1 MW load, 2 MWh battery at 50 %, DG 100 p^2 + 50 p.
+
+    Hour 2 needs the battery at full discharge (0.5 MW draws 0.5 / 0.98 MWh) and the DG at its
+    marginal export value 0.9 x 200 = 200 p + 50 -> p = 0.65 (exports 0.15 MW). The energy left
+    above the 0.2 MWh floor is discharged in hour 1: d1 = 0.98 (1.0 - 0.2 - 0.5 / 0.98).
+    """
+    result = solve_dispatch(two_bus(), [one_site()], day_inputs([20.0, 200.0]))
+    d1 = ETA * (1.0 - 0.2 - 0.5 / ETA)
+    np.testing.assert_allclose(result.battery_mw[0], [-d1, -0.5], atol=1e-5)
+    np.testing.assert_allclose(result.dg_p_mw[0], [0.0, 0.65], atol=1e-5)
+    expected = 20 * (1 - d1) + (100 * 0.65**2 + 50 * 0.65) + 0.9 * 200 * (1 - 0.5 - 0.65)
+    assert result.cost == pytest.approx(expected, abs=1e-4)
+    assert result.bound == pytest.approx(expected, abs=1e-4)
+    np.testing.assert_allclose(result.soc[0, -1], BATTERY.soc_min, atol=1e-6)
+
+
+def test_negative_price_dumping_is_polished_away() -> None:
+    """A full battery at a negative price: the relaxation charges and discharges at once (it
+    burns energy to import more); the polish forbids it, and the optimum is then by hand: no
+    battery use in hour 1, full discharge and DG at 200 p + 50 = 100 in hour 2."""
+    result = solve_dispatch(two_bus(), [one_site()], day_inputs([-50.0, 100.0], soc=1.0))
+    assert np.minimum(result.charge_mw, result.discharge_mw).max() < 1e-6
+    assert result.polished_hours >= 1
+    expected = -50 * 1.0 + (100 * 0.25**2 + 50 * 0.25) + 100 * (1 - 0.5 - 0.25)
+    assert result.cost == pytest.approx(expected, abs=1e-4)
+    assert result.bound < expected - 0.5  # the relaxed (dumping) optimum is lower
+
+
+def test_no_load_cost_convex_envelope_by_hand() -> None:
+    """DG 100 p^2 + 50 p + 2 ($/h): p* = sqrt(2/100), envelope slope 50 + 2 sqrt(200) = 78.3.
+
+    At $70 the DG stays off (on at p = 0.1 would cost 8 + 0.9 x 63 > 70); at $100 it runs at
+    p = 0.25 and pays the no-load cost: 6.25 + 12.5 + 2 + 0.75 x 100."""
+    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=2.0)
+    p_star, slope, _ = _fuel_envelope(dg)
+    assert (p_star, slope) == (pytest.approx(math.sqrt(0.02)), pytest.approx(50 + 2 * 200**0.5))
+    grid = np.linspace(0.0, 1.0, 101)
+    envelope = np.where(grid < p_star, slope * grid, 100 * grid**2 + 50 * grid + 2)
+    assert (envelope <= fuel_cost(dg, grid) + 1e-9).all()
+    result = solve_dispatch(two_bus(), [one_site(NO_BATTERY, dg)], day_inputs([70.0, 100.0]))
+    np.testing.assert_allclose(result.dg_p_mw[0], [0.0, 0.25], atol=1e-5)
+    assert result.cost == pytest.approx(70.0 + 20.75 + 75.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["CLARABEL", "HIGHS", "OSQP"])
+def test_line_limit_binds_by_hand(solver: str) -> None:
+    """1.5 MW load behind a 1 MVA line at $200: the DG (100 p^2 + 150 p) alone would run at
+    p = 0.25, the limit forces p = 0.5. QP solvers use the inscribed 24-gon (apothem
+    cos(pi / 24)), so they must produce a little more."""
+    net = dataclasses.replace(two_bus(), s_max_mva=np.array([1.0]), branch_kind=("line",))
+    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=150.0, c=0.0)
+    site = dataclasses.replace(one_site(NO_BATTERY, dg), lines=(0,))
+    options = DispatchOptions(solver=solver)
+    result = solve_dispatch(net, [site], day_inputs([200.0], load_mw=1.5), options=options)
+    limit = 1.0 if solver == "CLARABEL" else math.cos(math.pi / 24)
+    p = 1.5 - limit
+    assert result.dg_p_mw[0, 0] == pytest.approx(p, abs=1e-4)
+    assert result.cost == pytest.approx(200 * limit + 100 * p**2 + 150 * p, abs=1e-3)
+    assert result.violation == pytest.approx(0.0, abs=1e-6)
+
+
+def test_settlement_and_schedule_actions_invert_the_env() -> None:
+    assert settlement(np.array([50.0]), np.array([-2.0]), 0.9)[0] == pytest.approx(-90.0)
+    assert settlement(np.array([-50.0]), np.array([2.0]), 0.9)[0] == pytest.approx(-100.0)
+    rng = np.random.default_rng(0)
+    battery = rng.uniform(-0.5, 0.5, (3, 24))
+    p_max = np.array([DIESEL[m].max_p_mw for m in MICROGRIDS])[:, None]
+    dg_p = rng.uniform(0.0, 1.0, (3, 24)) * p_max
+    dg_q = rng.uniform(-1, 1, (3, 24)) * np.sqrt(1.0 - dg_p**2)
+    a = schedule_actions(battery, dg_p, dg_q).transpose(1, 0, 2)  # (M, T, 3)
+    assert np.abs(a).max() <= 1.0
+    np.testing.assert_allclose(a[..., 0] * BATTERY.max_power_mw, battery)
+    np.testing.assert_allclose((a[..., 1] + 1) / 2 * p_max, dg_p)
+    np.testing.assert_allclose(a[..., 2] * np.sqrt(1.0 - dg_p**2), dg_q)
+
+
+def test_optimality_gaps_by_hand() -> None:
+    oracle = pd.DataFrame({"day": [0, 1], "date": ["a", "b"], "cost": [100.0, -50.0]})
+    policy = pd.DataFrame({"day": [1, 0], "date": ["b", "a"], "cost": [-25.0, 150.0]})
+    gaps = optimality_gaps(policy, oracle)
+    np.testing.assert_allclose(gaps.per_day["gap"], [0.5, 0.5])
+    assert gaps.gap == pytest.approx((62.5 - 25.0) / 25.0)
+    assert (gaps.mean, gaps.median, gaps.days) == (0.5, 0.5, 2)
+    with pytest.raises(ValueError, match="no oracle result"):
+        optimality_gaps(policy.assign(date=["b", "zz"]), oracle)
+
+
+# --------------------------------------------------------------------------- real days
+TEST_DAYS = select_days(366, 3)  # 2024-01-01, mid-year, 2024-12-31
+VOLTAGE_SAFETY_MAX = 1e-3
+"""Replayed safety allowed per day (pu x bus-hours summed): the model keeps 0.002 pu inside the
+limits and every accepted schedule is checked with the env's AC power flow, so only float noise
+could remain; 1e-3 is far below one bus one hour 0.01 pu out (0.01)."""
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory: pytest.TempPathFactory) -> object:
+    root = tmp_path_factory.mktemp("tune_grid_cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TUNE_GRID_CACHE", str(root))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def oracle_results(cache_root: object) -> list:
+    return [oracle_cost("test", d) for d in TEST_DAYS]
+
+
+def test_replayed_schedule_is_safe_and_matches_the_model(oracle_results: list) -> None:
+    for o in oracle_results:
+        assert not o.cached
+        soc = np.array(o.schedule["soc"])
+        replay_soc = np.array(o.schedule["replay_soc"])
+        assert soc.shape == (3, 25) and replay_soc.shape == (3, 24)
+        for s in (soc, replay_soc):
+            assert s.min() >= BATTERY.soc_min - 1e-6 and s.max() <= BATTERY.soc_max + 1e-6
+        np.testing.assert_allclose(replay_soc, soc[:, 1:], atol=1e-5)
+        assert o.replay_clipped_mwh < 1e-4
+        assert o.replay_safety <= VOLTAGE_SAFETY_MAX
+        assert o.max_voltage_error_pu < 2e-3
+        # The model's money is the env's at the final anchor (AC exchange and voltages).
+        assert o.model_cost == pytest.approx(o.replay_cost, abs=0.05 + 1e-3 * abs(o.replay_cost))
+        assert o.solve_time_s < 30.0
+
+
+def test_oracle_beats_every_baseline_on_each_day(oracle_results: list) -> None:
+    env = make_env(split="test")
+    for o in oracle_results:
+        for factory in (do_nothing, random_policy, rule_based):
+            baseline = run_day(env, factory(env), o.day)
+            assert o.replay_cost <= baseline["cost"] + 1e-6, (factory.__name__, o.date)
+
+
+def test_replayed_cost_is_what_run_day_measures(oracle_results: list) -> None:
+    o = oracle_results[0]
+    actions = o.actions()
+    hour = iter(range(24))
+
+    def policy(obs: dict) -> dict:
+        t = next(hour)
+        return {agent: actions[t, i] for i, agent in enumerate(MICROGRIDS)}
+
+    row = run_day(make_env(split="test"), policy, o.date)  # set points stored to 1e-9
+    assert row["cost"] == pytest.approx(o.replay_cost, abs=1e-4)
+    assert row["safety"] == pytest.approx(o.replay_safety, abs=1e-8)
+
+
+def test_cache_hit_returns_identical_numbers_without_solving(
+    oracle_results: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_solve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("cache miss: plan_day was called")
+
+    monkeypatch.setattr(core, "plan_day", no_solve)
+    first = oracle_results[0]
+    again = oracle_cost("test", first.date, {"penalty": 3.0, "share_reward": True})
+    assert again.cached
+    assert again.to_json() == first.to_json()
+    # A physics key (load_scale) is part of the key: it would have to be solved.
+    with pytest.raises(AssertionError, match="cache miss"):
+        oracle_cost("test", first.day, {"load_scale": 0.25})
+
+
+def test_oracle_days_evaluate_with_oracle_and_cli(
+    oracle_results: list, capsys: pytest.CaptureFixture
+) -> None:
+    frame = oracle_days("test", TEST_DAYS)
+    assert list(frame["cost"]) == [o.replay_cost for o in oracle_results]
+    assert frame["cached"].all()
+    per_day = evaluate_with_oracle("do_nothing", "test", TEST_DAYS)
+    baseline = evaluate("do_nothing", "test", TEST_DAYS)
+    np.testing.assert_allclose(per_day["oracle_cost"], frame["cost"])
+    expected = (baseline["cost"] - frame["cost"]) / frame["cost"].abs()
+    np.testing.assert_allclose(per_day["optimality_gap"], expected)
+    assert (per_day["optimality_gap"] >= 0).all()
+
+    parser = argparse.ArgumentParser()
+    add_oracle_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["oracle", "--split", "test", "--days", "2"])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "oracle (replay)" in out and "rule_based" in out and "solve time per day" in out

@@ -1,0 +1,169 @@
+"""Real tiny searches on a local Ray: Optuna + ASHA + multi-seed + export + W&B, a trial that fails
+once and recovers from its checkpoint, export idempotence, and the search benchmark's smoke mode."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from tune_grid.results.export import export_experiment
+from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
+from tune_grid.search.space_file import load_space_file
+
+pytestmark = pytest.mark.slow
+
+TINY: dict[str, Any] = {
+    "experiment": "tiny",
+    "fixed": {
+        "minibatch_size": 32,
+        "num_epochs": 1,
+        "hidden_sizes": [16, 16],
+        "num_env_runners": 0,
+        "num_envs_per_env_runner": 4,
+    },
+    "space": {
+        "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},
+        "train_batch_size": {"type": "choice", "values": [96, 144]},
+        "policy_sharing": {"type": "choice", "values": ["shared", "independent"]},
+        "share_reward": {"type": "bool"},
+    },
+    "search": {"algorithm": "optuna", "seed": 0, "n_startup_trials": 2},
+    "scheduler": {"type": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
+    "num_samples": 4,
+    "max_concurrent_trials": 2,
+    "seeds": 2,
+    "stop": {"training_iteration": 3},
+    "evaluation": {"top_k": 2, "days": 2, "oracle": False},
+    "max_failures": 1,
+}
+
+
+def write_space(tmp_path: Path, **changes: Any) -> Path:
+    path = tmp_path / f"{changes.get('experiment', 'tiny')}.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    import ray
+
+    from tune_grid.search.tuner import SearchOptions, init_ray
+
+    init_ray(SearchOptions(num_cpus=2))
+    yield
+    ray.shutdown()
+
+
+def _search(path: Path, storage: Path, **options: Any) -> Any:
+    from tune_grid.search.tuner import SearchOptions, run_search
+
+    return run_search(
+        load_space_file(path), SearchOptions(storage=str(storage), **options), space_path=path
+    )
+
+
+def test_optuna_asha_multiseed_search_exports_parquet(local_ray: None, tmp_path: Path) -> None:
+    import optuna
+
+    path = write_space(tmp_path)
+    outcome = _search(path, tmp_path / "results", wandb=True)
+    results = tmp_path / "results" / "tiny"
+    assert outcome.finished and outcome.paths.results_dir == results
+
+    trials = read_results(results / TRIALS_FILE, "trials")
+    iterations = read_results(results / ITERATIONS_FILE, "iterations")
+    rows = trials.to_pylist()
+    assert trials.num_rows == 4 and len({r["trial_id"] for r in rows}) == 4
+    assert trials.schema.field("param_lr").type == pa.float64()
+    assert trials.schema.field("param_train_batch_size").type == pa.int64()
+    assert trials.schema.field("param_share_reward").type == pa.bool_()
+    assert trials.schema.field("param_policy_sharing").type == pa.string()
+    assert trials.schema.field("param_hidden_sizes").type == pa.string()
+    assert {r["param_policy_sharing"] for r in rows} <= {"shared", "independent"}
+    for row in rows:
+        assert row["status"] == "TERMINATED" and row["experiment"] == "tiny"
+        assert row["seeds"] == [0, 1] and len(row["last_objective_per_seed"]) == 2
+        assert row["node_id"] and row["node_ip"] and row["checkpoint_path"]
+        assert 1 <= row["iterations"] <= 3
+        assert row["stopped_early"] == (row["iterations"] < 3)
+        trial_rows = [r for r in iterations.to_pylist() if r["trial_id"] == row["trial_id"]]
+        assert [r["iteration"] for r in trial_rows] == list(range(1, row["iterations"] + 1))
+        for r in trial_rows:
+            assert len(r["objective_per_seed"]) == 2
+            assert r["objective"] == pytest.approx(sum(r["objective_per_seed"]) / 2)
+    evaluated = [r for r in rows if not math.isnan(r["test_daily_cost"])]
+    assert len(evaluated) == 2
+    for row in evaluated:
+        assert row["test_days"] == 2 and len(row["test_daily_cost_per_seed"]) == 2
+
+    baselines = json.loads((results / "baselines.json").read_text())
+    assert baselines["split"] == "test" and baselines["days"] == 2
+    for name in ("do_nothing", "random", "rule_based"):
+        assert set(baselines["policies"][name]) >= {"daily_cost", "safety", "violation_hours"}
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{results / 'optuna.db'}")
+    assert len(study.trials) == 4
+    assert len(list((results / "wandb").glob("offline-run-*"))) == 4
+
+    # The final export is a pure function of the experiment folder: same bytes again.
+    written = [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)]
+    export_experiment(results)
+    assert [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)] == written
+    from tune_grid.cli_search import main
+
+    assert main(["export", str(results)]) == 0
+    assert [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)] == written
+
+    # A second fresh start into the same folder is refused (no results overwritten).
+    from tune_grid.search.tuner import SearchError
+
+    with pytest.raises(SearchError, match="--resume"):
+        _search(path, tmp_path / "results")
+
+
+def test_failed_trial_recovers_from_its_checkpoint(
+    local_ray: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "failed-once"
+    monkeypatch.setenv("TUNE_GRID_TEST_FAIL_ONCE", f"{marker}:2")
+    path = write_space(
+        tmp_path,
+        experiment="failonce",
+        num_samples=1,
+        scheduler={"type": "fifo"},
+        evaluation={"enabled": False},
+    )
+    outcome = _search(path, tmp_path / "results")
+    results = outcome.paths.results_dir
+    assert marker.exists()
+    trial = read_results(results / TRIALS_FILE, "trials").to_pylist()[0]
+    assert trial["status"] == "TERMINATED" and trial["iterations"] == 3
+    rows = read_results(results / ITERATIONS_FILE, "iterations").to_pylist()
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    # Iteration 1 ran once; iterations 2 and 3 ran after restoring iteration 1's checkpoint.
+    assert [r["restores"] for r in rows] == [0.0, 1.0, 1.0]
+    assert rows[1]["env_steps"] == 2 * rows[0]["env_steps"]
+    assert list(results.glob("trial_*/error.txt"))
+
+
+def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
+    from tune_grid.search.bench import BenchOptions, run_search_benchmark
+
+    lines: list[str] = []
+    report = run_search_benchmark(
+        BenchOptions(smoke=True, storage=str(tmp_path)), print_fn=lines.append
+    )
+    summary = report["summary"]
+    assert set(summary) == {"optuna_asha", "random_fifo", "ratio"}
+    for arm in ("optuna_asha", "random_fifo"):
+        assert summary[arm]["reached"] == summary[arm]["runs"] == 1
+    assert math.isfinite(summary["ratio"]["seconds"])
+    assert "ratio random+FIFO / Optuna+ASHA: time" in "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Fast unit tests of the search plumbing: paths, seed aggregation, stop rules, bench summary."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tune_grid.search.bench import SearchTrace, default_target, summarize
+from tune_grid.search.space_file import parse_space
+from tune_grid.search.trainable import aggregate, stop_reached
+from tune_grid.search.tuner import SearchError, has_experiment, num_samples, resolve_paths
+
+SPEC = parse_space(
+    {"experiment": "paths", "space": {"share_reward": {"type": "bool"}}, "storage": "out"}
+)
+
+
+def test_results_go_to_storage_slash_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_paths(SPEC, None).results_dir == tmp_path / "out" / "paths"
+    assert resolve_paths(SPEC, "elsewhere").results_dir == tmp_path / "elsewhere" / "paths"
+    uri = resolve_paths(SPEC, f"file://{tmp_path}/shared")
+    assert uri.results_dir == tmp_path / "shared" / "paths"
+    assert uri.optuna_url == f"sqlite:///{tmp_path}/shared/paths/optuna.db"
+    with pytest.raises(SearchError, match="shared-filesystem"):
+        resolve_paths(SPEC, "s3://bucket/results")
+
+
+def test_has_experiment(tmp_path: Path) -> None:
+    assert not has_experiment(tmp_path / "none")
+    assert not has_experiment(tmp_path)
+    (tmp_path / "optuna.db").touch()  # a study alone is left over from a failed start
+    assert not has_experiment(tmp_path)
+    (tmp_path / "trials.parquet").touch()
+    assert has_experiment(tmp_path)
+
+
+def test_grid_runs_once_unless_num_samples_is_given() -> None:
+    grid = {"experiment": "g", "space": {"share_reward": {"type": "bool"}}}
+    assert num_samples(parse_space({**grid, "search": {"algorithm": "grid"}})) == 1
+    assert (
+        num_samples(parse_space({**grid, "search": {"algorithm": "grid"}, "num_samples": 3})) == 3
+    )
+    assert num_samples(parse_space(grid)) == 10
+
+
+def _metrics(value: float, steps: int = 96) -> dict[str, float]:
+    return {
+        "episode_return_mean": value,
+        "daily_cost_mean": 10 * value,
+        "safety_mean": 0.0,
+        "violation_hours_mean": 1.0,
+        "env_steps": steps,
+        "env_steps_this_iter": 96,
+        "episodes": 4,
+        "timers/sample_s": 0.5,
+        "timers/learn_s": math.nan,
+    }
+
+
+def test_seed_aggregation() -> None:
+    row = aggregate([_metrics(-2.0), _metrics(-4.0), _metrics(math.nan)], "episode_return_mean")
+    assert row["objective"] == pytest.approx(-3.0)  # NaN seeds (no episode yet) are skipped
+    assert row["objective_per_seed"][:2] == [-2.0, -4.0] and math.isnan(
+        row["objective_per_seed"][2]
+    )
+    assert row["env_steps"] == 96 and row["env_steps_this_iter"] == 288
+    assert row["timers/sample_s"] == pytest.approx(1.5) and row["timers/learn_s"] == 0.0
+    cost = aggregate([_metrics(-2.0), _metrics(-4.0)], "daily_cost_mean")
+    assert cost["objective"] == pytest.approx(-30.0)
+
+
+def test_stop_rules() -> None:
+    assert stop_reached({"training_iteration": 3}, {"iteration": 3})
+    assert not stop_reached({"training_iteration": 3}, {"iteration": 2})
+    assert stop_reached(
+        {"training_iteration": 9, "env_steps": 500}, {"iteration": 1, "env_steps": 500}
+    )
+    assert not stop_reached({"time_total_s": 10.0}, {"time_total_s": math.nan})
+
+
+def test_bench_summary_and_ratio() -> None:
+    fast = SearchTrace("optuna_asha", 0, [1.0, 2.0, 3.0], [100, 200, 300], [-5.0, -2.0, -1.0])
+    slow = SearchTrace("random_fifo", 0, [2.0, 4.0, 6.0], [200, 400, 600], [-6.0, -4.0, -2.0])
+    target = default_target([fast, slow], "max")
+    assert target == -2.0
+    summary = summarize([fast, slow], target, "max")
+    assert summary["optuna_asha"]["seconds"] == 2.0 and summary["random_fifo"]["seconds"] == 6.0
+    assert summary["ratio"] == {"seconds": 3.0, "env_steps": 3.0}
+    never = summarize([fast, slow], 10.0, "max")
+    assert never["optuna_asha"]["reached"] == 0 and math.isinf(never["optuna_asha"]["seconds"])
