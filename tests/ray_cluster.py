@@ -5,14 +5,17 @@ Every node is a ``ray start ... --block`` process in its own session (process gr
 end without touching any other Ray on the machine: the ``ray start`` process group, plus every
 process whose open files lie under the node's temp dir (Ray workers start their own process
 groups but keep their log files open there). ``ray stop`` is never used: it ends *every* Ray
-process of the user on the machine, including other test runs' clusters.
+process of the user on the machine, including other test runs' clusters. A small watchdog process
+(``python ray_cluster.py --guard PID ROOT``) does the same cleanup if the test process dies
+without tearing the cluster down (killed by a CI timeout, say).
 
 Notes on Ray 2.60 that shaped this helper:
 
 * ``ray start --node-ip-address=127.0.0.1`` (or ``localhost``) is rewritten to the machine's
   routable address on Linux (``services.resolve_ip_for_localhost``). Any other loopback address
-  is kept, so the nodes advertise :data:`LOOPBACK_IP` (``127.0.0.2``; Linux routes all of
-  127.0.0.0/8 to ``lo``) and the whole cluster stays on the loopback interface.
+  is kept, so the nodes register and talk to each other on :data:`LOOPBACK_IP` (``127.0.0.2``;
+  Linux routes all of 127.0.0.0/8 to ``lo``). (The GCS and raylets still listen on all
+  interfaces, as Ray does; token auth turns away anyone without the token.)
 * ``RAY_AUTH_MODE=token`` must be set for every process (both nodes and the driver). ``ray start``
   does not create a token (``ensure_token_if_auth_enabled(create_token_if_missing=False)``); the
   helper writes a fresh one to ``<root>/auth_token`` and points ``RAY_AUTH_TOKEN_PATH`` at it, so
@@ -42,6 +45,7 @@ from typing import Any
 LOOPBACK_IP = "127.0.0.2"
 OBJECT_STORE_BYTES = 150 * 1024**2
 START_TIMEOUT_S = 90.0
+GROUPS_FILE = "process_groups"
 _NODES_SCRIPT = """
 import json, sys, ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
@@ -111,7 +115,24 @@ class LoopbackCluster:
         root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.name == "posix" else None))
         cluster = cls(root=root)
         cluster.env = cluster._make_env()
+        cluster._start_guard()
         return cluster
+
+    def _start_guard(self) -> None:
+        """A watchdog process that ends the cluster if this process dies without tearing it
+        down (a killed test run); it exits by itself once :meth:`cleanup_files` ran."""
+        subprocess.Popen(
+            [sys.executable, __file__, "--guard", str(os.getpid()), str(self.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _record_group(self, pid: int) -> None:
+        """Remember a process group this cluster started (leader pid and start time)."""
+        with (self.root / GROUPS_FILE).open("a") as f:
+            f.write(f"{pid} {_start_time(pid)}\n")
 
     @property
     def address(self) -> str:
@@ -163,8 +184,8 @@ class LoopbackCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
+        self._record_group(process.pid)
         node = RayNode(name=name, process=process, temp_dir=temp_dir, log_path=log_path)
         self.nodes.append(node)
         return node
@@ -225,7 +246,8 @@ class LoopbackCluster:
         for node in reversed(self.nodes):
             with contextlib.suppress(Exception):
                 self.kill_node(node)
-        return [f"{n.name}: pid {pid} {_cmdline(pid)[:80]}" for n in self.nodes for pid in n.pids()]
+        kill_leftovers(self.root, timeout_s=10.0)
+        return [f"pid {pid}: {_cmdline(pid)[:100]}" for pid in _leftovers(self.root)]
 
     def cleanup_files(self) -> None:
         """Remove the cluster's folder (temp dirs, logs, token)."""
@@ -260,6 +282,7 @@ class LoopbackCluster:
             text=True,
             start_new_session=True,
         )
+        self._record_group(process.pid)
         try:
             out, _ = process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -288,6 +311,7 @@ class LoopbackCluster:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self._record_group(process.pid)
         self.background.append(process)
         return process
 
@@ -328,15 +352,6 @@ class LoopbackCluster:
 
 
 # ------------------------------------------------------------------------------ processes
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the process that started it dies (Linux
-    ``PR_SET_PDEATHSIG``), so a killed test run leaves no ``ray start`` behind."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _proc_pids() -> Iterable[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -385,6 +400,15 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+def _start_time(pid: int) -> int:
+    """The process's start time (clock ticks since boot), or -1 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -410,3 +434,34 @@ def _kill_all(find: Any, timeout_s: float) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+def _leftovers(root: Path) -> set[int]:
+    """Live processes of a cluster rooted at ``root``: members of the process groups it
+    recorded, and any process with files open under ``root``."""
+    found = set(_pids_with_open_files_under(root))
+    groups = root / GROUPS_FILE
+    for line in groups.read_text().splitlines() if groups.exists() else []:
+        pgid, started = (int(x) for x in line.split())
+        if _start_time(pgid) == started:  # the leader still runs: the group is surely ours
+            found.update(_group_members(pgid))
+    found.discard(os.getpid())
+    return found
+
+
+def kill_leftovers(root: Path, timeout_s: float = 30.0) -> None:
+    """SIGKILL everything a cluster rooted at ``root`` started, until nothing is left."""
+    _kill_all(lambda: _leftovers(root), timeout_s)
+
+
+def _guard(parent: int, root: Path) -> None:
+    """Wait while ``parent`` lives and ``root`` exists; if the parent died first, clean up."""
+    while root.is_dir() and not _is_zombie(parent):
+        time.sleep(1.0)
+    if root.is_dir():
+        kill_leftovers(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--guard":
+    _guard(int(sys.argv[2]), Path(sys.argv[3]))

@@ -167,7 +167,7 @@ def guide_commands(program: str) -> list[list[str]]:
 
 def test_guide_search_commands_parse() -> None:
     """``tune-grid search ...`` in docs/cluster.md: known flags, existing search files."""
-    from tune_grid.cli_search import build_parser
+    from tune_grid.cli import build_parser
 
     commands = guide_commands("tune-grid search")
     assert len(commands) >= 3

@@ -74,10 +74,11 @@ def node_ids(cluster: LoopbackCluster) -> tuple[str, str]:
 
 
 def search_command(cluster: LoopbackCluster, space: Path, storage: Path) -> list[str]:
+    """``tune-grid search SPACE --address HEAD --storage SHARED --no-eval`` (the main CLI)."""
     return [
         sys.executable,
         "-m",
-        "tune_grid.cli_search",
+        "tune_grid.cli",
         "search",
         str(space),
         "--address",

@@ -92,7 +92,9 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from tune_grid.cli_train import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(
         prog="tune-grid",
         description="Hyperparameter search for multi-agent RL on networked microgrids.",
     )

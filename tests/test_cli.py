@@ -1,0 +1,91 @@
+"""The `tune-grid` command line: wiring, one-line errors, small real runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def tune_grid(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tune_grid.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
+
+
+def test_help_lists_every_command() -> None:
+    out = tune_grid("--help").stdout
+    for command in (
+        "quickstart",
+        "train",
+        "evaluate",
+        "search",
+        "export",
+        "report",
+        "wandb-sweep",
+        "baselines",
+        "bench",
+        "data",
+    ):
+        assert command in out, command
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("train", "--lr", "-1"), "lr must be in (0, 1], got -1.0"),
+        (("train", "--minibatch-size", "9000"), "minibatch_size (9000) must be <="),
+        (("train", "--learning-rate", "0.1"), "unrecognized arguments: --learning-rate"),
+        (("report", "does/not/exist"), "does/not/exist"),
+        (("search", "does/not/exist.yaml"), "does/not/exist.yaml"),
+        (("evaluate", "does/not/exist"), "does/not/exist"),
+        (("baselines", "--days", "0"), "days must be in [1, 366]"),
+        (("data", "build", "missing.parquet"), "missing.parquet: no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = tune_grid(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+def test_malformed_search_yaml_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: x\nspace: {lr: {type: loguniform, low: 1e-3\n")
+    result = tune_grid("search", str(bad))
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_baselines_command_prints_the_three_policies() -> None:
+    result = tune_grid("baselines", "--days", "2")
+    assert result.returncode == 0, result.stderr
+    for name in ("do_nothing", "random", "rule_based"):
+        assert name in result.stdout
+
+
+def test_bench_env_prints_both_backends_and_their_ratio() -> None:
+    result = tune_grid("bench", "env", "--steps", "300", "--pandapower-steps", "5")
+    assert result.returncode == 0, result.stderr
+    assert "fast" in result.stdout and "pandapower" in result.stdout
+    ratio = float(result.stdout.split("ratio of medians):")[1].split("x")[0])
+    assert ratio > 1.0
+
+
+def test_data_build_reproduces_the_packaged_profiles(raw_data_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "profiles.parquet"
+    result = tune_grid("data", "build", str(raw_data_path), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "17544 hourly rows (731 days)" in result.stdout
+    from tune_grid.grid.data import load_profiles
+
+    pd.testing.assert_frame_equal(pd.read_parquet(out), load_profiles())
