@@ -14,7 +14,6 @@ from tune_grid.env.microgrid import OBS_FEATURES
 from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS
 from tune_grid.grid.powerflow import PowerFlowResult
 
-I = {name: i for i, name in enumerate(OBS_FEATURES)}
 
 
 def constant_actions(battery: float, dg: float, q: float) -> dict[str, np.ndarray]:
