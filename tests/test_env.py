@@ -15,7 +15,6 @@ from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS
 from tune_grid.grid.powerflow import PowerFlowResult
 
 
-
 def constant_actions(battery: float, dg: float, q: float) -> dict[str, np.ndarray]:
     return {a: np.array([battery, dg, q], dtype=np.float32) for a in MICROGRIDS}
 
