@@ -62,7 +62,7 @@ from tune_grid.oracle.dispatch import (
 from tune_grid.oracle.lindistflow import RadialNetwork
 from tune_grid.oracle.replay import replay, schedule_actions
 
-ORACLE_VERSION = 1
+ORACLE_VERSION = 2
 """Bump when the oracle's model changes, so cached days are recomputed."""
 DEFAULT_ITERATIONS = 6
 """Most dispatch solves per day (successive linearization with a trust region)."""

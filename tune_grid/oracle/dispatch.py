@@ -70,6 +70,7 @@ ON_TOL_MW = 1e-5
 """Diesel output below this is reported as off (0 MW) and charged no no-load cost."""
 SIMULTANEOUS_TOL_MW = 1e-6
 """Charge and discharge both above this in one hour: the polish fixes the hour's direction."""
+POLISH_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -558,10 +559,12 @@ def solve_dispatch(
     data = _Data(st, day, anchor, options, trust_region)
     tpl, solver = _attempt(data, day.hours)
     bound = float(tpl.vars["money"].value)
-    polished = 0
-    if options.polish:
+    for _ in range(POLISH_ROUNDS if options.polish else 0):
+        # Fix the hours that charge and discharge at once, or run a diesel inside (0, p*), and
+        # re-solve; a re-solve can move the issue to other hours, hence a few rounds.
         v = tpl.vars
         c, d, p = v["c"].value, v["d"].value, v["p"].value
+        before = len(data.fixed_direction) + len(data.fixed_dg)
         for i, s in enumerate(st.sites):
             p_star = _fuel_envelope(s.dg)[0]
             for t in range(data.T):
@@ -569,9 +572,10 @@ def solve_dispatch(
                     data.fixed_direction[(i, t)] = "charge" if c[i, t] >= d[i, t] else "discharge"
                 if ON_TOL_MW < p[i, t] < p_star - ON_TOL_MW:
                     data.fixed_dg[(i, t)] = "on" if p[i, t] >= p_star / 2 else "off"
-        polished = len(data.fixed_direction) + len(data.fixed_dg)
-        if polished:
-            tpl, solver = _attempt(data, day.hours)
+        if len(data.fixed_direction) + len(data.fixed_dg) == before:
+            break
+        tpl, solver = _attempt(data, day.hours)
+    polished = len(data.fixed_direction) + len(data.fixed_dg)
     elapsed = time.perf_counter() - start
     return _result(data, tpl, solver, bound, elapsed, polished)
 
