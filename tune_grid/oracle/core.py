@@ -293,7 +293,9 @@ class _AcEvaluator:
         if jacobian:  # hours that diverged: LinDistFlow sensitivities
             bad = ~np.any(w_jac, axis=(0, 1))
             if bad.any():
-                w_jac[:, :, bad] = self._lin_jacobian()[:, :, None]
+                lin_w, lin_x = self._lin_jacobian()
+                w_jac[:, :, bad] = lin_w[:, :, None]
+                x_jac[:, :, bad] = lin_x[:, :, None]
         fuel = sum(float(fuel_cost(s.dg, controls[1, i]).sum()) for i, s in enumerate(system.sites))
         money = fuel + float(settlement(exo.price[None, :], exchange, cfg.export_discount).sum())
         anchor = Anchor(controls, w, exchange, w_jac, x_jac if jacobian else None)
@@ -310,12 +312,17 @@ class _AcEvaluator:
         lin = system.radial.solve(p_inj, q_inj)
         return lin["w"], lin["p_mw"][[s.pcc_branch for s in system.sites]]
 
-    def _lin_jacobian(self) -> np.ndarray:
+    def _lin_jacobian(self) -> tuple[np.ndarray, np.ndarray]:
+        """LinDistFlow's dw/du (n_bus, 3M) and dx/du (M, 3M)."""
         maps, sites = self.system.radial.maps, self.system.sites
-        cols = [-maps.Wp[:, s.battery_bus] for s in sites]
-        cols += [maps.Wp[:, s.dg_bus] for s in sites]
-        cols += [maps.Wq[:, s.dg_bus] for s in sites]
-        return np.stack(cols, axis=1)
+        pcc = [s.pcc_branch for s in sites]
+        w_cols = [-maps.Wp[:, s.battery_bus] for s in sites]
+        w_cols += [maps.Wp[:, s.dg_bus] for s in sites]
+        w_cols += [maps.Wq[:, s.dg_bus] for s in sites]
+        x_cols = [-maps.Fp[pcc, s.battery_bus] for s in sites]
+        x_cols += [maps.Fp[pcc, s.dg_bus] for s in sites]
+        x_cols += [maps.Fq[pcc, s.dg_bus] for s in sites]
+        return np.stack(w_cols, axis=1), np.stack(x_cols, axis=1)
 
 
 @dataclass(frozen=True)
