@@ -159,7 +159,7 @@ def test_nonconvergence_is_penalized_not_raised(monkeypatch) -> None:
         assert np.isfinite(obs[agent]).all()
         lossless = info["load_mw"] - info["pv_mw"] - info["wind_mw"]
         assert info["exchange_mw"] == pytest.approx(lossless)
-        assert rewards[agent] == pytest.approx(-info["cost"] / 100.0 - 10.0 * 2.5)
+        assert rewards[agent] == pytest.approx(-info["cost"] / 100.0 - env.config.penalty * 2.5)
 
 
 def test_bad_actions_and_configs_raise_clear_errors() -> None:
