@@ -293,6 +293,6 @@ def test_oracle_days_evaluate_with_oracle_and_cli(
     parser = argparse.ArgumentParser()
     add_oracle_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["oracle", "--split", "test", "--days", "2"])
-    assert args.handler(args) == 0
+    assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "oracle (replay)" in out and "rule_based" in out and "solve time per day" in out

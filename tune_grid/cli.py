@@ -1,6 +1,7 @@
 """The `tune-grid` command line.
 
-Subcommands: quickstart | train | evaluate | search | export | report | wandb-sweep | baselines |
+Subcommands: quickstart | train | evaluate | search | export | report | wandb-sweep | oracle |
+baselines |
 bench {env,train,search} | data build. Bad input prints one ``error: ...`` line and exits 2.
 Heavy imports (Ray, torch) happen inside the handlers, so ``--help`` and input errors are fast.
 """
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_wandb_sweep_parser,
     )
     from tune_grid.cli_train import add_evaluate_parser, add_train_parser
+    from tune_grid.oracle.cli import add_oracle_parser
 
     p = sub.add_parser("quickstart", help="the main job: quickstart search, then its report")
     p.add_argument("--storage", default="results", help="results root (default: results)")
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_parser(sub)
     add_export_parser(sub)
     add_wandb_sweep_parser(sub)
+    add_oracle_parser(sub)
     p = sub.add_parser("report", help="tables, plots and report.html from Parquet results")
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="experiment folder(s)")
     p.add_argument("--out", default=None, help="output folder (default: <first>/report)")
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5000, help="timed fast-backend steps")
     p.add_argument("--pandapower-steps", type=int, default=100, help="timed pandapower steps")
     p.set_defaults(func=_cmd_bench_env)
+    from tune_grid.bench.train import add_bench_train_parser
+
+    add_bench_train_parser(bench)
     add_bench_search_parser(bench)
 
     data = sub.add_parser("data", help="packaged data").add_subparsers(

@@ -18,6 +18,8 @@ minibatch updates (count and mean time inside ``Learner._update``).
 
 from __future__ import annotations
 
+import argparse
+import functools
 import math
 import statistics
 import time
@@ -48,13 +50,26 @@ VARIANT_LABELS = {
 
 
 # --------------------------------------------------------------------------------- no-op env
+@functools.lru_cache(maxsize=8)
+def _real_spaces(config: EnvConfig) -> tuple[tuple[str, ...], dict[str, Any], dict[str, Any]]:
+    """Agents and spaces of the real env for ``config`` (built once per process)."""
+    from tune_grid.env import make_env
+
+    real = make_env(config.to_dict())
+    agents = tuple(real.possible_agents)
+    return (
+        agents,
+        {a: real.observation_space(a) for a in agents},
+        {a: real.action_space(a) for a in agents},
+    )
+
+
 def _noop_env_classes() -> tuple[type, type]:
     """The no-op PettingZoo env and its RLlib wrapper (built lazily: RLlib imports are heavy)."""
     from gymnasium import spaces
     from pettingzoo import ParallelEnv
     from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
-    from tune_grid.env import make_env
     from tune_grid.training.rllib_env import MicrogridRLlibEnv
 
     class NoopMicrogridEnv(ParallelEnv):
@@ -63,11 +78,11 @@ def _noop_env_classes() -> tuple[type, type]:
         metadata = {"name": NOOP_ENV_NAME, "render_modes": [], "is_parallelizable": True}
 
         def __init__(self, config: EnvConfig) -> None:
-            real = make_env(config.to_dict())
-            self.possible_agents = list(real.possible_agents)
+            agents, obs_spaces, act_spaces = _real_spaces(config)
+            self.possible_agents = list(agents)
             self.agents: list[str] = []
-            self._obs_spaces = {a: real.observation_space(a) for a in self.possible_agents}
-            self._act_spaces = {a: real.action_space(a) for a in self.possible_agents}
+            self._obs_spaces = dict(obs_spaces)
+            self._act_spaces = dict(act_spaces)
             self._obs = {
                 a: np.clip(np.zeros(s.shape, s.dtype), s.low, s.high).astype(s.dtype)
                 for a, s in self._obs_spaces.items()
@@ -128,22 +143,39 @@ def register_noop_env() -> str:
 
 
 # ------------------------------------------------------------------------------- measuring
+@dataclass(frozen=True)
+class Variant:
+    """One benchmarked configuration: a PPOConfig and the torch thread count it runs with."""
+
+    key: str
+    label: str
+    config: Any
+    torch_threads: int
+
+
 @dataclass
 class VariantTiming:
-    """Per-iteration measurements of one variant (timed rounds only)."""
+    """Per-iteration measurements of one variant (timed rounds only).
+
+    ``*_s`` are wall seconds (RLlib's timers); ``*_cpu_s`` are this process's CPU seconds in the
+    same phases, which load from other processes disturbs far less (local sampling only).
+    """
 
     key: str
     label: str
     envs: int
-    fragment: int | str
+    fragment: int
     torch_threads: int
     build_s: float
     sample_s: list[float] = field(default_factory=list)
     learn_s: list[float] = field(default_factory=list)
     iteration_s: list[float] = field(default_factory=list)
+    sample_cpu_s: list[float] = field(default_factory=list)
+    learn_cpu_s: list[float] = field(default_factory=list)
+    iteration_cpu_s: list[float] = field(default_factory=list)
     env_steps: list[int] = field(default_factory=list)
     updates: list[int] = field(default_factory=list)
-    update_s: list[float] = field(default_factory=list)
+    update_cpu_s: list[float] = field(default_factory=list)
 
     def median(self, name: str) -> float:
         values = [v for v in getattr(self, name) if v is not None and math.isfinite(v)]
@@ -155,95 +187,108 @@ class VariantTiming:
 
     @property
     def ms_per_update(self) -> float:
+        """CPU milliseconds per minibatch update (``Learner._update``)."""
         updates = self.median("updates")
-        return 1e3 * self.median("update_s") / updates if updates else math.nan
+        return 1e3 * self.median("update_cpu_s") / updates if updates else math.nan
 
 
-class _UpdateCounter:
-    """Counts and times a local learner's minibatch updates (``Learner._update``)."""
+class _PhaseClock:
+    """Process CPU seconds spent in local sampling, the learner update and its minibatches.
+
+    Wraps the local EnvRunner's ``sample``, the LearnerGroup's ``update`` and the local
+    Learner's ``_update`` on the instances; absent parts (remote runners) read NaN.
+    """
 
     def __init__(self, algo: Any) -> None:
-        self.count = 0
-        self.seconds = 0.0
+        self.sample = self.learn = self.updates_cpu = 0.0
+        self.updates = 0
+        runner = getattr(algo, "env_runner", None)
+        self.local_sampling = runner is not None and algo.config.num_env_runners == 0
+        if self.local_sampling:
+            runner.sample = self._wrap(runner.sample, "sample")
+        algo.learner_group.update = self._wrap(algo.learner_group.update, "learn")
         learner = getattr(algo.learner_group, "_learner", None)
-        self.active = learner is not None
-        if self.active:
-            inner: Callable[..., Any] = learner._update
+        self.local_learner = learner is not None
+        if self.local_learner:
+            learner._update = self._wrap(learner._update, "updates_cpu", count=True)
 
-            def timed(*args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    return inner(*args, **kwargs)
-                finally:
-                    self.seconds += time.perf_counter() - start
-                    self.count += 1
+    def _wrap(self, inner: Callable[..., Any], name: str, count: bool = False) -> Callable:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                setattr(self, name, getattr(self, name) + time.process_time() - start)
+                if count:
+                    self.updates += 1
 
-            learner._update = timed
+        return timed
 
     def reset(self) -> None:
-        self.count, self.seconds = 0, 0.0
+        self.sample = self.learn = self.updates_cpu = 0.0
+        self.updates = 0
 
 
-def _variant_configs(run: RunConfig) -> dict[str, tuple[Any, int]]:
-    """``{key: (PPOConfig, torch threads)}`` for variants a, b and c."""
+def standard_variants(run: RunConfig) -> list[Variant]:
+    """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (c) (b) on the no-op env."""
     import torch
 
     from tune_grid.training.ppo import build_ppo_config, rllib_default_ppo_config
 
     noop = build_ppo_config(run)
     noop.environment(env=NOOP_ENV_NAME)
-    return {
-        "a": (rllib_default_ppo_config(run), torch.get_num_threads()),
-        "b": (build_ppo_config(run), run.torch_threads),
-        "c": (noop, run.torch_threads),
-    }
-
-
-def _describe(config: Any) -> tuple[int, int | str]:
-    fragment = config.rollout_fragment_length
-    return config.num_envs_per_env_runner, fragment
+    return [
+        Variant("a", VARIANT_LABELS["a"], rllib_default_ppo_config(run), torch.get_num_threads()),
+        Variant("b", VARIANT_LABELS["b"], build_ppo_config(run), run.torch_threads),
+        Variant("c", VARIANT_LABELS["c"], noop, run.torch_threads),
+    ]
 
 
 def measure(
-    run: RunConfig,
+    variants: list[Variant],
     *,
     iterations: int,
     warmup: int,
     print_fn: Callable[[str], None] = print,
 ) -> dict[str, VariantTiming]:
-    """Build the three variants and train them in interleaved rounds; returns their timings."""
+    """Build the variants and train them in interleaved rounds; returns their timings."""
     import torch
 
     from tune_grid.training.metrics import iteration_metrics
 
-    configs = _variant_configs(run)  # before any variant changes torch's thread count
     algos: dict[str, Any] = {}
-    counters: dict[str, _UpdateCounter] = {}
+    clocks: dict[str, _PhaseClock] = {}
     timings: dict[str, VariantTiming] = {}
     try:
-        for key, (config, threads) in configs.items():
-            torch.set_num_threads(threads)
+        for v in variants:
+            torch.set_num_threads(v.torch_threads)
             start = time.perf_counter()
-            algos[key] = config.build_algo()
+            algos[v.key] = v.config.build_algo()
             build_s = time.perf_counter() - start
-            counters[key] = _UpdateCounter(algos[key])
-            envs, fragment = _describe(config)
-            timings[key] = VariantTiming(
-                key, VARIANT_LABELS[key], envs, fragment, threads, build_s=build_s
+            clocks[v.key] = _PhaseClock(algos[v.key])
+            timings[v.key] = VariantTiming(
+                v.key,
+                v.label,
+                v.config.num_envs_per_env_runner,
+                v.config.get_rollout_fragment_length(),
+                v.torch_threads,
+                build_s=build_s,
             )
-            print_fn(f"built {VARIANT_LABELS[key]} in {build_s:.1f} s")
+            print_fn(f"built {v.label} in {build_s:.1f} s")
         for round_ in range(warmup + iterations):
             timed = round_ >= warmup
             for key, algo in algos.items():
-                torch.set_num_threads(timings[key].torch_threads)
-                counters[key].reset()
+                t, clock = timings[key], clocks[key]
+                torch.set_num_threads(t.torch_threads)
+                clock.reset()
+                cpu_start = time.process_time()
                 metrics = iteration_metrics(algo.train())
-                t = timings[key]
-                tag = "timed" if timed else "warm-up"
+                cpu = time.process_time() - cpu_start
                 print_fn(
-                    f"round {round_ + 1} ({tag}) {t.label}: sample {metrics['timers/sample_s']:.2f}"
-                    f" s, learn {metrics['timers/learn_s']:.2f} s, "
-                    f"iteration {metrics['time_this_iter_s']:.2f} s"
+                    f"round {round_ + 1} ({'timed' if timed else 'warm-up'}) {t.label}: "
+                    f"sample {metrics['timers/sample_s']:.2f} s, learn "
+                    f"{metrics['timers/learn_s']:.2f} s, iteration "
+                    f"{metrics['time_this_iter_s']:.2f} s ({cpu:.2f} CPU s)"
                 )
                 if not timed:
                     continue
@@ -251,9 +296,12 @@ def measure(
                 t.learn_s.append(metrics["timers/learn_s"])
                 t.iteration_s.append(metrics["time_this_iter_s"])
                 t.env_steps.append(int(metrics["env_steps_this_iter"]))
-                if counters[key].active:
-                    t.updates.append(counters[key].count)
-                    t.update_s.append(counters[key].seconds)
+                t.iteration_cpu_s.append(cpu)
+                t.learn_cpu_s.append(clock.learn)
+                t.sample_cpu_s.append(clock.sample if clock.local_sampling else math.nan)
+                if clock.local_learner:
+                    t.updates.append(clock.updates)
+                    t.update_cpu_s.append(clock.updates_cpu)
     finally:
         for algo in algos.values():
             algo.stop()
@@ -267,42 +315,54 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
-    """The headline ratios: (a) over (b) for sampling, learning and the whole iteration, and
-    the environment's share of (b)'s sampling time, ``1 - sample(c) / sample(b)``."""
+    """Headline ratios of medians: (a) over (b) in wall and CPU seconds, and the env's share of
+    (b)'s sampling time, ``1 - sample(c) / sample(b)``."""
     a, b, c = timings["a"], timings["b"], timings["c"]
-    return {
-        "sample_speedup": _ratio(a.median("sample_s"), b.median("sample_s")),
-        "learn_speedup": _ratio(a.median("learn_s"), b.median("learn_s")),
-        "iteration_speedup": _ratio(a.median("iteration_s"), b.median("iteration_s")),
-        "steps_per_s_speedup": _ratio(b.steps_per_s, a.steps_per_s),
-        "env_share_of_sampling": 1.0 - _ratio(c.median("sample_s"), b.median("sample_s")),
-    }
+    out: dict[str, float] = {}
+    for phase in ("sample", "learn", "iteration"):
+        out[f"{phase}_speedup"] = _ratio(a.median(f"{phase}_s"), b.median(f"{phase}_s"))
+        out[f"{phase}_cpu_speedup"] = _ratio(a.median(f"{phase}_cpu_s"), b.median(f"{phase}_cpu_s"))
+    out["steps_per_s_speedup"] = _ratio(b.steps_per_s, a.steps_per_s)
+    out["env_share_of_sampling"] = 1.0 - _ratio(c.median("sample_s"), b.median("sample_s"))
+    out["env_share_of_sampling_cpu"] = 1.0 - _ratio(
+        c.median("sample_cpu_s"), b.median("sample_cpu_s")
+    )
+    return out
 
 
 def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
-    """The result table, the ratios and the learner's per-update cost."""
+    """The result table (wall and CPU seconds per iteration) and the ratios."""
+    rounds = len(next(iter(timings.values())).iteration_s)
     lines = [
         f"PPO iterations: batch {run.train_batch_size}, minibatch {run.minibatch_size}, "
         f"{run.num_epochs} epochs, {'x'.join(map(str, run.hidden_sizes))}, "
-        f"{run.policy_sharing} policy; medians of {len(timings['b'].iteration_s)} iterations",
-        f"{'variant':<26}{'envs':>5}{'frag':>6}{'thr':>4}{'build s':>9}{'sample s':>10}"
-        f"{'learn s':>9}{'iter s':>8}{'steps/s':>9}{'updates':>8}{'ms/upd':>8}",
+        f"{run.policy_sharing} policy; medians of {rounds} timed iterations",
+        f"{'':<26}{'':>5}{'':>6}{'':>4}{'':>8}{'--- wall s / iteration ---':>27}"
+        f"{'---- CPU s / iteration ----':>28}",
+        f"{'variant':<26}{'envs':>5}{'frag':>6}{'thr':>4}{'build s':>8}{'sample':>9}"
+        f"{'learn':>9}{'whole':>9}{'sample':>9}{'learn':>9}{'whole':>9}{'steps/s':>9}"
+        f"{'updates':>8}{'ms/upd':>8}",
     ]
     for t in timings.values():
         lines.append(
-            f"{t.label:<26}{t.envs:>5}{t.fragment!s:>6}{t.torch_threads:>4}{t.build_s:>9.1f}"
-            f"{t.median('sample_s'):>10.2f}{t.median('learn_s'):>9.2f}"
-            f"{t.median('iteration_s'):>8.2f}{t.steps_per_s:>9.0f}"
-            f"{t.median('updates'):>8.0f}{t.ms_per_update:>8.2f}"
+            f"{t.label:<26}{t.envs:>5}{t.fragment!s:>6}{t.torch_threads:>4}{t.build_s:>8.1f}"
+            f"{t.median('sample_s'):>9.2f}{t.median('learn_s'):>9.2f}"
+            f"{t.median('iteration_s'):>9.2f}{t.median('sample_cpu_s'):>9.2f}"
+            f"{t.median('learn_cpu_s'):>9.2f}{t.median('iteration_cpu_s'):>9.2f}"
+            f"{t.steps_per_s:>9.0f}{t.median('updates'):>8.0f}{t.ms_per_update:>8.2f}"
         )
-    s = summarize(timings)
-    lines += [
-        f"speed-up (a)/(b): sampling {s['sample_speedup']:.2f}x, learning "
-        f"{s['learn_speedup']:.2f}x, whole iteration {s['iteration_speedup']:.2f}x "
-        f"(env steps/s {s['steps_per_s_speedup']:.2f}x)",
-        f"env share of (b)'s sampling time, 1 - sample(c)/sample(b): "
-        f"{100 * s['env_share_of_sampling']:.1f}%",
-    ]
+    if {"a", "b", "c"} <= set(timings):
+        s = summarize(timings)
+        lines += [
+            f"speed-up (a)/(b), wall: sampling {s['sample_speedup']:.2f}x, learning "
+            f"{s['learn_speedup']:.2f}x, whole iteration {s['iteration_speedup']:.2f}x "
+            f"(env steps/s {s['steps_per_s_speedup']:.2f}x)",
+            f"speed-up (a)/(b), CPU:  sampling {s['sample_cpu_speedup']:.2f}x, learning "
+            f"{s['learn_cpu_speedup']:.2f}x, whole iteration {s['iteration_cpu_speedup']:.2f}x",
+            f"env share of (b)'s sampling, 1 - sample(c)/sample(b): "
+            f"{100 * s['env_share_of_sampling']:.1f}% wall, "
+            f"{100 * s['env_share_of_sampling_cpu']:.1f}% CPU",
+        ]
     return "\n".join(lines)
 
 
@@ -337,9 +397,59 @@ def run_train_benchmark(
     try:
         register_rllib_env()
         register_noop_env()
-        timings = measure(run, iterations=iterations, warmup=warmup, print_fn=print_fn)
+        variants = standard_variants(run)
+        timings = measure(variants, iterations=iterations, warmup=warmup, print_fn=print_fn)
     finally:
         if started:
             ray.shutdown()
     print_fn(format_table(timings, run))
     return {"timings": timings, **summarize(timings)}
+
+
+# ------------------------------------------------------------------------------------- CLI
+def run_bench_train_command(args: argparse.Namespace) -> int:
+    """Handler of ``tune-grid bench train``."""
+    from tune_grid.cli_train import run_config_from_args
+
+    run, given = run_config_from_args(args)
+    run_train_benchmark(
+        iterations=args.iterations,
+        warmup=args.warmup,
+        quick=args.quick,
+        overrides={key: getattr(run, key) for key in given},
+        num_cpus=args.num_cpus,
+    )
+    return 0
+
+
+def add_bench_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``train`` to the ``bench`` subparsers (``tune-grid bench train``)."""
+    from tune_grid.cli_train import add_run_config_arguments
+
+    parser = subparsers.add_parser(
+        "train",
+        help="PPO iteration time: RLlib's defaults vs tune-grid's vs a no-op env",
+        description=(
+            "Trains (a) RLlib's default settings, (b) tune-grid's defaults and (c) (b) on a no-op "
+            "env, interleaved in one process; prints median sampling, learning and whole-iteration "
+            "seconds (wall and CPU) and the ratios. Run-config options change the hyperparameters "
+            "of all three (layout options only (b) and (c))."
+        ),
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=3, metavar="N", help="timed iterations (default 3)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, metavar="N", help="untimed iterations first (default 1)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny budget (batch 480, 2 epochs, 64x64, 4 envs): a smoke test, not a measurement",
+    )
+    parser.add_argument(
+        "--num-cpus", type=int, default=2, metavar="N", help="CPUs of the local Ray (default 2)"
+    )
+    add_run_config_arguments(parser)
+    parser.set_defaults(func=run_bench_train_command)
+    return parser

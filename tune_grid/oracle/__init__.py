@@ -20,16 +20,10 @@ with second-order corrections); every accepted schedule is checked with the AC p
 the replayed cost (an achievable cost, measured exactly like a policy's) is what gaps use.
 """
 
-from tune_grid.oracle.core import (
-    OptimalityGaps,
-    OracleDay,
-    day_list,
-    optimality_gaps,
-    oracle_cost,
-    oracle_days,
-    plan_day,
-)
-from tune_grid.oracle.dispatch import DispatchOptions
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "DispatchOptions",
@@ -41,3 +35,12 @@ __all__ = [
     "oracle_days",
     "plan_day",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load lazily: cvxpy takes a second to import, and the CLI only needs it to solve."""
+    if name == "DispatchOptions":
+        return importlib.import_module("tune_grid.oracle.dispatch").DispatchOptions
+    if name in __all__:
+        return getattr(importlib.import_module("tune_grid.oracle.core"), name)
+    raise AttributeError(f"module 'tune_grid.oracle' has no attribute {name!r}")

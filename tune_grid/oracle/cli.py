@@ -1,7 +1,7 @@
 """``tune-grid oracle``: the oracle's mean daily cost against the baselines on a data split.
 
 Wire it into the main parser with ``add_oracle_parser(subparsers)``; the handler is set with
-``set_defaults(handler=...)`` like the other subcommands and returns the exit code.
+``set_defaults(func=...)`` like the other subcommands and returns the exit code.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def add_oracle_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="ac",
         help="first-order sensitivities of the linearization (default: ac)",
     )
-    p.set_defaults(handler=run_oracle_command)
+    p.set_defaults(func=run_oracle_command)
     return p
 
 

@@ -6,10 +6,14 @@ import functools
 import math
 from typing import Any
 
+import torch
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.typing import ModuleID
 
 from tune_grid.config import RunConfig
 from tune_grid.grid.devices import MICROGRIDS
@@ -44,36 +48,86 @@ def independent_policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any
     return agent_id
 
 
+FRAGMENT_CAP = 64
+"""Longest derived ``rollout_fragment_length``: longer fragments are split into equal sample calls.
+
+RLlib's MultiAgentEnvRunner converts every finished episode of a sample call to numpy again at
+each step of that call, so sampling cost grows with the fragment length (see docs/throughput.md).
+"""
+
+
 def rollout_fragment_length(run: RunConfig) -> int:
-    """Steps per env per sample call: given, or the least that fills ``train_batch_size``."""
+    """Steps per env per sample call: given, or derived from ``train_batch_size``.
+
+    Derived: each env's share of the batch, ``ceil(batch / (envs x runners))``, split into the
+    fewest equal sample calls of at most :data:`FRAGMENT_CAP` steps. An iteration then samples
+    ``train_batch_size`` env steps plus less than one step per env and call.
+    """
     if run.rollout_fragment_length is not None:
         return run.rollout_fragment_length
     envs = run.num_envs_per_env_runner * max(1, run.num_env_runners)
-    return max(1, math.ceil(run.train_batch_size / envs))
+    share = max(1, math.ceil(run.train_batch_size / envs))
+    calls = math.ceil(share / FRAGMENT_CAP)
+    return math.ceil(share / calls)
 
 
-def build_ppo_config(run: RunConfig) -> PPOConfig:
-    """Build the PPOConfig (new API stack, torch) for one training run.
+class TuneGridPPOTorchLearner(PPOTorchLearner):
+    """RLlib's PPO torch learner with a cheaper optimizer step (same updates).
 
-    ``train_batch_size`` is counted in env steps (one hour of all three agents). With
-    ``num_env_runners=0`` the algorithm's process samples itself.
+    * Adam with ``fused=True``: one fused kernel per parameter instead of RLlib's default
+      single-tensor Adam (a Python loop of ~10 small ops per parameter on CPU).
+    * One finiteness check over all gradients (a stacked norm) instead of two ``isfinite`` calls
+      per parameter; when a gradient is not finite, RLlib's own handling runs unchanged.
     """
+
+    def configure_optimizers_for_module(
+        self, module_id: ModuleID, config: AlgorithmConfig | None = None
+    ) -> None:
+        params = self.get_parameters(self._module[module_id])
+        optimizer = _adam(params)
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=optimizer,
+            params=params,
+            lr_or_lr_schedule=config.lr,
+        )
+
+    def apply_gradients(self, gradients_dict: dict[Any, Any]) -> None:
+        grads = [g for g in gradients_dict.values() if g is not None]
+        if not grads or self._grad_scalers is not None or not _all_finite(grads):
+            super().apply_gradients(gradients_dict)
+            return
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, names in self._module_optimizers.items():
+            for name in names:
+                self.get_optimizer(module_id, name).step()
+
+
+def _adam(params: list[Any]) -> torch.optim.Optimizer:
+    """Fused Adam where this torch supports it for the parameters' device, else foreach."""
+    try:
+        return torch.optim.Adam(params, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, foreach=True)
+
+
+def _all_finite(tensors: list[Any]) -> bool:
+    """Whether every element of every tensor is finite (one reduction, one sync)."""
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all())
+
+
+def _base_config(run: RunConfig) -> PPOConfig:
+    """Hyperparameters, env, model and multi-agent layout: what every variant shares."""
     ids = module_ids(run.policy_sharing)
     mapping = (
         shared_policy_mapping if run.policy_sharing == "shared" else independent_policy_mapping
     )
-    threads = functools.partial(set_torch_threads, run.torch_threads)
-    config = (
+    return (
         PPOConfig()
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
         .framework("torch")
         .environment(env=RLLIB_ENV_NAME, env_config=run.env_config().to_dict())
-        .env_runners(
-            num_env_runners=run.num_env_runners,
-            num_envs_per_env_runner=run.num_envs_per_env_runner,
-            rollout_fragment_length=rollout_fragment_length(run),
-            num_cpus_per_env_runner=1,
-        )
         .learners(num_learners=0, num_gpus_per_learner=run.num_gpus if run.num_gpus > 0 else 0)
         .training(
             lr=run.lr,
@@ -95,6 +149,45 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
             rl_module_spec=MultiRLModuleSpec(rl_module_specs={mid: RLModuleSpec() for mid in ids}),
             model_config=DefaultModelConfig(fcnet_hiddens=list(run.hidden_sizes)),
         )
+        .debugging(seed=run.seed)
+    )
+
+
+def rllib_default_ppo_config(run: RunConfig) -> PPOConfig:
+    """The run's hyperparameters and layout with RLlib's own throughput settings.
+
+    1 env per env runner, sampling in the algorithm's process (0 remote runners), fragment
+    length "auto", torch's default thread count, RLlib's default learner and action connectors:
+    the baseline of ``tune-grid bench train``.
+    """
+    return (
+        _base_config(run)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length="auto")
+        .callbacks(MicrogridMetricsCallback)
+    )
+
+
+def build_ppo_config(run: RunConfig) -> PPOConfig:
+    """Build the PPOConfig (new API stack, torch) for one training run.
+
+    ``train_batch_size`` is counted in env steps (one hour of all three agents). With
+    ``num_env_runners=0`` the algorithm's process samples itself. Throughput settings (measured
+    in docs/throughput.md): vectorized envs with a bounded fragment length, torch threads set in
+    learner and runners, :class:`TuneGridPPOTorchLearner`, and no action unsquashing or clipping
+    by RLlib: every agent's action space is ``Box(-1, 1)``, where unsquashing is the identity,
+    and the env clips actions itself.
+    """
+    threads = functools.partial(set_torch_threads, run.torch_threads)
+    return (
+        _base_config(run)
+        .environment(normalize_actions=False, clip_actions=False)
+        .env_runners(
+            num_env_runners=run.num_env_runners,
+            num_envs_per_env_runner=run.num_envs_per_env_runner,
+            rollout_fragment_length=rollout_fragment_length(run),
+            num_cpus_per_env_runner=1,
+        )
+        .learners(learner_class=TuneGridPPOTorchLearner)
         .callbacks(
             MicrogridMetricsCallback,
             on_algorithm_init=threads,
@@ -103,6 +196,4 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
         .python_environment(
             extra_python_environs_for_worker={"OMP_NUM_THREADS": str(run.torch_threads)}
         )
-        .debugging(seed=run.seed)
     )
-    return config
