@@ -235,14 +235,15 @@ class RunConfig(_Validated):
     hidden_sizes: tuple[int, ...] = (256, 256)
     num_env_runners: int = 0
     """Remote sampling workers; 0 samples in the driver/trial process."""
-    num_envs_per_env_runner: int = 8
-    """Vectorized envs per runner: amortizes RLlib's per-step overhead (see bench train)."""
+    num_envs_per_env_runner: int = 32
+    """Vectorized envs per runner (at most one per whole day of the runner's batch share): batches
+    the policy's forward pass and amortizes RLlib's per-step overhead (docs/throughput.md)."""
     rollout_fragment_length: int | None = None
-    """Steps per env per sample call; None derives it from the batch size."""
+    """Steps per env per sample call; None derives it from the batch size (at most 64 steps)."""
     num_gpus: float = 0.0
     """GPUs for the learner (0 = CPU)."""
     torch_threads: int = 1
-    """Torch intra-op threads in learner and runners."""
+    """Torch intra-op threads in learner and runners (more than 1 only on otherwise idle CPUs)."""
     seed: int = 0
     # Environment keys (see EnvConfig for their meaning).
     powerflow: PowerflowBackend = "fast"

@@ -1,11 +1,12 @@
 """`tune-grid bench train`: env steps/s of PPO iterations, RLlib's defaults vs tune-grid's.
 
-Three variants train in one process on one local Ray, with the same PPO hyperparameters (the
+The variants train in one process on one local Ray, with the same PPO hyperparameters (the
 reference setup by default: batch 4000, minibatch 128, 10 epochs, 256x256, shared policy):
 
 (a) RLlib's defaults: 1 env per env runner, sampling in the algorithm's process (0 remote
     runners), ``rollout_fragment_length="auto"``, torch's default thread count, RLlib's default
     learner and action connectors (:func:`tune_grid.training.ppo.rllib_default_ppo_config`);
+    where that thread count is above 1, (a1) is (a) with 1 thread;
 (b) tune-grid's defaults (:func:`tune_grid.training.ppo.build_ppo_config` of ``RunConfig``);
 (c) (b) on a no-op env with the same agents, spaces and 24-step episodes, so ``1 - c/b`` of the
     sampling time is the environment's own share.
@@ -44,6 +45,7 @@ QUICK_RUN = {
 """``--quick``: a tiny budget that checks the benchmark end to end (not a measurement)."""
 VARIANT_LABELS = {
     "a": "(a) RLlib defaults",
+    "a1": "(a1) RLlib, 1 torch thread",
     "b": "(b) tune-grid defaults",
     "c": "(c) tune-grid, no-op env",
 }
@@ -230,15 +232,23 @@ class _PhaseClock:
 
 
 def standard_variants(run: RunConfig) -> list[Variant]:
-    """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (c) (b) on the no-op env."""
+    """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (c) (b) on the no-op env.
+
+    Where torch's default thread count here is above 1, (a1) repeats (a) with 1 thread: it
+    separates the gain of tune-grid's settings from that of its thread count.
+    """
     import torch
 
     from tune_grid.training.ppo import build_ppo_config, rllib_default_ppo_config
 
     noop = build_ppo_config(run)
     noop.environment(env=NOOP_ENV_NAME)
+    default_threads = torch.get_num_threads()
+    variants = [Variant("a", VARIANT_LABELS["a"], rllib_default_ppo_config(run), default_threads)]
+    if default_threads > 1:
+        variants.append(Variant("a1", VARIANT_LABELS["a1"], rllib_default_ppo_config(run), 1))
     return [
-        Variant("a", VARIANT_LABELS["a"], rllib_default_ppo_config(run), torch.get_num_threads()),
+        *variants,
         Variant("b", VARIANT_LABELS["b"], build_ppo_config(run), run.torch_threads),
         Variant("c", VARIANT_LABELS["c"], noop, run.torch_threads),
     ]
@@ -314,15 +324,24 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator
 
 
-def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
-    """Headline ratios of medians: (a) over (b) in wall and CPU seconds, and the env's share of
-    (b)'s sampling time, ``1 - sample(c) / sample(b)``."""
-    a, b, c = timings["a"], timings["b"], timings["c"]
+def _speedups(base: VariantTiming, b: VariantTiming, prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for phase in ("sample", "learn", "iteration"):
-        out[f"{phase}_speedup"] = _ratio(a.median(f"{phase}_s"), b.median(f"{phase}_s"))
-        out[f"{phase}_cpu_speedup"] = _ratio(a.median(f"{phase}_cpu_s"), b.median(f"{phase}_cpu_s"))
-    out["steps_per_s_speedup"] = _ratio(b.steps_per_s, a.steps_per_s)
+        out[f"{prefix}{phase}_speedup"] = _ratio(base.median(f"{phase}_s"), b.median(f"{phase}_s"))
+        out[f"{prefix}{phase}_cpu_speedup"] = _ratio(
+            base.median(f"{phase}_cpu_s"), b.median(f"{phase}_cpu_s")
+        )
+    out[f"{prefix}steps_per_s_speedup"] = _ratio(b.steps_per_s, base.steps_per_s)
+    return out
+
+
+def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
+    """Headline ratios of medians: (a) over (b) in wall and CPU seconds (``a1_*``: (a1) over
+    (b)), and the env's share of (b)'s sampling time, ``1 - sample(c) / sample(b)``."""
+    b, c = timings["b"], timings["c"]
+    out = _speedups(timings["a"], b)
+    if "a1" in timings:
+        out.update(_speedups(timings["a1"], b, prefix="a1_"))
     out["env_share_of_sampling"] = 1.0 - _ratio(c.median("sample_s"), b.median("sample_s"))
     out["env_share_of_sampling_cpu"] = 1.0 - _ratio(
         c.median("sample_cpu_s"), b.median("sample_cpu_s")
@@ -353,16 +372,24 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
         )
     if {"a", "b", "c"} <= set(timings):
         s = summarize(timings)
-        lines += [
-            f"speed-up (a)/(b), wall: sampling {s['sample_speedup']:.2f}x, learning "
-            f"{s['learn_speedup']:.2f}x, whole iteration {s['iteration_speedup']:.2f}x "
-            f"(env steps/s {s['steps_per_s_speedup']:.2f}x)",
-            f"speed-up (a)/(b), CPU:  sampling {s['sample_cpu_speedup']:.2f}x, learning "
-            f"{s['learn_cpu_speedup']:.2f}x, whole iteration {s['iteration_cpu_speedup']:.2f}x",
+        for key in ("a", "a1"):
+            if key not in timings:
+                continue
+            p = "" if key == "a" else "a1_"
+            lines += [
+                f"speed-up ({key})/(b), wall: sampling {s[p + 'sample_speedup']:.2f}x, "
+                f"learning {s[p + 'learn_speedup']:.2f}x, whole iteration "
+                f"{s[p + 'iteration_speedup']:.2f}x "
+                f"(env steps/s {s[p + 'steps_per_s_speedup']:.2f}x)",
+                f"speed-up ({key})/(b), CPU:  sampling {s[p + 'sample_cpu_speedup']:.2f}x, "
+                f"learning {s[p + 'learn_cpu_speedup']:.2f}x, whole iteration "
+                f"{s[p + 'iteration_cpu_speedup']:.2f}x",
+            ]
+        lines.append(
             f"env share of (b)'s sampling, 1 - sample(c)/sample(b): "
             f"{100 * s['env_share_of_sampling']:.1f}% wall, "
-            f"{100 * s['env_share_of_sampling_cpu']:.1f}% CPU",
-        ]
+            f"{100 * s['env_share_of_sampling_cpu']:.1f}% CPU"
+        )
     return "\n".join(lines)
 
 

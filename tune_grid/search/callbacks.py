@@ -40,6 +40,9 @@ def run_config_of(trial: Any) -> dict[str, Any]:
 class ParquetExportCallback(Callback):
     """Rewrite ``trials.parquet`` and ``iterations.parquet`` after every result and status change.
 
+    Events only update the records; the files are written at the end of Tune's controller step,
+    after Tune saved its experiment state in that step (``run_tune`` sets the snapshot period
+    to every step). So every trial the files show is one ``--resume`` knows about.
     On a resumed search it starts from the Parquet files already in ``results_dir``.
     """
 
@@ -48,6 +51,7 @@ class ParquetExportCallback(Callback):
         self.meta = meta
         self._records: dict[str, TrialRecord] = {}
         self._warned = False
+        self._dirty = False
 
     def setup(self, **info: Any) -> None:
         self._records = records_from_parquet(self.results_dir)
@@ -62,6 +66,14 @@ class ParquetExportCallback(Callback):
         return record
 
     def _write(self) -> None:
+        self._dirty = True
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._dirty:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._dirty = False
         try:
             write_tables(self.results_dir, self._records.values(), self.meta)
         except Exception as exc:  # noqa: BLE001 - the search goes on; the final export retries
@@ -92,7 +104,7 @@ class ParquetExportCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for trial in trials:
             self._record(trial).status = str(trial.status)
-        self._write()
+        self._flush()
 
 
 class WandbTrialCallback(Callback):

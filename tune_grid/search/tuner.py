@@ -162,14 +162,15 @@ def make_searcher(spec: SpaceFile, paths: SearchPaths) -> Any:
             random_state=spec.search.seed, max_concurrent=spec.max_concurrent_trials or 0
         )
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(paths.optuna_url)
     sampler = optuna.samplers.TPESampler(
         seed=spec.search.seed, n_startup_trials=spec.search.n_startup_trials
     )
-    searcher: Any = OptunaSearch(
+    from tune_grid.search.resumable_optuna import ResumableOptunaSearch
+
+    searcher: Any = ResumableOptunaSearch(
         space=optuna_space(spec),
         metric="objective",
         mode=spec.resolved_mode,
@@ -361,6 +362,10 @@ def run_tune(spec: SpaceFile, paths: SearchPaths, options: SearchOptions) -> Any
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
     # Every iteration checkpoints, so Tune snapshots its state often: wanted for --resume.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Snapshot the experiment state at every controller step (not Tune's adaptive >= 10 s), before
+    # the Parquet mirror is written in the same step: a driver killed at any moment then leaves
+    # no trial in trials.parquet that --resume does not know. Raise it for very large searches.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     if options.resume:
         tuner = tune.Tuner.restore(
             str(paths.results_dir),

@@ -48,24 +48,38 @@ def independent_policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any
     return agent_id
 
 
+EPISODE_STEPS = 24
+"""Env steps of one episode (one day of hourly steps)."""
 FRAGMENT_CAP = 64
-"""Longest derived ``rollout_fragment_length``: longer fragments are split into equal sample calls.
+"""Longest derived ``rollout_fragment_length``; a longer share is split into equal sample calls.
 
 RLlib's MultiAgentEnvRunner converts every finished episode of a sample call to numpy again at
-each step of that call, so sampling cost grows with the fragment length (see docs/throughput.md).
+each later step of that call, so its cost grows with the fragment length (docs/throughput.md).
 """
+
+
+def envs_per_env_runner(run: RunConfig) -> int:
+    """``num_envs_per_env_runner``, but no more envs than whole days in each runner's batch share.
+
+    So every env completes at least one 24-step episode per iteration, and a small batch with the
+    default of many envs still meets RLlib's check that sample calls add up to the batch (10%).
+    """
+    runners = max(1, run.num_env_runners)
+    days = run.train_batch_size // (EPISODE_STEPS * runners)
+    return max(1, min(run.num_envs_per_env_runner, days))
 
 
 def rollout_fragment_length(run: RunConfig) -> int:
     """Steps per env per sample call: given, or derived from ``train_batch_size``.
 
-    Derived: each env's share of the batch, ``ceil(batch / (envs x runners))``, split into the
-    fewest equal sample calls of at most :data:`FRAGMENT_CAP` steps. An iteration then samples
-    ``train_batch_size`` env steps plus less than one step per env and call.
+    Derived: each env's share of the batch, ``ceil(batch / (envs x runners))`` with the envs of
+    :func:`envs_per_env_runner`, split into the fewest equal sample calls of at most
+    :data:`FRAGMENT_CAP` steps. An iteration then samples ``train_batch_size`` env steps plus
+    less than one step per env and sample call.
     """
     if run.rollout_fragment_length is not None:
         return run.rollout_fragment_length
-    envs = run.num_envs_per_env_runner * max(1, run.num_env_runners)
+    envs = envs_per_env_runner(run) * max(1, run.num_env_runners)
     share = max(1, math.ceil(run.train_batch_size / envs))
     calls = math.ceil(share / FRAGMENT_CAP)
     return math.ceil(share / calls)
@@ -171,11 +185,18 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
     """Build the PPOConfig (new API stack, torch) for one training run.
 
     ``train_batch_size`` is counted in env steps (one hour of all three agents). With
-    ``num_env_runners=0`` the algorithm's process samples itself. Throughput settings (measured
-    in docs/throughput.md): vectorized envs with a bounded fragment length, torch threads set in
-    learner and runners, :class:`TuneGridPPOTorchLearner`, and no action unsquashing or clipping
-    by RLlib: every agent's action space is ``Box(-1, 1)``, where unsquashing is the identity,
-    and the env clips actions itself.
+    ``num_env_runners=0`` the algorithm's process samples itself. Throughput settings, each
+    measured in docs/throughput.md:
+
+    * vectorized envs (:func:`envs_per_env_runner`) with a bounded fragment length
+      (:func:`rollout_fragment_length`);
+    * local sampling keeps episodes as lists (``episodes_to_numpy=False``): RLlib would convert
+      every finished episode to numpy again at each step of a sample call, and the learner reads
+      lists as well; remote runners keep numpy, which is cheaper to ship;
+    * no action unsquashing or clipping by RLlib: every agent's action space is ``Box(-1, 1)``,
+      where unsquashing is the identity, and the env clips actions itself;
+    * :class:`TuneGridPPOTorchLearner` (fused Adam, one finiteness check per update);
+    * ``torch_threads`` intra-op threads in learner and runners (1 by default).
     """
     threads = functools.partial(set_torch_threads, run.torch_threads)
     return (
@@ -183,9 +204,10 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
         .environment(normalize_actions=False, clip_actions=False)
         .env_runners(
             num_env_runners=run.num_env_runners,
-            num_envs_per_env_runner=run.num_envs_per_env_runner,
+            num_envs_per_env_runner=envs_per_env_runner(run),
             rollout_fragment_length=rollout_fragment_length(run),
             num_cpus_per_env_runner=1,
+            episodes_to_numpy=run.num_env_runners > 0,
         )
         .learners(learner_class=TuneGridPPOTorchLearner)
         .callbacks(
