@@ -133,7 +133,9 @@ def test_write_read_roundtrip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_incremental_callback_rewrites_after_each_result(tmp_path: Path) -> None:
+def test_incremental_callback_rewrites_after_each_step(tmp_path: Path) -> None:
+    """Events update the records; files are written at the end of Tune's step (after its
+    experiment snapshot), so they never show a trial --resume would not know."""
     from tune_grid.search.callbacks import ParquetExportCallback
 
     callback = ParquetExportCallback(tmp_path, META)
@@ -142,16 +144,21 @@ def test_incremental_callback_rewrites_after_each_result(tmp_path: Path) -> None
     trial.status = "RUNNING"
     callback.on_trial_start(0, [trial], trial)
     callback.on_trial_result(0, [trial], trial, _result(1, 1.0))
+    assert not (tmp_path / ITERATIONS_FILE).exists()  # not before the step ends
+    callback.on_step_end(1, [trial])
     assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 1
-    callback.on_trial_result(0, [trial], trial, _result(2, 2.0))
+    callback.on_trial_result(1, [trial], trial, _result(2, 2.0))
+    callback.on_step_end(2, [trial])
     assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 2
-    callback.on_trial_complete(0, [trial], trial)
+    callback.on_trial_complete(2, [trial], trial)
+    callback.on_step_end(3, [trial])
     status = read_results(tmp_path / TRIALS_FILE, "trials").column("status").to_pylist()
     assert status == ["TERMINATED"]
     resumed = ParquetExportCallback(tmp_path, META)  # a resumed driver starts from the files
     resumed.setup()
     other = SimpleNamespace(trial_id="t2", config=dict(CONFIG), path=None, status="RUNNING")
     resumed.on_trial_result(0, [other], other, _result(1, 7.0))
+    resumed.on_step_end(1, [trial, other])
     trials = read_results(tmp_path / TRIALS_FILE, "trials").to_pylist()
     assert [t["trial_id"] for t in trials] == ["t1", "t2"]
     assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 3
