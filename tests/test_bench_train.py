@@ -28,7 +28,7 @@ def test_bench_train_quick_prints_three_rows_and_finite_ratios() -> None:
         assert len(row) == 1, (label, proc.stdout)
         numbers = [float(x) for x in row[0][len(label) :].split()]
         # envs, fragment, threads, build s, 3 wall s, 3 CPU s, steps/s, updates, ms/update
-        assert len(numbers) == 14 and all(math.isfinite(x) for x in numbers), row[0]
+        assert len(numbers) == 13 and all(math.isfinite(x) for x in numbers), row[0]
     speedups = [line for line in lines if line.startswith("speed-up (a)/(b)")]
     assert len(speedups) == 2
     ratios = [float(x) for line in speedups for x in re.findall(r"([0-9.]+)x", line)]
