@@ -1,0 +1,1 @@
+"""The Parquet results format (schema.py, no Ray) and the export from Tune (export.py)."""

@@ -1,0 +1,152 @@
+"""The Parquet results format: ``trials.parquet`` and ``iterations.parquet``.
+
+This module imports only pyarrow, so analysis scripts can use it without Ray or torch.
+
+A search experiment folder holds:
+
+* ``trials.parquet``: one row per trial (one sampled configuration; with ``seeds: K`` a trial trains
+  K seeds in lockstep and reports their mean). Fixed columns are listed in ``TRIAL_COLUMNS``; every
+  searched or fixed hyperparameter of the run config is its own typed column named
+  ``param_<name>`` (float64, int64, bool or string).
+* ``iterations.parquet``: one row per trial x training iteration, with the fixed columns in
+  ``ITERATION_COLUMNS`` and any further reported numeric metric under its flattened name
+  (``/`` kept, e.g. ``timers/sample_s``).
+
+Both files carry ``tune_grid.schema_version`` in their Parquet key-value metadata; readers refuse
+files of another version with a one-line error.
+
+Metric definitions (per training iteration, mean over the trial's seeds):
+
+* ``episode_return_mean``: RLlib's ``env_runners/episode_return_mean`` (sum over agents).
+* ``daily_cost_mean``: total operating cost of the three microgrids per 24-hour episode, $.
+* ``safety_mean``: summed safety (voltage pu outside [0.95, 1.05] + line overload) per episode.
+* ``violation_hours_mean``: agent-hours with a safety violation per episode.
+* ``objective``: the search metric (named in the trial's ``metric`` column), mean over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = "1"
+VERSION_KEY = b"tune_grid.schema_version"
+KIND_KEY = b"tune_grid.kind"
+TRIALS_FILE = "trials.parquet"
+ITERATIONS_FILE = "iterations.parquet"
+PARAM_PREFIX = "param_"
+# Optional key-value metadata a writer may add: the stop condition's iteration bound as decimal
+# text (e.g. b"50"). Analysis uses it to price early stopping; without it, the largest observed
+# ``iterations`` stands in.
+MAX_ITERATIONS_KEY = b"tune_grid.max_iterations"
+
+METRIC_NAMES = (
+    "episode_return_mean",
+    "daily_cost_mean",
+    "safety_mean",
+    "violation_hours_mean",
+)
+
+TRIAL_COLUMNS: dict[str, pa.DataType] = {
+    "experiment": pa.string(),
+    "trial_id": pa.string(),
+    "status": pa.string(),  # TERMINATED, ERROR, RUNNING, PENDING, PAUSED
+    "stopped_early": pa.bool_(),  # stopped by the scheduler before the stop condition
+    "iterations": pa.int64(),
+    "env_steps": pa.int64(),
+    "seed": pa.int64(),  # base seed; seeds are seed, seed+1, ...
+    "seeds": pa.list_(pa.int64()),
+    "metric": pa.string(),
+    "mode": pa.string(),  # "max" or "min"
+    "best_objective": pa.float64(),
+    "best_iteration": pa.int64(),
+    "last_objective": pa.float64(),
+    "last_objective_per_seed": pa.list_(pa.float64()),
+    "last_episode_return_mean": pa.float64(),
+    "last_daily_cost_mean": pa.float64(),
+    "last_safety_mean": pa.float64(),
+    "test_daily_cost": pa.float64(),  # held-out evaluation, NaN when not evaluated
+    "test_daily_cost_per_seed": pa.list_(pa.float64()),
+    "test_safety": pa.float64(),
+    "test_violation_hours": pa.float64(),
+    "test_return": pa.float64(),
+    "test_optimality_gap": pa.float64(),
+    "test_days": pa.int64(),
+    "wall_time_s": pa.float64(),
+    "node_id": pa.string(),
+    "node_ip": pa.string(),
+    "checkpoint_path": pa.string(),
+}
+
+ITERATION_COLUMNS: dict[str, pa.DataType] = {
+    "experiment": pa.string(),
+    "trial_id": pa.string(),
+    "iteration": pa.int64(),
+    "env_steps": pa.int64(),
+    "time_total_s": pa.float64(),
+    "objective": pa.float64(),
+    "objective_per_seed": pa.list_(pa.float64()),
+    "episode_return_mean": pa.float64(),
+    "daily_cost_mean": pa.float64(),
+    "safety_mean": pa.float64(),
+    "violation_hours_mean": pa.float64(),
+    "node_id": pa.string(),
+}
+
+_COLUMNS_BY_KIND = {"trials": TRIAL_COLUMNS, "iterations": ITERATION_COLUMNS}
+
+
+class ResultsSchemaError(ValueError):
+    """A results file is missing, unreadable, of another schema version, or lacks columns."""
+
+
+def with_metadata(table: pa.Table, kind: str) -> pa.Table:
+    """Attach the schema version and kind to a table before writing it."""
+    if kind not in _COLUMNS_BY_KIND:
+        raise ValueError(f"kind must be one of {sorted(_COLUMNS_BY_KIND)}, got {kind!r}")
+    metadata = dict(table.schema.metadata or {})
+    metadata[VERSION_KEY] = SCHEMA_VERSION.encode()
+    metadata[KIND_KEY] = kind.encode()
+    return table.replace_schema_metadata(metadata)
+
+
+def check_table(table: pa.Table, kind: str, source: str = "table") -> None:
+    """Raise ResultsSchemaError unless ``table`` has this version and every fixed column's type."""
+    metadata = table.schema.metadata or {}
+    version = metadata.get(VERSION_KEY, b"<none>").decode()
+    if version != SCHEMA_VERSION:
+        raise ResultsSchemaError(
+            f"{source}: schema version {version}, this tune-grid reads version {SCHEMA_VERSION}"
+        )
+    for name, dtype in _COLUMNS_BY_KIND[kind].items():
+        if name not in table.column_names:
+            raise ResultsSchemaError(f"{source}: missing column {name!r} of the {kind} schema")
+        actual = table.schema.field(name).type
+        if actual != dtype and not (pa.types.is_null(actual)):
+            raise ResultsSchemaError(f"{source}: column {name!r} is {actual}, expected {dtype}")
+
+
+def read_results(path: str | Path, kind: str) -> pa.Table:
+    """Read and check a results file; ``kind`` is "trials" or "iterations"."""
+    path = Path(path)
+    if not path.exists():
+        raise ResultsSchemaError(f"{path}: no such file (expected a tune-grid {kind} file)")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ResultsSchemaError(f"{path}: not a readable Parquet file ({exc})") from None
+    check_table(table, kind, str(path))
+    return table
+
+
+def write_results(table: pa.Table, path: str | Path, kind: str) -> None:
+    """Write atomically (temp file + rename) so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = with_metadata(table, kind)
+    check_table(table, kind, str(path))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
