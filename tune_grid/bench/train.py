@@ -70,7 +70,6 @@ def _noop_env_classes() -> tuple[type, type]:
     """The no-op PettingZoo env and its RLlib wrapper (built lazily: RLlib imports are heavy)."""
     from gymnasium import spaces
     from pettingzoo import ParallelEnv
-    from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
     from tune_grid.training.rllib_env import MicrogridRLlibEnv
 
@@ -121,16 +120,7 @@ def _noop_env_classes() -> tuple[type, type]:
         """:class:`MicrogridRLlibEnv`'s wrapping (agent order, live agents) of the no-op env."""
 
         def __init__(self, env_config: Mapping[str, Any] | None = None) -> None:
-            par_env = NoopMicrogridEnv(EnvConfig.from_dict(dict(env_config or {})))
-            ParallelPettingZooEnv.__init__(self, par_env)
-            order = list(par_env.possible_agents)
-            self.possible_agents = order
-            self.agents = list(order)
-            self._agent_ids = set(order)
-            self.observation_spaces = {a: par_env.observation_space(a) for a in order}
-            self.action_spaces = {a: par_env.action_space(a) for a in order}
-            self.observation_space = spaces.Dict(self.observation_spaces)
-            self.action_space = spaces.Dict(self.action_spaces)
+            self._wrap(NoopMicrogridEnv(EnvConfig.from_dict(dict(env_config or {}))))
 
     return NoopMicrogridEnv, NoopRLlibEnv
 

@@ -23,8 +23,11 @@ class MicrogridRLlibEnv(ParallelPettingZooEnv):
     """
 
     def __init__(self, env_config: Mapping[str, Any] | None = None) -> None:
-        par_env = make_env(dict(env_config or {}))
-        super().__init__(par_env)
+        self._wrap(make_env(dict(env_config or {})))
+
+    def _wrap(self, par_env: Any) -> None:
+        """Wrap ``par_env`` with fixed agent order and exact per-agent spaces."""
+        ParallelPettingZooEnv.__init__(self, par_env)
         order = list(par_env.possible_agents)
         self.possible_agents = order
         self.agents = list(order)
