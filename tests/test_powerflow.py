@@ -1,19 +1,23 @@
-"""Tests of the power-flow solvers: fast (lightsim2grid) against the pandapower reference."""
+"""Tests of the power-flow solvers: the compiled ones (Z-bus, lightsim2grid) against pandapower."""
 
 import numpy as np
 import pandapower as pp
 import pytest
 
+from tune_grid.grid.lightsim import LightSim2GridPowerFlow
 from tune_grid.grid.network import build_network
 from tune_grid.grid.powerflow import (
-    FastPowerFlow,
     PandapowerPowerFlow,
     PowerFlowResult,
+    PowerFlowSolver,
     make_solver,
 )
+from tune_grid.grid.zbus import ZBusPowerFlow
 
 Inputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 N_POINTS = 60
+COMPILED = [ZBusPowerFlow, LightSim2GridPowerFlow]
+compiled_solvers = pytest.mark.parametrize("solver_class", COMPILED, ids=["zbus", "lightsim2grid"])
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +76,14 @@ def test_result_shapes(net: pp.pandapowerNet, reference: list[PowerFlowResult]) 
     assert all(r.converged for r in reference)
 
 
-def test_fast_matches_pandapower(
-    net: pp.pandapowerNet, points: list[Inputs], reference: list[PowerFlowResult]
+@compiled_solvers
+def test_compiled_solver_matches_pandapower(
+    net: pp.pandapowerNet,
+    points: list[Inputs],
+    reference: list[PowerFlowResult],
+    solver_class: type[PowerFlowSolver],
 ) -> None:
-    fast = FastPowerFlow(net)
+    fast = solver_class(net)
     for point, ref in zip(points, reference, strict=True):
         assert_same(fast.solve(*point), ref)
 
@@ -95,8 +103,11 @@ def test_reference_matches_plain_runpp(net: pp.pandapowerNet, points: list[Input
     assert ref.ext_grid_p_mw == pytest.approx(plain.res_ext_grid.p_mw.sum(), abs=1e-8)
 
 
-def test_sign_conventions(net: pp.pandapowerNet, points: list[Inputs]) -> None:
-    fast = FastPowerFlow(net)
+@compiled_solvers
+def test_sign_conventions(
+    net: pp.pandapowerNet, points: list[Inputs], solver_class: type[PowerFlowSolver]
+) -> None:
+    fast = solver_class(net)
     load_p, load_q, sgen_p, sgen_q, sto_p = points[0]
     base = fast.solve(load_p, load_q, sgen_p, sgen_q, sto_p)
     charging = sto_p.copy()
@@ -111,12 +122,15 @@ def test_sign_conventions(net: pp.pandapowerNet, points: list[Inputs]) -> None:
     assert more.trafo_p_hv_mw[mg1_pcc] > base.trafo_p_hv_mw[mg1_pcc]  # HV side, into the MG
 
 
-def test_warm_start_equals_cold(net: pp.pandapowerNet, points: list[Inputs]) -> None:
-    warm = FastPowerFlow(net)
+@compiled_solvers
+def test_warm_start_equals_cold(
+    net: pp.pandapowerNet, points: list[Inputs], solver_class: type[PowerFlowSolver]
+) -> None:
+    warm = solver_class(net)
     for point in points[:10]:
         warm.solve(*point)
     for point in points[10:20]:
-        cold = FastPowerFlow(net).solve(*point)
+        cold = solver_class(net).solve(*point)
         hot = warm.solve(*point)
         np.testing.assert_allclose(hot.vm_pu, cold.vm_pu, rtol=0, atol=1e-8)
         np.testing.assert_allclose(
@@ -125,8 +139,11 @@ def test_warm_start_equals_cold(net: pp.pandapowerNet, points: list[Inputs]) -> 
         np.testing.assert_allclose(hot.trafo_p_hv_mw, cold.trafo_p_hv_mw, rtol=0, atol=1e-7)
 
 
-def test_results_are_not_overwritten(net: pp.pandapowerNet, points: list[Inputs]) -> None:
-    fast = FastPowerFlow(net)
+@compiled_solvers
+def test_results_are_not_overwritten(
+    net: pp.pandapowerNet, points: list[Inputs], solver_class: type[PowerFlowSolver]
+) -> None:
+    fast = solver_class(net)
     first = fast.solve(*points[0])
     saved = [first.vm_pu.copy(), first.line_loading_percent.copy(), first.trafo_p_hv_mw.copy()]
     inputs = [a.copy() for a in points[1]]
@@ -139,7 +156,7 @@ def test_results_are_not_overwritten(net: pp.pandapowerNet, points: list[Inputs]
         np.testing.assert_array_equal(before, after)
 
 
-@pytest.mark.parametrize("backend", ["fast", "pandapower"])
+@pytest.mark.parametrize("backend", ["fast", "lightsim2grid", "pandapower"])
 def test_divergence_is_reported_and_recovered(
     net: pp.pandapowerNet,
     points: list[Inputs],
@@ -157,9 +174,10 @@ def test_divergence_is_reported_and_recovered(
 
 
 def test_make_solver(net: pp.pandapowerNet) -> None:
-    assert isinstance(make_solver(net, "fast"), FastPowerFlow)
+    assert isinstance(make_solver(net, "fast"), ZBusPowerFlow)
+    assert isinstance(make_solver(net, "lightsim2grid"), LightSim2GridPowerFlow)
     assert isinstance(make_solver(net, "pandapower"), PandapowerPowerFlow)
-    with pytest.raises(ValueError, match="'fast', 'pandapower'"):
+    with pytest.raises(ValueError, match="'fast', 'lightsim2grid', 'pandapower'"):
         make_solver(net, "newton")
 
 
@@ -168,3 +186,58 @@ def test_reference_does_not_touch_the_net(net: pp.pandapowerNet, points: list[In
     PandapowerPowerFlow(net).solve(*points[0])
     np.testing.assert_array_equal(net.load.p_mw, before)
     assert "res_bus" not in net or net.res_bus.empty
+
+
+def test_zbus_matches_pandapower_on_a_whole_day_of_env_steps() -> None:
+    """Z-bus and pandapower envs driven by the same actions see the same grid all day."""
+    from tune_grid import make_env
+
+    fast_env = make_env(powerflow="fast", split="test")
+    ref_env = make_env(powerflow="pandapower", split="test")
+    rng = np.random.default_rng(7)
+    fast_env.reset(options={"day": 200, "soc": 0.5})
+    ref_env.reset(options={"day": 200, "soc": 0.5})
+    for _ in range(24):
+        actions = {a: rng.uniform(-1, 1, 3).astype(np.float32) for a in fast_env.possible_agents}
+        obs_f, rew_f, _, _, info_f = fast_env.step(actions)
+        obs_r, rew_r, _, _, info_r = ref_env.step(actions)
+        for agent in fast_env.possible_agents:
+            np.testing.assert_allclose(obs_f[agent], obs_r[agent], atol=1e-5)
+            assert rew_f[agent] == pytest.approx(rew_r[agent], abs=1e-6)
+            assert info_f[agent]["exchange_mw"] == pytest.approx(
+                info_r[agent]["exchange_mw"], abs=1e-6
+            )
+
+
+def test_zbus_lu_solve_on_a_nonsymmetric_matrix() -> None:
+    """The numba triangular solves apply SuperLU's row and column permutations the right way
+    round (the admittance matrix is symmetric, so a mix-up would not show against pandapower)."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    from tune_grid.grid.zbus import _TriangularFactors, lu_solve
+
+    n = 30
+    real = sp.random(n, n, density=0.1, random_state=1, format="csc") + 4 * sp.eye(n)
+    matrix = (real + 1j * sp.random(n, n, density=0.1, random_state=2)).tocsc()
+    assert abs(matrix - matrix.T).max() > 0.1
+    f = _TriangularFactors(spla.splu(matrix, permc_spec="MMD_AT_PLUS_A"))
+    assert not np.array_equal(f.perm_r, np.arange(n)) and not np.array_equal(f.perm_c, np.arange(n))
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=n) + 1j * rng.normal(size=n)
+    x = np.empty(n, dtype=complex)
+    lu_solve(
+        f.perm_r,
+        f.perm_c,
+        f.l_ptr,
+        f.l_idx,
+        f.l_val,
+        f.u_ptr,
+        f.u_idx,
+        f.u_val,
+        f.u_diag,
+        b,
+        np.empty(n, dtype=complex),
+        x,
+    )
+    np.testing.assert_allclose(x, spla.spsolve(matrix, b), atol=1e-10)

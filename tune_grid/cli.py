@@ -71,7 +71,9 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 def _cmd_bench_env(args: argparse.Namespace) -> int:
     from tune_grid.bench.env import run_env_benchmark
 
-    run_env_benchmark(fast_steps=args.steps, pandapower_steps=args.pandapower_steps)
+    run_env_benchmark(
+        fast_steps=args.steps, pandapower_steps=args.pandapower_steps, rounds=args.rounds
+    )
     return 0
 
 
@@ -133,9 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench", required=True, metavar="BENCH"
     )
-    p = bench.add_parser("env", help="env-step time: fast solver vs pandapower")
-    p.add_argument("--steps", type=int, default=5000, help="timed fast-backend steps")
+    p = bench.add_parser("env", help="env-step time of each power-flow backend, side by side")
+    p.add_argument(
+        "--steps", type=int, default=5000, help="timed steps of the fast and lightsim2grid backends"
+    )
     p.add_argument("--pandapower-steps", type=int, default=100, help="timed pandapower steps")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds of the backends")
     p.set_defaults(func=_cmd_bench_env)
     from tune_grid.bench.train import add_bench_train_parser
 

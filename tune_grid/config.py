@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-PowerflowBackend = Literal["fast", "pandapower"]
+PowerflowBackend = Literal["fast", "lightsim2grid", "pandapower"]
 Split = Literal["train", "test"]
 PolicySharing = Literal["shared", "independent"]
 VerticalProtocol = Literal["none", "price_signal", "setpoint"]
@@ -138,7 +138,7 @@ class EnvConfig(_Validated):
     """Configuration of the networked-microgrid environment (see ``tune_grid.env``)."""
 
     powerflow: PowerflowBackend = "fast"
-    """'fast' (lightsim2grid, warm-started) or 'pandapower' (pandapower.runpp, the reference)."""
+    """'fast' (compiled Z-bus), 'lightsim2grid' (Newton-Raphson) or 'pandapower' (the reference)."""
     split: Split = "train"
     """Data split the episodes are drawn from: 'train' (2023) or 'test' (2024)."""
     load_scale: float = 0.2

@@ -39,6 +39,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from tune_grid.config import EnvConfig
+from tune_grid.env import kernels
+from tune_grid.env.kernels import DISPATCH_COLUMNS, OUTCOME_COLUMNS, segment_starts
 from tune_grid.env.protocols import Protocols
 from tune_grid.grid.data import HOURS_PER_DAY, SplitProfiles
 from tune_grid.grid.devices import (
@@ -74,27 +76,14 @@ _OBS_HIGH = np.array([1, 1, 12, 2, 2, 2, 1, 1, 1, 10, 10, 5], dtype=np.float32)
 PRICE_SCALE = 100.0
 VOLTAGE_OBS_SCALE = 0.05
 ZONES = ("DSO", *MICROGRIDS)
-_INFO_FIELDS = (
+#: Numeric info fields per agent, in the column order of the step's info matrix.
+_INFO_FIELDS: tuple[str, ...] = (
+    *OUTCOME_COLUMNS,
+    *DISPATCH_COLUMNS,
     "cost",
-    "cost_fuel",
     "cost_exchange",
     "cost_protocol",
-    "safety",
-    "safety_voltage",
-    "safety_line",
-    "exchange_mw",
-    "soc",
-    "battery_mw",
-    "battery_clipped_mw",
-    "dg_p_mw",
-    "dg_q_mvar",
-    "load_mw",
-    "pv_mw",
-    "wind_mw",
-    "v_min_pu",
-    "v_max_pu",
     "own_reward",
-    "_reward",  # popped into the rewards dict
 )
 
 
@@ -108,8 +97,7 @@ def _segments(zone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = [np.flatnonzero(zone == mg) for mg in MICROGRIDS]
     if any(len(r) == 0 for r in rows):
         raise ValueError("every microgrid zone needs at least one element")
-    starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
-    return np.concatenate(rows), starts
+    return segment_starts(rows)
 
 
 class NetworkedMicrogridEnv(ParallelEnv):
@@ -165,16 +153,24 @@ class NetworkedMicrogridEnv(ParallelEnv):
                 ]
             )
 
-        self._dg_rows, self._pv_rows, self._wt_rows = (sgen_rows(k) for k in ("DG", "PV", "WT"))
+        self._dg_rows, self._pv_rows, self._wt_rows = (
+            sgen_rows(k).astype(np.int64) for k in ("DG", "PV", "WT")
+        )
         storage_zone = net.storage["zone"].to_numpy()
-        self._ess_rows = np.array([np.flatnonzero(storage_zone == mg)[0] for mg in MICROGRIDS])
+        self._ess_rows = np.array(
+            [np.flatnonzero(storage_zone == mg)[0] for mg in MICROGRIDS], dtype=np.int64
+        )
         self._mg_bus_rows, self._mg_bus_starts = _segments(net.bus["zone"].to_numpy())
         self._mg_line_rows, self._mg_line_starts = _segments(net.line["zone"].to_numpy())
         trafo_names = net.trafo["name"].tolist()
-        self._pcc_rows = np.array([trafo_names.index(f"{mg}_pcc") for mg in MICROGRIDS])
+        self._pcc_rows = np.array(
+            [trafo_names.index(f"{mg}_pcc") for mg in MICROGRIDS], dtype=np.int64
+        )
         self._dg_pmax = np.array([DIESEL[mg].max_p_mw for mg in MICROGRIDS])
         self._dg_s = np.array([DIESEL[mg].s_mva for mg in MICROGRIDS])
         self._dg_abc = np.array([[DIESEL[mg].a, DIESEL[mg].b, DIESEL[mg].c] for mg in MICROGRIDS])
+        self._dispatched = np.zeros((len(MICROGRIDS), len(DISPATCH_COLUMNS)))
+        self._outcome = np.zeros((len(MICROGRIDS), len(OUTCOME_COLUMNS)))
         self._load_p = np.zeros(len(net.load))
         self._load_q = np.zeros(len(net.load))
         self._sgen_p = np.zeros(len(net.sgen))
@@ -236,6 +232,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
         if result.converged:
             self._record_voltages(result)
             self._exchange = result.trafo_p_hv_mw[self._pcc_rows].copy()
+        self._outcome[:, 9] = self._v_min  # kept by a step whose power flow fails
+        self._outcome[:, 10] = self._v_max
         self.protocols.reset(
             day=self._day,
             profiles=self._profiles,
@@ -287,51 +285,55 @@ class NetworkedMicrogridEnv(ParallelEnv):
     def _observe(self, hour: int) -> dict[str, np.ndarray]:
         d = self._day
         p = self._profiles
-        angle = 2.0 * np.pi * hour / HOURS_PER_DAY
+        matrix = np.empty((len(MICROGRIDS), len(self._obs_low)), dtype=np.float32)
+        kernels.observe(
+            2.0 * np.pi * hour / HOURS_PER_DAY,
+            p.price[d, hour] / PRICE_SCALE,
+            self._zone_load[1:, d, hour],
+            p.pv[d, hour],
+            p.wind[d, hour],
+            self._soc,
+            self._dg_p / self._dg_pmax,
+            self._dg_q / self._dg_s,
+            self._v_min,
+            self._v_max,
+            VOLTAGE_OBS_SCALE,
+            self._exchange,
+            self._obs_low,
+            self._obs_high,
+            matrix,
+        )
         n_base = len(OBS_FEATURES)
-        matrix = np.empty((len(MICROGRIDS), len(self._obs_low)))
-        matrix[:, 0] = np.sin(angle)
-        matrix[:, 1] = np.cos(angle)
-        matrix[:, 2] = p.price[d, hour] / PRICE_SCALE
-        matrix[:, 3] = self._zone_load[1:, d, hour]
-        matrix[:, 4] = p.pv[d, hour]
-        matrix[:, 5] = p.wind[d, hour]
-        matrix[:, 6] = self._soc
-        matrix[:, 7] = self._dg_p / self._dg_pmax
-        matrix[:, 8] = self._dg_q / self._dg_s
-        matrix[:, 9] = (self._v_min - 1.0) / VOLTAGE_OBS_SCALE
-        matrix[:, 10] = (self._v_max - 1.0) / VOLTAGE_OBS_SCALE
-        matrix[:, 11] = self._exchange
         if len(self._obs_low) > n_base:
-            matrix[:, n_base:] = self.protocols.observations()
-        np.maximum(matrix, self._obs_low, out=matrix)
-        np.minimum(matrix, self._obs_high, out=matrix)
-        rows = matrix.astype(np.float32)  # a fresh array: callers may keep observations
-        return dict(zip(MICROGRIDS, rows, strict=True))
+            extra = np.asarray(self.protocols.observations(), dtype=np.float64)
+            np.clip(extra, self._obs_low[n_base:], self._obs_high[n_base:], out=extra)
+            matrix[:, n_base:] = extra
+        return dict(zip(MICROGRIDS, matrix, strict=True))  # a fresh matrix: callers may keep rows
 
     # ------------------------------------------------------------------------------ step
     def _actions_matrix(self, actions: dict[str, Any]) -> np.ndarray:
-        missing = [a for a in self.agents if a not in actions]
-        extra = [a for a in actions if a not in self.agents]
-        if missing or extra:
-            raise ValueError(
-                f"actions must have exactly the live agents {self.agents}; "
-                f"missing {missing}, unexpected {extra}"
-            )
         try:
             matrix = np.array([actions[a] for a in MICROGRIDS], dtype=np.float64)
-        except (ValueError, TypeError):
+        except (KeyError, ValueError, TypeError):
             matrix = None
-        if matrix is None or matrix.shape != (len(MICROGRIDS), 3):
+        if (
+            matrix is None
+            or matrix.shape != (len(MICROGRIDS), 3)
+            or len(actions) != len(MICROGRIDS)
+        ):
+            missing = [a for a in self.agents if a not in actions]
+            extra = [a for a in actions if a not in self.agents]
+            if missing or extra:
+                raise ValueError(
+                    f"actions must have exactly the live agents {self.agents}; "
+                    f"missing {missing}, unexpected {extra}"
+                )
             for agent in MICROGRIDS:
                 shape = np.shape(actions[agent])
                 if shape != (3,):
                     raise ValueError(f"action for {agent} must have shape (3,), got {shape}")
             raise ValueError("actions must be numeric arrays of shape (3,)")
-        if not np.isfinite(matrix).all():
-            bad = [MICROGRIDS[i] for i in np.flatnonzero(~np.isfinite(matrix).all(axis=1))]
-            raise ValueError(f"actions for {bad} contain NaN or inf; actions must be finite")
-        return np.minimum(np.maximum(matrix, -1.0), 1.0)
+        return matrix
 
     def step(self, actions: dict[str, Any]):  # noqa: ANN201 - PettingZoo's 5-tuple of dicts
         if not self.agents:
@@ -340,62 +342,89 @@ class NetworkedMicrogridEnv(ParallelEnv):
         hour, d = self._hour, self._day
         price = float(self._profiles.price[d, hour])
 
-        # Battery: requested power, clipped to what keeps the SoC in bounds over the hour.
-        requested = a[:, 0] * BATTERY.max_power_mw
-        energy = BATTERY.capacity_mwh
-        max_charge = (BATTERY.soc_max - self._soc) * energy / (BATTERY.charge_efficiency * HOUR)
-        max_discharge = (self._soc - BATTERY.soc_min) * energy * BATTERY.discharge_efficiency / HOUR
-        battery = np.minimum(np.maximum(requested, -np.maximum(max_discharge, 0.0)), max_charge)
-        clipped = requested - battery
-
-        # Diesel generator: active power in [0, P_max], reactive within the apparent-power circle.
-        dg_p = (a[:, 1] + 1.0) * 0.5 * self._dg_pmax
-        dg_q = a[:, 2] * np.sqrt(np.maximum(self._dg_s**2 - dg_p**2, 0.0))
-
-        self._storage_p[self._ess_rows] = battery
-        self._sgen_p[self._dg_rows] = dg_p
-        self._sgen_q[self._dg_rows] = dg_q
+        # Battery clipped to the SoC bounds, DG within its P range and apparent-power circle.
+        dispatched = self._dispatched
+        battery_spec = BATTERY
+        finite = kernels.dispatch(
+            a,
+            self._soc,
+            self._dg_pmax,
+            self._dg_s,
+            battery_spec.max_power_mw,
+            battery_spec.capacity_mwh,
+            battery_spec.soc_min,
+            battery_spec.soc_max,
+            battery_spec.charge_efficiency,
+            battery_spec.discharge_efficiency,
+            HOUR,
+            self._ess_rows,
+            self._dg_rows,
+            self._storage_p,
+            self._sgen_p,
+            self._sgen_q,
+            dispatched,
+        )
+        if not finite:
+            bad = [MICROGRIDS[i] for i in np.flatnonzero(~np.isfinite(a).all(axis=1))]
+            raise ValueError(f"actions for {bad} contain NaN or inf; actions must be finite")
         result = self._solve()
 
-        mg_load = np.add.reduceat(self._load_p[self._mg_load_rows], self._mg_load_starts)
-        pv = self._sgen_p[self._pv_rows].copy()
-        wt = self._sgen_p[self._wt_rows].copy()
+        # Exchange at the point of connection, safety, fuel and LMP settlement per microgrid.
+        out = self._outcome  # columns v_min/v_max keep the last converged voltages
         converged = result.converged
-        if converged:
-            exchange = result.trafo_p_hv_mw[self._pcc_rows].copy()
-            safety_v, safety_line = self._safety(result)
-            safety = safety_v + safety_line
-            self._record_voltages(result)
-        else:
-            exchange = mg_load + battery - dg_p - pv - wt
-            safety_v = np.zeros(len(MICROGRIDS))
-            safety_line = np.zeros(len(MICROGRIDS))
-            safety = np.full(len(MICROGRIDS), self.config.nonconvergence_safety)
-
-        a2, b1, c0 = self._dg_abc.T
-        fuel = np.where(dg_p > 1e-9, a2 * dg_p**2 + b1 * dg_p + c0, 0.0) * HOUR
-        energy_price = np.where(exchange > 0.0, price, price * self.config.export_discount)
-        exchange_cost = exchange * HOUR * energy_price
+        kernels.outcome(
+            converged,
+            result.vm_pu,
+            result.line_loading_percent,
+            result.trafo_p_hv_mw,
+            self._mg_bus_rows,
+            self._mg_bus_starts,
+            self._mg_line_rows,
+            self._mg_line_starts,
+            self._pcc_rows,
+            self._load_p,
+            self._mg_load_rows,
+            self._mg_load_starts,
+            self._sgen_p,
+            self._pv_rows,
+            self._wt_rows,
+            dispatched,
+            self._dg_abc,
+            price,
+            self.config.export_discount,
+            self.config.nonconvergence_safety,
+            VOLTAGE_MIN_PU,
+            VOLTAGE_MAX_PU,
+            HOUR,
+            out,
+        )
+        exchange = out[:, 0].copy()
+        dg_p = dispatched[:, 2].copy()
         settlement = self.protocols.settle(
             price=price,
             exchange=exchange,
-            exchange_cost=exchange_cost,
+            exchange_cost=out[:, 5].copy(),
             dg_p=dg_p,
             result=result if converged else None,
             hour=hour,
         )
-        cost = fuel + settlement.exchange_cost + settlement.extra_cost
-        own_reward = -cost / self.config.cost_scale - self.config.penalty * safety
-        reward = (
-            np.full(len(MICROGRIDS), own_reward.mean()) if self.config.share_reward else own_reward
-        )
+        fields = np.empty((len(MICROGRIDS), len(_INFO_FIELDS)))
+        n_out, n_disp = len(OUTCOME_COLUMNS), len(DISPATCH_COLUMNS)
+        fields[:, :n_out] = out
+        fields[:, n_out : n_out + n_disp] = dispatched
+        cost = fields[:, n_out + n_disp]
+        np.add(out[:, 4], settlement.exchange_cost, out=cost)
+        cost += settlement.extra_cost
+        fields[:, n_out + n_disp + 1] = settlement.exchange_cost
+        fields[:, n_out + n_disp + 2] = settlement.extra_cost
+        own_reward = fields[:, n_out + n_disp + 3]
+        np.multiply(cost, -1.0 / self.config.cost_scale, out=own_reward)
+        own_reward -= self.config.penalty * out[:, 3]
 
         # Advance the state.
-        charge = np.maximum(battery, 0.0) * BATTERY.charge_efficiency
-        discharge = np.maximum(-battery, 0.0) / BATTERY.discharge_efficiency
-        soc = self._soc + (charge - discharge) * HOUR / energy
-        self._soc = np.minimum(np.maximum(soc, BATTERY.soc_min), BATTERY.soc_max)
-        self._dg_p, self._dg_q, self._exchange = dg_p, dg_q, exchange
+        self._soc = dispatched[:, 4].copy()
+        self._dg_p, self._dg_q, self._exchange = dg_p, dispatched[:, 3].copy(), exchange
+        self._v_min, self._v_max = out[:, 9].copy(), out[:, 10].copy()
         self._hour += 1
         done = self._hour >= HOURS_PER_DAY
         next_hour = min(self._hour, HOURS_PER_DAY - 1)
@@ -411,33 +440,12 @@ class NetworkedMicrogridEnv(ParallelEnv):
         )
         observations = self._observe(next_hour)
 
-        # One (agents x fields) matrix converted to Python floats at once: building the info
-        # dicts field by field costs more than the power flow.
-        per_agent = np.stack(
-            (
-                cost,
-                fuel,
-                settlement.exchange_cost,
-                settlement.extra_cost,
-                safety,
-                safety_v,
-                safety_line,
-                exchange,
-                self._soc,
-                battery,
-                clipped,
-                dg_p,
-                dg_q,
-                mg_load,
-                pv,
-                wt,
-                self._v_min,
-                self._v_max,
-                own_reward,
-                reward,
-            ),
-            axis=1,
-        ).tolist()
+        # Python floats for the infos, converted in one call.
+        per_agent = fields.tolist()
+        own = fields[:, -1].tolist()
+        if self.config.share_reward:
+            own = [sum(own) / len(own)] * len(own)
+        rewards = dict(zip(MICROGRIDS, own, strict=True))
         infos = {}
         for i, agent in enumerate(MICROGRIDS):
             info = dict(zip(_INFO_FIELDS, per_agent[i], strict=True))
@@ -447,20 +455,11 @@ class NetworkedMicrogridEnv(ParallelEnv):
             info.update(settlement.info[i])
             info.update(protocol_info[i])
             infos[agent] = info
-        rewards = {agent: info.pop("_reward") for agent, info in infos.items()}
         terminations = dict.fromkeys(MICROGRIDS, done)
         truncations = dict.fromkeys(MICROGRIDS, False)
         if done:
             self.agents = []
         return observations, rewards, terminations, truncations, infos
-
-    def _safety(self, result: PowerFlowResult) -> tuple[np.ndarray, np.ndarray]:
-        v = result.vm_pu[self._mg_bus_rows]
-        outside = np.maximum(v - VOLTAGE_MAX_PU, 0.0) + np.maximum(VOLTAGE_MIN_PU - v, 0.0)
-        overload = np.maximum(result.line_loading_percent[self._mg_line_rows] - 100.0, 0.0)
-        safety_v = np.add.reduceat(outside, self._mg_bus_starts)
-        safety_line = np.add.reduceat(overload, self._mg_line_starts) / 100.0
-        return safety_v, safety_line
 
     def render(self) -> None:
         return None
