@@ -241,3 +241,16 @@ def test_zbus_lu_solve_on_a_nonsymmetric_matrix() -> None:
         x,
     )
     np.testing.assert_allclose(x, spla.spsolve(matrix, b), atol=1e-10)
+
+
+def test_zbus_clones_share_the_model_but_not_the_state(
+    net: pp.pandapowerNet, points: list[Inputs], reference: list[PowerFlowResult]
+) -> None:
+    original = ZBusPowerFlow(net)
+    twin = original.clone()
+    for i in range(6):  # interleaved solves of different points must not leak into each other
+        assert_same(original.solve(*points[i]), reference[i])
+        assert_same(twin.solve(*points[-1 - i]), reference[-1 - i])
+    bad = twin.solve(*absurd_point(net, points[1]))
+    assert not bad.converged
+    assert_same(original.solve(*points[7]), reference[7])
