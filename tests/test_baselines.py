@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tune_grid import baselines, evaluate, make_env
-from tune_grid.env.evaluation import DAY_COLUMNS, select_days, summarize
+from tune_grid.env.evaluation import BEHAVIOUR_COLUMNS, DAY_COLUMNS, select_days, summarize
 
 
 def test_rule_based_beats_do_nothing_and_random_on_test_days() -> None:
@@ -24,7 +24,7 @@ def test_rule_based_beats_do_nothing_and_random_on_test_days() -> None:
 def test_evaluate_returns_one_row_per_day_with_totals() -> None:
     env = make_env(split="test")
     per_day = evaluate(baselines.do_nothing(env), split="test", days=["2024-03-01", 5])
-    assert list(per_day.columns) == list(DAY_COLUMNS)
+    assert list(per_day.columns) == [*DAY_COLUMNS, *BEHAVIOUR_COLUMNS]
     assert per_day["date"].tolist() == ["2024-03-01", "2024-01-06"]
     # Do-nothing buys every MWh at the LMP: cost equals the sum of exchange x price.
     env.reset(options={"day": "2024-03-01"})
@@ -56,3 +56,27 @@ def test_select_days_and_bad_input() -> None:
         select_days(366, 0)
     with pytest.raises(ValueError, match="unknown baseline 'greedy'"):
         evaluate("greedy", days=1)
+
+
+def test_behaviour_totals_follow_the_infos() -> None:
+    """Do-nothing: no diesel, no battery, no trades; imports and ramps equal the exchanges'."""
+    env = make_env(split="test")
+    row = evaluate(baselines.do_nothing(env), split="test", days=["2024-07-10"]).iloc[0]
+    assert row["dg_mwh"] == 0.0 and row["battery_throughput_mwh"] == 0.0
+    assert row["p2p_traded_mwh"] == 0.0
+    obs, _ = env.reset(options={"day": "2024-07-10"})
+    exchange = []
+    while env.agents:
+        obs, _, _, _, infos = env.step(baselines.do_nothing(env)(obs))
+        exchange.append([infos[a]["exchange_mw"] for a in env.possible_agents])
+    x = np.array(exchange)  # (24, 3)
+    assert row["import_mwh"] == pytest.approx(x.clip(min=0).sum())
+    assert row["export_mwh"] == pytest.approx((-x).clip(min=0).sum())
+    assert row["peak_import_mw"] == pytest.approx(x.sum(axis=1).max())
+    assert row["exchange_ramp_mw"] == pytest.approx(np.abs(np.diff(x, axis=0)).sum())
+
+    p2p_env = make_env(split="test", horizontal_protocol="p2p_trading")
+    rule = evaluate(baselines.rule_based(p2p_env), split="test", days=["2024-07-10"],
+                    config={"horizontal_protocol": "p2p_trading"}).iloc[0]  # fmt: skip
+    assert rule["dg_mwh"] > 0.0 and rule["battery_throughput_mwh"] > 0.0
+    assert rule["p2p_traded_mwh"] >= 0.0

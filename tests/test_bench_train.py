@@ -44,3 +44,13 @@ def test_bench_train_help_is_fast_and_rejects_bad_options() -> None:
     assert args.quick and args.iterations == 3 and args.train_batch_size == "960"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "train", "--iterations", "x"])
+
+
+def test_bench_train_rejects_unknown_variants_before_starting_ray() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-m", "tune_grid.cli", "bench", "train", "--variants", "b,x"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown variants ['x']; allowed: a, a1, b, c, d"
+    ]

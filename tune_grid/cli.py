@@ -77,6 +77,18 @@ def _cmd_bench_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_outcomes(args: argparse.Namespace) -> int:
+    from tune_grid.search.outcomes import run_outcomes
+
+    by = [name.strip() for name in args.by.split(",") if name.strip()]
+    if not by:
+        raise ValueError("--by needs at least one searched parameter, e.g. policy_sharing")
+    if args.days < 1:
+        raise ValueError(f"--days must be >= 1, got {args.days}")
+    run_outcomes(args.results, args.days, by)
+    return 0
+
+
 def _cmd_baselines(args: argparse.Namespace) -> int:
     from tune_grid.env.evaluation import evaluate, summarize
 
@@ -126,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="experiment folder(s)")
     p.add_argument("--out", default=None, help="output folder (default: <first>/report)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "outcomes", help="what each trial's trained policies do on test days, grouped by parameters"
+    )
+    p.add_argument("results", metavar="RESULTS_DIR", help="experiment folder (with trials.parquet)")
+    p.add_argument(
+        "--by",
+        required=True,
+        help="comma-separated parameters to group by, e.g. vertical_protocol,horizontal_protocol",
+    )
+    p.add_argument("--days", type=int, default=14, help="evenly spaced test days (default 14)")
+    p.set_defaults(func=_cmd_outcomes)
 
     p = sub.add_parser("baselines", help="evaluate the baseline policies on a data split")
     p.add_argument("--split", choices=["train", "test"], default="test")

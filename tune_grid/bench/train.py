@@ -9,7 +9,9 @@ reference setup by default: batch 4000, minibatch 128, 10 epochs, 256x256, share
     where that thread count is above 1, (a1) is (a) with 1 thread;
 (b) tune-grid's defaults (:func:`tune_grid.training.ppo.build_ppo_config` of ``RunConfig``);
 (c) (b) on a no-op env with the same agents, spaces and 24-step episodes, so ``1 - c/b`` of the
-    sampling time is the environment's own share.
+    sampling time is the environment's own share;
+(d) where torch sees a CUDA GPU: (b) with the learner on the GPU (``num_gpus=1``, i.e.
+    ``num_gpus_per_learner=1``); sampling stays on the CPU.
 
 Iterations are interleaved (a, b, c, a, b, c, ...) so that load from other processes hits every
 variant alike; after ``warmup`` untimed rounds, the median of ``iterations`` rounds is reported:
@@ -20,11 +22,12 @@ minibatch updates (count and mean time inside ``Learner._update``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,7 @@ VARIANT_LABELS = {
     "a1": "(a1) RLlib, 1 torch thread",
     "b": "(b) tune-grid defaults",
     "c": "(c) tune-grid, no-op env",
+    "d": "(d) tune-grid, GPU learner",
 }
 
 
@@ -221,11 +225,12 @@ class _PhaseClock:
         self.updates = 0
 
 
-def standard_variants(run: RunConfig) -> list[Variant]:
+def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> list[Variant]:
     """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (c) (b) on the no-op env.
 
     Where torch's default thread count here is above 1, (a1) repeats (a) with 1 thread: it
-    separates the gain of tune-grid's settings from that of its thread count.
+    separates the gain of tune-grid's settings from that of its thread count. Where torch sees a
+    CUDA GPU, (d) is (b) with the learner on it. ``keys`` keeps only those variants.
     """
     import torch
 
@@ -237,11 +242,26 @@ def standard_variants(run: RunConfig) -> list[Variant]:
     variants = [Variant("a", VARIANT_LABELS["a"], rllib_default_ppo_config(run), default_threads)]
     if default_threads > 1:
         variants.append(Variant("a1", VARIANT_LABELS["a1"], rllib_default_ppo_config(run), 1))
-    return [
-        *variants,
+    variants += [
         Variant("b", VARIANT_LABELS["b"], build_ppo_config(run), run.torch_threads),
         Variant("c", VARIANT_LABELS["c"], noop, run.torch_threads),
     ]
+    if torch.cuda.is_available():
+        gpu_run = dataclasses.replace(run, num_gpus=1.0)
+        variants.append(Variant("d", VARIANT_LABELS["d"], build_ppo_config(gpu_run), 1))
+    if keys is not None:
+        check_variant_keys(keys)
+        variants = [v for v in variants if v.key in keys]
+    return variants
+
+
+def check_variant_keys(keys: Collection[str]) -> None:
+    """Raise a ValueError naming unknown variant keys and the allowed ones."""
+    unknown = sorted(set(keys) - set(VARIANT_LABELS))
+    if unknown or not keys:
+        raise ValueError(
+            f"unknown variants {unknown or '(none given)'}; allowed: {', '.join(VARIANT_LABELS)}"
+        )
 
 
 def measure(
@@ -328,14 +348,24 @@ def _speedups(base: VariantTiming, b: VariantTiming, prefix: str = "") -> dict[s
 def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
     """Headline ratios of medians: (a) over (b) in wall and CPU seconds (``a1_*``: (a1) over
     (b)), and the env's share of (b)'s sampling time, ``1 - sample(c) / sample(b)``."""
-    b, c = timings["b"], timings["c"]
-    out = _speedups(timings["a"], b)
+    out: dict[str, float] = {}
+    b = timings.get("b")
+    if b is None:
+        return out
+    if "a" in timings:
+        out.update(_speedups(timings["a"], b))
     if "a1" in timings:
         out.update(_speedups(timings["a1"], b, prefix="a1_"))
-    out["env_share_of_sampling"] = 1.0 - _ratio(c.median("sample_s"), b.median("sample_s"))
-    out["env_share_of_sampling_cpu"] = 1.0 - _ratio(
-        c.median("sample_cpu_s"), b.median("sample_cpu_s")
-    )
+    if "c" in timings:
+        c = timings["c"]
+        out["env_share_of_sampling"] = 1.0 - _ratio(c.median("sample_s"), b.median("sample_s"))
+        out["env_share_of_sampling_cpu"] = 1.0 - _ratio(
+            c.median("sample_cpu_s"), b.median("sample_cpu_s")
+        )
+    if "d" in timings:
+        d = timings["d"]
+        out["gpu_learn_speedup"] = _ratio(b.median("learn_s"), d.median("learn_s"))
+        out["gpu_iteration_speedup"] = _ratio(b.median("iteration_s"), d.median("iteration_s"))
     return out
 
 
@@ -360,8 +390,8 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
             f"{t.median('learn_cpu_s'):>9.2f}{t.median('iteration_cpu_s'):>9.2f}"
             f"{t.steps_per_s:>9.0f}{t.median('updates'):>8.0f}{t.ms_per_update:>8.2f}"
         )
-    if {"a", "b", "c"} <= set(timings):
-        s = summarize(timings)
+    s = summarize(timings)
+    if {"a", "b"} <= set(timings):
         for key in ("a", "a1"):
             if key not in timings:
                 continue
@@ -375,10 +405,16 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
                 f"learning {s[p + 'learn_cpu_speedup']:.2f}x, whole iteration "
                 f"{s[p + 'iteration_cpu_speedup']:.2f}x",
             ]
+    if "env_share_of_sampling" in s:
         lines.append(
             f"env share of (b)'s sampling, 1 - sample(c)/sample(b): "
             f"{100 * s['env_share_of_sampling']:.1f}% wall, "
             f"{100 * s['env_share_of_sampling_cpu']:.1f}% CPU"
+        )
+    if "gpu_learn_speedup" in s:
+        lines.append(
+            f"GPU learner (b)/(d), wall: learning {s['gpu_learn_speedup']:.2f}x, "
+            f"whole iteration {s['gpu_iteration_speedup']:.2f}x"
         )
     return "\n".join(lines)
 
@@ -390,9 +426,11 @@ def run_train_benchmark(
     quick: bool = False,
     overrides: Mapping[str, Any] | None = None,
     num_cpus: int | None = 2,
+    variants: Collection[str] | None = None,
     print_fn: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Measure variants (a), (b), (c) in one run, print the table; returns timings and ratios.
+    """Measure the variants (all by default) in one run, print the table; returns timings and
+    ratios.
 
     ``overrides`` are RunConfig keys on top of the defaults (e.g. another batch size); layout
     keys such as ``num_envs_per_env_runner`` only change (b) and (c). ``quick`` shrinks the
@@ -405,6 +443,8 @@ def run_train_benchmark(
 
     if iterations < 1 or warmup < 0:
         raise ValueError(f"need iterations >= 1 and warmup >= 0, got {iterations}, {warmup}")
+    if variants is not None:
+        check_variant_keys(variants)
     values: dict[str, Any] = dict(QUICK_RUN) if quick else {}
     values.update(overrides or {})
     run = RunConfig.from_dict(values)
@@ -414,8 +454,8 @@ def run_train_benchmark(
     try:
         register_rllib_env()
         register_noop_env()
-        variants = standard_variants(run)
-        timings = measure(variants, iterations=iterations, warmup=warmup, print_fn=print_fn)
+        chosen = standard_variants(run, variants)
+        timings = measure(chosen, iterations=iterations, warmup=warmup, print_fn=print_fn)
     finally:
         if started:
             ray.shutdown()
@@ -435,6 +475,7 @@ def run_bench_train_command(args: argparse.Namespace) -> int:
         quick=args.quick,
         overrides={key: getattr(run, key) for key in given},
         num_cpus=args.num_cpus,
+        variants=args.variants.split(",") if args.variants else None,
     )
     return 0
 
@@ -466,6 +507,12 @@ def add_bench_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num-cpus", type=int, default=2, metavar="N", help="CPUs of the local Ray (default 2)"
+    )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        metavar="LIST",
+        help="comma-separated subset of a,a1,b,c,d (default: all that apply here)",
     )
     add_run_config_arguments(parser)
     parser.set_defaults(func=run_bench_train_command)

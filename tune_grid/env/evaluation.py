@@ -12,6 +12,19 @@ from tune_grid.config import EnvConfig
 
 Policy = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 DAY_COLUMNS = ("day", "date", "cost", "safety", "violation_hours", "return", "clipped_mwh")
+BEHAVIOUR_COLUMNS = (
+    "import_mwh",
+    "export_mwh",
+    "peak_import_mw",
+    "exchange_ramp_mw",
+    "dg_mwh",
+    "battery_throughput_mwh",
+    "p2p_traded_mwh",
+)
+"""What the policy did in a day (all three microgrids): energy bought from and sold to the DSO
+(after P2P trades), the highest hourly sum of the three exchanges, the summed hour-to-hour
+changes of each exchange (how flat the profiles are), diesel energy, battery throughput
+(|charge| + |discharge|) and energy bought from peers."""
 
 
 def select_days(num_days: int, days: int | Sequence[int | str] | None) -> list[int | str]:
@@ -26,18 +39,34 @@ def select_days(num_days: int, days: int | Sequence[int | str] | None) -> list[i
 
 
 def run_day(env: Any, policy: Policy, day: int | str) -> dict[str, Any]:
-    """Roll one whole day with ``policy`` and return its totals over agents and hours."""
+    """Roll one whole day with ``policy``; its totals over agents and hours (``DAY_COLUMNS``
+    and ``BEHAVIOUR_COLUMNS``)."""
     observations, _ = env.reset(options={"day": day})
     totals = {"cost": 0.0, "safety": 0.0, "violation_hours": 0, "return": 0.0, "clipped_mwh": 0.0}
+    behaviour = dict.fromkeys(BEHAVIOUR_COLUMNS, 0.0)
+    last_exchange: dict[str, float] = {}
     while env.agents:
         observations, rewards, _, _, infos = env.step(policy(observations))
+        hour_exchange = 0.0
         for agent, info in infos.items():
             totals["cost"] += info["cost"]
             totals["safety"] += info["safety"]
             totals["violation_hours"] += int(info["safety"] > 0.0)
             totals["clipped_mwh"] += abs(info["battery_clipped_mw"])
             totals["return"] += rewards[agent]
-    return {"day": env._day, "date": env.date, **totals}
+            exchange = info["exchange_mw"]
+            with_dso = info.get("dso_exchange_mw", exchange)  # after P2P trades, if any
+            behaviour["import_mwh"] += max(with_dso, 0.0)
+            behaviour["export_mwh"] += max(-with_dso, 0.0)
+            behaviour["dg_mwh"] += info["dg_p_mw"]
+            behaviour["battery_throughput_mwh"] += abs(info["battery_mw"])
+            behaviour["p2p_traded_mwh"] += info.get("p2p_bought_mw", 0.0)
+            if agent in last_exchange:
+                behaviour["exchange_ramp_mw"] += abs(exchange - last_exchange[agent])
+            last_exchange[agent] = exchange
+            hour_exchange += exchange
+        behaviour["peak_import_mw"] = max(behaviour["peak_import_mw"], hour_exchange)
+    return {"day": env._day, "date": env.date, **totals, **behaviour}
 
 
 def evaluate(
@@ -46,7 +75,7 @@ def evaluate(
     days: int | Sequence[int | str] | None = None,
     config: Mapping[str, Any] | EnvConfig | None = None,
 ) -> pd.DataFrame:
-    """Per-day cost ($), safety, violation hours and return of ``policy`` on ``split``.
+    """Per-day cost ($), safety, violation hours, return and behaviour of ``policy`` on ``split``.
 
     ``policy`` is a policy, or the name of a baseline ("do_nothing", "random", "rule_based").
     ``days``: None for every day of the split, N for N days evenly spaced, or indices/dates.
@@ -63,7 +92,7 @@ def evaluate(
             raise ValueError(f"unknown baseline {policy!r}; allowed: {', '.join(BASELINES)}")
         policy = BASELINES[policy](env)
     rows = [run_day(env, policy, day) for day in select_days(env.num_days, days)]
-    return pd.DataFrame(rows, columns=list(DAY_COLUMNS))
+    return pd.DataFrame(rows, columns=[*DAY_COLUMNS, *BEHAVIOUR_COLUMNS])
 
 
 def summarize(per_day: pd.DataFrame) -> dict[str, float]:
