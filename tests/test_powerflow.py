@@ -235,7 +235,7 @@ def test_zbus_lu_solve_on_a_nonsymmetric_matrix() -> None:
         f.u_ptr,
         f.u_idx,
         f.u_val,
-        f.u_diag,
+        f.u_inv_diag,
         b,
         np.empty(n, dtype=complex),
         x,
