@@ -230,6 +230,7 @@ class _StubProtocols:
     obs_features: tuple[str, ...] = ()
     obs_size = 0
     obs_low = obs_high = np.zeros(0, dtype=np.float32)
+    active = True  # take the env's settle/after_step path, which 'none'/'none' skips
 
     def reset(self, **_kwargs) -> None:
         return None

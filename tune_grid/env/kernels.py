@@ -182,8 +182,10 @@ def observe(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
     pv,
     wind,
     soc,
-    dg_p_fraction,
-    dg_q_fraction,
+    dg_p,
+    dg_q,
+    dg_pmax,
+    dg_s,
     v_min,
     v_max,
     voltage_scale,
@@ -204,14 +206,65 @@ def observe(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
             pv,
             wind,
             soc[i],
-            dg_p_fraction[i],
-            dg_q_fraction[i],
+            dg_p[i] / dg_pmax[i],
+            dg_q[i] / dg_s[i],
             (v_min[i] - 1.0) / voltage_scale,
             (v_max[i] - 1.0) / voltage_scale,
             exchange[i],
         )
         for j in range(12):
             out[i, j] = min(max(row[j], low[j]), high[j])
+
+
+@numba.njit(cache=True)
+def exogenous(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
+    zone_load,
+    day,
+    hour,
+    load_zone,
+    load_p_nom,
+    load_q_nom,
+    pv,
+    wind,
+    pv_rows,
+    wind_rows,
+    pv_rating,
+    wind_rating,
+    load_p,
+    load_q,
+    sgen_p,
+):
+    """Write the loads (nominal x their zone's profile), PV and wind of one hour into the
+    power-flow inputs."""
+    for i in range(load_zone.size):
+        factor = zone_load[load_zone[i], day, hour]
+        load_p[i] = load_p_nom[i] * factor
+        load_q[i] = load_q_nom[i] * factor
+    for i in range(pv_rows.size):
+        sgen_p[pv_rows[i]] = pv_rating * pv[day, hour]
+    for i in range(wind_rows.size):
+        sgen_p[wind_rows[i]] = wind_rating * wind[day, hour]
+
+
+@numba.njit(cache=True)
+def finish(  # noqa: ANN001, ANN201 - numba kernel
+    outcome, dispatched, exchange_cost, extra_cost, cost_scale, penalty, fields
+):
+    """The step's per-agent info matrix (columns: ``OUTCOME_COLUMNS``, ``DISPATCH_COLUMNS``,
+    cost, cost_exchange, cost_protocol, own_reward) from the outcome, the dispatch and the
+    settlement: cost = fuel + exchange + protocol, own_reward = -cost / scale - penalty * safety.
+    """
+    n_out, n_disp = outcome.shape[1], dispatched.shape[1]
+    for i in range(fields.shape[0]):
+        for j in range(n_out):
+            fields[i, j] = outcome[i, j]
+        for j in range(n_disp):
+            fields[i, n_out + j] = dispatched[i, j]
+        cost = outcome[i, 4] + exchange_cost[i] + extra_cost[i]
+        fields[i, n_out + n_disp] = cost
+        fields[i, n_out + n_disp + 1] = exchange_cost[i]
+        fields[i, n_out + n_disp + 2] = extra_cost[i]
+        fields[i, n_out + n_disp + 3] = -cost / cost_scale - penalty * outcome[i, 3]
 
 
 def segment_starts(rows_per_zone: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

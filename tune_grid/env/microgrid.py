@@ -87,6 +87,7 @@ _INFO_FIELDS: tuple[str, ...] = (
     "cost_protocol",
     "own_reward",
 )
+_FIELD_INDEX = {name: i for i, name in enumerate(_INFO_FIELDS)}
 
 
 @functools.lru_cache(maxsize=4)
@@ -155,7 +156,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
     def _index_network(self) -> None:
         net = self._net
         load_zone = net.load["zone"].to_numpy()
-        self._load_zone_idx = np.array([ZONES.index(z) for z in load_zone])
+        self._load_zone_idx = np.array([ZONES.index(z) for z in load_zone], dtype=np.int64)
         scale = self.config.load_scale
         self._load_p_nom = net.load["p_nom_mw"].to_numpy(float) * scale
         self._load_q_nom = net.load["q_nom_mvar"].to_numpy(float) * scale
@@ -188,6 +189,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._dg_abc = np.array([[DIESEL[mg].a, DIESEL[mg].b, DIESEL[mg].c] for mg in MICROGRIDS])
         self._dispatched = np.zeros((len(MICROGRIDS), len(DISPATCH_COLUMNS)))
         self._outcome = np.zeros((len(MICROGRIDS), len(OUTCOME_COLUMNS)))
+        self._zeros = np.zeros(len(MICROGRIDS))
         self._load_p = np.zeros(len(net.load))
         self._load_q = np.zeros(len(net.load))
         self._sgen_p = np.zeros(len(net.sgen))
@@ -281,13 +283,23 @@ class NetworkedMicrogridEnv(ParallelEnv):
 
     def _set_exogenous(self, hour: int) -> None:
         """Write the loads, PV and wind of ``hour`` into the solver input buffers."""
-        d = self._day
-        profiles = self._profiles
-        factor = self._zone_load[:, d, hour][self._load_zone_idx]
-        np.multiply(self._load_p_nom, factor, out=self._load_p)
-        np.multiply(self._load_q_nom, factor, out=self._load_q)
-        self._sgen_p[self._pv_rows] = PV_RATING_MW * profiles.pv[d, hour]
-        self._sgen_p[self._wt_rows] = WIND_RATING_MW * profiles.wind[d, hour]
+        kernels.exogenous(
+            self._zone_load,
+            self._day,
+            hour,
+            self._load_zone_idx,
+            self._load_p_nom,
+            self._load_q_nom,
+            self._profiles.pv,
+            self._profiles.wind,
+            self._pv_rows,
+            self._wt_rows,
+            PV_RATING_MW,
+            WIND_RATING_MW,
+            self._load_p,
+            self._load_q,
+            self._sgen_p,
+        )
 
     def _solve(self) -> PowerFlowResult:
         return self._solver.solve(
@@ -305,13 +317,15 @@ class NetworkedMicrogridEnv(ParallelEnv):
         matrix = np.empty((len(MICROGRIDS), len(self._obs_low)), dtype=np.float32)
         kernels.observe(
             2.0 * np.pi * hour / HOURS_PER_DAY,
-            p.price[d, hour] / PRICE_SCALE,
+            p.price[d, hour] / PRICE_SCALE,  # a numpy float: divides without a Python float
             self._zone_load[1:, d, hour],
             p.pv[d, hour],
             p.wind[d, hour],
             self._soc,
-            self._dg_p / self._dg_pmax,
-            self._dg_q / self._dg_s,
+            self._dg_p,
+            self._dg_q,
+            self._dg_pmax,
+            self._dg_s,
             self._v_min,
             self._v_max,
             VOLTAGE_OBS_SCALE,
@@ -415,46 +429,51 @@ class NetworkedMicrogridEnv(ParallelEnv):
             HOUR,
             out,
         )
-        exchange = out[:, 0].copy()
-        dg_p = dispatched[:, 2].copy()
-        settlement = self.protocols.settle(
-            price=price,
-            exchange=exchange,
-            exchange_cost=out[:, 5].copy(),
-            dg_p=dg_p,
-            result=result if converged else None,
-            hour=hour,
+        fields = np.empty((len(MICROGRIDS), len(_INFO_FIELDS)))  # fresh: state views into it
+        protocols = self.protocols
+        if protocols.active:
+            settlement = protocols.settle(
+                price=price,
+                exchange=out[:, 0].copy(),
+                exchange_cost=out[:, 5].copy(),
+                dg_p=dispatched[:, 2].copy(),
+                result=result if converged else None,
+                hour=hour,
+            )
+            exchange_cost, extra_cost = settlement.exchange_cost, settlement.extra_cost
+        else:
+            settlement = None
+            exchange_cost, extra_cost = out[:, 5], self._zeros
+        kernels.finish(
+            out,
+            dispatched,
+            exchange_cost,
+            extra_cost,
+            self.config.cost_scale,
+            self.config.penalty,
+            fields,
         )
-        fields = np.empty((len(MICROGRIDS), len(_INFO_FIELDS)))
-        n_out, n_disp = len(OUTCOME_COLUMNS), len(DISPATCH_COLUMNS)
-        fields[:, :n_out] = out
-        fields[:, n_out : n_out + n_disp] = dispatched
-        cost = fields[:, n_out + n_disp]
-        np.add(out[:, 4], settlement.exchange_cost, out=cost)
-        cost += settlement.extra_cost
-        fields[:, n_out + n_disp + 1] = settlement.exchange_cost
-        fields[:, n_out + n_disp + 2] = settlement.extra_cost
-        own_reward = fields[:, n_out + n_disp + 3]
-        np.multiply(cost, -1.0 / self.config.cost_scale, out=own_reward)
-        own_reward -= self.config.penalty * out[:, 3]
 
-        # Advance the state.
-        self._soc = dispatched[:, 4].copy()
-        self._dg_p, self._dg_q, self._exchange = dg_p, dispatched[:, 3].copy(), exchange
-        self._v_min, self._v_max = out[:, 9].copy(), out[:, 10].copy()
+        # Advance the state: views into this step's (never modified) info matrix.
+        col = _FIELD_INDEX
+        self._soc = fields[:, col["soc"]]
+        self._dg_p, self._dg_q = fields[:, col["dg_p_mw"]], fields[:, col["dg_q_mvar"]]
+        self._exchange = fields[:, col["exchange_mw"]]
+        self._v_min, self._v_max = fields[:, col["v_min_pu"]], fields[:, col["v_max_pu"]]
         self._hour += 1
         done = self._hour >= HOURS_PER_DAY
         next_hour = min(self._hour, HOURS_PER_DAY - 1)
         if not done:
             self._set_exogenous(next_hour)
-        protocol_info = self.protocols.after_step(
-            next_hour=next_hour,
-            day=d,
-            profiles=self._profiles,
-            result=result if converged else None,
-            exchange=exchange,
-            soc=self._soc,
-        )
+        if settlement is not None:
+            protocol_info = protocols.after_step(
+                next_hour=next_hour,
+                day=d,
+                profiles=self._profiles,
+                result=result if converged else None,
+                exchange=self._exchange,
+                soc=self._soc,
+            )
         observations = self._observe(next_hour)
 
         # Python floats for the infos, converted in one call.
@@ -469,8 +488,9 @@ class NetworkedMicrogridEnv(ParallelEnv):
             info["hour"] = hour
             info["price"] = price
             info["converged"] = converged
-            info.update(settlement.info[i])
-            info.update(protocol_info[i])
+            if settlement is not None:
+                info.update(settlement.info[i])
+                info.update(protocol_info[i])
             infos[agent] = info
         terminations = dict.fromkeys(MICROGRIDS, done)
         truncations = dict.fromkeys(MICROGRIDS, False)

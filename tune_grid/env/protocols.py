@@ -161,6 +161,11 @@ class Protocols:
         if self.horizontal == "consensus":
             self._run_consensus(exchange, soc)
 
+    @property
+    def active(self) -> bool:
+        """Whether any protocol is on (``none``/``none`` is the plain environment)."""
+        return self._active
+
     def observations(self) -> np.ndarray | list[tuple[float, ...]]:
         """Protocol features of every agent (rows in MICROGRIDS order)."""
         if not self._active:

@@ -51,7 +51,7 @@ class LightSim2GridPowerFlow:
         self._load_q = np.zeros(n_load, dtype=np.float32)
         self._sgen_p = np.zeros(n_sgen, dtype=np.float32)
         self._sto_p = np.zeros(n_sto, dtype=np.float32)
-        self._sgen_q = (net.sgen["q_mvar"] * net.sgen["scaling"]).to_numpy(dtype=float)
+        self._sgen_q = (net.sgen["q_mvar"] * net.sgen["scaling"]).to_numpy(dtype=float, copy=True)
         line = net.line
         rating = line["max_i_ka"] * line["df"] * line["parallel"]
         self._line_scale = 100.0 / rating.to_numpy(dtype=float)
