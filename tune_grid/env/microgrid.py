@@ -190,6 +190,13 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._dispatched = np.zeros((len(MICROGRIDS), len(DISPATCH_COLUMNS)))
         self._outcome = np.zeros((len(MICROGRIDS), len(OUTCOME_COLUMNS)))
         self._zeros = np.zeros(len(MICROGRIDS))
+        cfg = self.config  # frozen: the step reads these scalars from plain attributes
+        self._export_discount, self._nonconvergence_safety = (
+            float(cfg.export_discount),
+            float(cfg.nonconvergence_safety),
+        )
+        self._cost_scale, self._penalty = float(cfg.cost_scale), float(cfg.penalty)
+        self._share_reward = bool(cfg.share_reward)
         self._load_p = np.zeros(len(net.load))
         self._load_q = np.zeros(len(net.load))
         self._sgen_p = np.zeros(len(net.sgen))
@@ -422,8 +429,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
             dispatched,
             self._dg_abc,
             price,
-            self.config.export_discount,
-            self.config.nonconvergence_safety,
+            self._export_discount,
+            self._nonconvergence_safety,
             VOLTAGE_MIN_PU,
             VOLTAGE_MAX_PU,
             HOUR,
@@ -449,8 +456,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
             dispatched,
             exchange_cost,
             extra_cost,
-            self.config.cost_scale,
-            self.config.penalty,
+            self._cost_scale,
+            self._penalty,
             fields,
         )
 
@@ -479,7 +486,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         # Python floats for the infos, converted in one call.
         per_agent = fields.tolist()
         own = fields[:, -1].tolist()
-        if self.config.share_reward:
+        if self._share_reward:
             own = [sum(own) / len(own)] * len(own)
         rewards = dict(zip(MICROGRIDS, own, strict=True))
         infos = {}
