@@ -20,7 +20,7 @@ from tune_grid.env.evaluation import BEHAVIOUR_COLUMNS
 from tune_grid.results.schema import PARAM_PREFIX, TRIALS_FILE, read_results
 
 OUTCOMES_FILE = "outcomes.parquet"
-OUTCOME_COLUMNS = ("cost", "safety", "violation_hours", *BEHAVIOUR_COLUMNS)
+REPORTED_COLUMNS = ("cost", "safety", "violation_hours", *BEHAVIOUR_COLUMNS)
 SPLIT = "test"
 
 
@@ -31,7 +31,7 @@ def seed_outcomes(
     print_fn: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """One row per trial and seed: the ``by`` parameters and the mean per test day of
-    ``OUTCOME_COLUMNS``. Trials without a checkpoint are skipped with a warning."""
+    ``REPORTED_COLUMNS``. Trials without a checkpoint are skipped with a warning."""
     from tune_grid.env.evaluation import evaluate
     from tune_grid.training.checkpoints import read_meta
     from tune_grid.training.policy import TrainedPolicy
@@ -55,7 +55,7 @@ def seed_outcomes(
             per_day = evaluate(TrainedPolicy.load(seed_dir), SPLIT, days, env_config)
             row = {"trial_id": trial["trial_id"], "seed_dir": seed_dir.name}
             row.update({name: trial[col] for name, col in zip(by, columns, strict=True)})
-            row.update({c: float(per_day[c].mean()) for c in OUTCOME_COLUMNS})
+            row.update({c: float(per_day[c].mean()) for c in REPORTED_COLUMNS})
             row["days"] = len(per_day)
             rows.append(row)
         print_fn(f"evaluated trial {trial['trial_id']} ({len(seed_dirs)} seeds)")
@@ -64,7 +64,7 @@ def seed_outcomes(
 
 def group_outcomes(per_seed: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Mean and standard deviation over seeds (and trials) of every outcome, per ``by`` group."""
-    grouped = per_seed.groupby(list(by), dropna=False)[list(OUTCOME_COLUMNS)]
+    grouped = per_seed.groupby(list(by), dropna=False)[list(REPORTED_COLUMNS)]
     table = grouped.mean()
     spread = grouped.std(ddof=1).add_suffix("_sd")
     table = table.join(spread)
@@ -74,11 +74,11 @@ def group_outcomes(per_seed: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 def format_outcomes(table: pd.DataFrame, by: Sequence[str]) -> str:
     """Fixed-width table: each outcome as ``mean ±sd`` (sd over the group's policies)."""
-    header = [*by, "n", *OUTCOME_COLUMNS]
+    header = [*by, "n", *REPORTED_COLUMNS]
     lines = []
     for row in table.to_dict("records"):
         cells = [str(row[name]) for name in by] + [str(row["policies"])]
-        for column in OUTCOME_COLUMNS:
+        for column in REPORTED_COLUMNS:
             sd = row[f"{column}_sd"]
             cells.append(f"{row[column]:.2f}" + ("" if math.isnan(sd) else f" ±{sd:.2f}"))
         lines.append(cells)
