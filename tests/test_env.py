@@ -217,3 +217,21 @@ def test_net_is_the_pandapower_model() -> None:
     env = make_env()
     assert len(env.net.bus) >= 34 + 3 * 13
     assert set(env.net.sgen["kind"]) == {"DG", "PV", "WT"}
+
+
+def test_last_step_info_carries_the_day_totals() -> None:
+    env = make_env(split="test")
+    env.reset(options={"day": 100, "soc": 0.5})
+    rng = np.random.default_rng(3)
+    sums = {a: [0.0, 0.0, 0] for a in env.possible_agents}
+    while env.agents:
+        _, _, _, _, infos = env.step({a: rng.uniform(-1, 1, 3) for a in env.agents})
+        for agent, info in infos.items():
+            sums[agent][0] += info["cost"]
+            sums[agent][1] += info["safety"]
+            sums[agent][2] += int(info["safety"] > 0.0)
+            assert ("day_cost" in info) == (not env.agents)
+    for agent, info in infos.items():
+        assert info["day_cost"] == pytest.approx(sums[agent][0])
+        assert info["day_safety"] == pytest.approx(sums[agent][1])
+        assert info["day_violation_hours"] == sums[agent][2]

@@ -95,6 +95,13 @@ def test_both_sharing_modes_build_and_train(ray_session: None, sharing: str, exp
             assert metrics["env_steps"] == iteration * TINY["train_batch_size"]
             for name in ("episode_return_mean", "daily_cost_mean", "safety_mean"):
                 assert math.isfinite(metrics[name]), name
+            # Per episode, the agents' rewards sum to -cost / cost_scale - penalty * safety
+            # (shared or not), so the logged means over the same episodes obey it too.
+            run = tiny_run()
+            expected = (
+                -metrics["daily_cost_mean"] / run.cost_scale - run.penalty * metrics["safety_mean"]
+            )
+            assert metrics["episode_return_mean"] == pytest.approx(expected, rel=1e-4)
             assert metrics["timers/sample_s"] > 0 and metrics["timers/learn_s"] > 0
             assert set(result["learners"]) - {"__all_modules__"} == module_ids
     finally:

@@ -248,11 +248,12 @@ def exogenous(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
 
 @numba.njit(cache=True)
 def finish(  # noqa: ANN001, ANN201 - numba kernel
-    outcome, dispatched, exchange_cost, extra_cost, cost_scale, penalty, fields
+    outcome, dispatched, exchange_cost, extra_cost, cost_scale, penalty, fields, day_totals
 ):
     """The step's per-agent info matrix (columns: ``OUTCOME_COLUMNS``, ``DISPATCH_COLUMNS``,
     cost, cost_exchange, cost_protocol, own_reward) from the outcome, the dispatch and the
     settlement: cost = fuel + exchange + protocol, own_reward = -cost / scale - penalty * safety.
+    Adds the hour to ``day_totals`` (per agent: cost, safety, 1 if safety > 0).
     """
     n_out, n_disp = outcome.shape[1], dispatched.shape[1]
     for i in range(fields.shape[0]):
@@ -265,6 +266,9 @@ def finish(  # noqa: ANN001, ANN201 - numba kernel
         fields[i, n_out + n_disp + 1] = exchange_cost[i]
         fields[i, n_out + n_disp + 2] = extra_cost[i]
         fields[i, n_out + n_disp + 3] = -cost / cost_scale - penalty * outcome[i, 3]
+        day_totals[i, 0] += cost
+        day_totals[i, 1] += outcome[i, 3]
+        day_totals[i, 2] += 1.0 if outcome[i, 3] > 0.0 else 0.0
 
 
 def segment_starts(rows_per_zone: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

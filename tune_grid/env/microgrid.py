@@ -88,6 +88,9 @@ _INFO_FIELDS: tuple[str, ...] = (
     "own_reward",
 )
 _FIELD_INDEX = {name: i for i, name in enumerate(_INFO_FIELDS)}
+DAY_TOTAL_KEYS: tuple[str, ...] = ("day_cost", "day_safety", "day_violation_hours")
+"""Keys of the last step's info: the agent's totals over the day (cost $, safety, hours with
+safety > 0), so per-episode metrics need no per-step bookkeeping outside the env."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -244,6 +247,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
                 )
             self._soc = np.full(len(MICROGRIDS), float(soc))
         self._hour = 0
+        self._day_totals = np.zeros((len(MICROGRIDS), len(DAY_TOTAL_KEYS)))
         self.agents = list(self.possible_agents)
         self._dg_p = np.zeros(len(MICROGRIDS))
         self._dg_q = np.zeros(len(MICROGRIDS))
@@ -459,6 +463,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
             self._cost_scale,
             self._penalty,
             fields,
+            self._day_totals,
         )
 
         # Advance the state: views into this step's (never modified) info matrix.
@@ -498,6 +503,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
             if settlement is not None:
                 info.update(settlement.info[i])
                 info.update(protocol_info[i])
+            if done:
+                info.update(zip(DAY_TOTAL_KEYS, self._day_totals[i].tolist(), strict=True))
             infos[agent] = info
         terminations = dict.fromkeys(MICROGRIDS, done)
         truncations = dict.fromkeys(MICROGRIDS, False)
