@@ -8,7 +8,8 @@ Three entry points share one table builder, so every path writes the same rows:
   trial's ``result.json`` plus the history kept in its latest checkpoint (``trial_state.json``),
   the trial statuses from Tune's experiment state, ``search.json`` (the validated search file) and
   ``test_evaluation.json`` (held-out results). It is deterministic: running it twice writes the
-  same bytes. ``tune-grid search`` calls it once at the end; ``tune-grid export DIR`` runs it.
+  same bytes. ``tune-grid search`` calls it once at the end, merged into the incremental files
+  (``merge=True``: it never drops a trial or row they had); ``tune-grid export DIR`` runs it.
 
 Rows are keyed by (trial_id, iteration); a later report of the same iteration (after a restore)
 replaces the earlier one, so retried iterations are never duplicated.
@@ -496,15 +497,53 @@ def _last_done(trial_dir: Path) -> bool:
     return bool(results and results[-1].get("done"))
 
 
+def merge_records(
+    existing: Mapping[str, TrialRecord], rebuilt: Mapping[str, TrialRecord]
+) -> dict[str, TrialRecord]:
+    """``rebuilt`` plus whatever ``existing`` had that it lacks (trials, iteration rows).
+
+    Where both have a trial, the rebuilt record wins (status, config, path, checkpoints) and its
+    rows replace existing rows of the same iteration. A trial only ``existing`` has is kept; one
+    that was still unfinished there can no longer continue (Tune does not know it), so it is
+    kept as ``ERROR``.
+    """
+    merged: dict[str, TrialRecord] = {}
+    for trial_id, old in existing.items():
+        if trial_id not in rebuilt:
+            kept = TrialRecord(
+                trial_id=trial_id,
+                status=old.status if old.status in ("TERMINATED", "ERROR") else "ERROR",
+                config=dict(old.config),
+                rows=dict(old.rows),
+                path=old.path,
+                checkpoints=dict(old.checkpoints),
+            )
+            merged[trial_id] = kept
+    for trial_id, new in rebuilt.items():
+        old = existing.get(trial_id)
+        if old is not None:
+            new.rows = {**old.rows, **new.rows}
+            new.config = new.config or dict(old.config)
+            new.path = new.path or old.path
+            new.checkpoints = {**old.checkpoints, **new.checkpoints}
+        merged[trial_id] = new
+    return merged
+
+
 def export_experiment(
     experiment_dir: str | Path,
     results_dir: str | Path | None = None,
     meta: SearchMeta | None = None,
+    *,
+    merge: bool = False,
 ) -> tuple[int, int]:
     """Rebuild both Parquet files from a Tune experiment directory; return (trials, rows).
 
     ``results_dir`` defaults to ``experiment_dir``; ``meta`` to its ``search.json`` (else the
-    folder name with default metric settings).
+    folder name with default metric settings). With ``merge``, trials and iteration rows of the
+    Parquet files already in ``results_dir`` that the experiment directory lacks are kept
+    (:func:`merge_records`); ``tune-grid search`` exports this way, so its final pass never
+    drops a row its incremental files showed.
     """
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
@@ -512,6 +551,8 @@ def export_experiment(
     results_dir = Path(results_dir) if results_dir is not None else experiment_dir
     meta = meta or read_search_meta(results_dir) or read_search_meta(experiment_dir)
     records = records_from_experiment(experiment_dir)
+    if merge:
+        records = merge_records(records_from_parquet(results_dir), records)
     if not records:
         raise FileNotFoundError(f"{experiment_dir}: no Tune trials found (not a Tune experiment?)")
     if meta is None:

@@ -5,6 +5,7 @@ Both run in the driver and never stop the search: a failure becomes one warning.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -41,8 +42,11 @@ class ParquetExportCallback(Callback):
     """Rewrite ``trials.parquet`` and ``iterations.parquet`` after every result and status change.
 
     Events only update the records; the files are written at the end of Tune's controller step,
-    after Tune saved its experiment state in that step (``run_tune`` sets the snapshot period
-    to every step). So every trial the files show is one ``--resume`` knows about.
+    after Tune saved its experiment state to its staging folder in that step (``run_tune`` sets
+    the snapshot period to every step) and after this callback copied that state atomically into
+    ``tune_state.snapshot`` (see :mod:`tune_grid.search.resume_state`; Tune's own copy into the
+    experiment folder runs in the background and may be stale or half written when the driver is
+    killed). So every trial the files show is one ``--resume`` knows about.
     On a resumed search it starts from the Parquet files already in ``results_dir``.
     """
 
@@ -51,6 +55,8 @@ class ParquetExportCallback(Callback):
         self.meta = meta
         self._records: dict[str, TrialRecord] = {}
         self._warned = False
+        self._snapshot_warned = False
+        self._snapshot_signature: Any = None
         self._dirty = False
 
     def setup(self, **info: Any) -> None:
@@ -69,8 +75,32 @@ class ParquetExportCallback(Callback):
         self._dirty = True
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._snapshot(trials)
         if self._dirty:
             self._flush()
+
+    def _snapshot(self, trials: list) -> None:
+        """Copy the Tune state saved in this step into ``tune_state.snapshot`` (atomically)."""
+        from tune_grid.search.resume_state import (
+            SNAPSHOT_FILE,
+            snapshot_tune_state,
+            staging_dir_of,
+        )
+
+        try:
+            staging = staging_dir_of(trials)
+            if staging is not None:
+                self._snapshot_signature = snapshot_tune_state(
+                    staging, Path(self.results_dir), self._snapshot_signature
+                )
+        except Exception as exc:  # noqa: BLE001 - the search goes on; Tune's own copy remains
+            # An outdated snapshot must not win over Tune's copy on --resume: remove it.
+            self._snapshot_signature = None
+            with contextlib.suppress(OSError):
+                (Path(self.results_dir) / SNAPSHOT_FILE).unlink(missing_ok=True)
+            if not self._snapshot_warned:
+                warnings.warn(f"experiment state snapshot failed: {exc}", stacklevel=2)
+                self._snapshot_warned = True
 
     def _flush(self) -> None:
         self._dirty = False
@@ -102,6 +132,7 @@ class ParquetExportCallback(Callback):
         self._write()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._snapshot(trials)  # Tune's final save, made just before
         for trial in trials:
             self._record(trial).status = str(trial.status)
         self._flush()

@@ -3,7 +3,9 @@
 Layout of ``<storage>/<experiment>/`` (Tune's experiment directory is the results folder itself):
 ``trials.parquet``, ``iterations.parquet``, ``optuna.db`` (algorithm optuna), ``search.yaml`` (the
 file as given), ``search.json`` (validated), ``baselines.json`` and ``test_evaluation.json``
-(held-out evaluation), Tune's state files and one ``trial_<id>/`` folder per trial.
+(held-out evaluation), Tune's state files, ``tune_state.snapshot`` (a consistent copy of Tune's
+state for ``--resume``, see :mod:`tune_grid.search.resume_state`) and one ``trial_<id>/`` folder
+per trial.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tune_grid.results.export import (
     write_search_meta,
 )
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
+from tune_grid.search.resume_state import SNAPSHOT_FILE
 from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
 from tune_grid.search.spaces import optuna_space, tune_param_space
 from tune_grid.search.trainable import FAIL_ONCE_ENV, TrialSettings, train_trial
@@ -323,6 +326,7 @@ def prepare(
     paths.results_dir.mkdir(parents=True, exist_ok=True)
     # A study without Tune state is left over from a search that failed before its first trial.
     paths.optuna_db.unlink(missing_ok=True)
+    (paths.results_dir / SNAPSHOT_FILE).unlink(missing_ok=True)
     if space_path is not None:
         shutil.copyfile(space_path, paths.results_dir / SPACE_COPY)
     write_search_meta(paths.results_dir, search_meta(spec), spec)
@@ -355,18 +359,25 @@ def _export_pythonpath() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, current) if p)
 
 
-def run_tune(spec: SpaceFile, paths: SearchPaths, options: SearchOptions) -> Any:
+def run_tune(
+    spec: SpaceFile,
+    paths: SearchPaths,
+    options: SearchOptions,
+    print_fn: Callable[[str], None] = print,
+) -> Any:
     """Fit a fresh Tuner or restore and continue an interrupted one; return the ResultGrid."""
     from ray import tune
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
     # Every iteration checkpoints, so Tune snapshots its state often: wanted for --resume.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Snapshot the experiment state at every controller step (not Tune's adaptive >= 10 s), before
-    # the Parquet mirror is written in the same step: a driver killed at any moment then leaves
-    # no trial in trials.parquet that --resume does not know. Raise it for very large searches.
+    # Save the experiment state at every controller step (not Tune's adaptive >= 10 s); the
+    # Parquet callback copies it into tune_state.snapshot before it writes the Parquet mirror in
+    # the same step: a driver killed at any moment then leaves no trial in trials.parquet that
+    # --resume does not know. Raise it for very large searches (the guarantee then weakens).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     if options.resume:
+        _repair_state(paths, print_fn)
         tuner = tune.Tuner.restore(
             str(paths.results_dir),
             trainable=make_trainable(spec),
@@ -378,6 +389,26 @@ def run_tune(spec: SpaceFile, paths: SearchPaths, options: SearchOptions) -> Any
     else:
         tuner = make_tuner(spec, paths, wandb=options.wandb, verbose=options.verbose)
     return tuner.fit()
+
+
+def _repair_state(paths: SearchPaths, print_fn: Callable[[str], None]) -> None:
+    """Put back the newest complete Tune state before Tune restores (see ``resume_state``).
+
+    Without it a state file left empty or stale by a killed driver makes Tune log "Failed to
+    restore the run state" and start a new experiment, losing every trial.
+    """
+    from tune_grid.search.resume_state import ResumeStateError, repair_tune_state
+
+    try:
+        report = repair_tune_state(paths.results_dir)
+    except ResumeStateError as exc:
+        raise SearchError(str(exc)) from exc
+    if report.changed:
+        source = "the last step's snapshot" if report.from_snapshot else "an earlier session"
+        print_fn(
+            "resume: Tune's saved experiment state was incomplete or out of date (driver killed "
+            f"while Tune copied it); restored {len(report.trial_ids)} trials from {source}"
+        )
 
 
 @dataclass
@@ -412,7 +443,7 @@ def run_search(
             print_fn(f"optuna study {spec.experiment!r}: optuna-dashboard {paths.optuna_url}")
         meta = read_search_meta(paths.results_dir) or search_meta(spec)
         try:
-            run_tune(spec, paths, options)
+            run_tune(spec, paths, options, print_fn)
         finally:
             trials, rows = _final_export(paths, meta, print_fn)
         statuses = read_results(paths.results_dir / TRIALS_FILE, "trials").column("status")
@@ -440,9 +471,13 @@ def run_search(
 def _final_export(
     paths: SearchPaths, meta: SearchMeta, print_fn: Callable[[str], None]
 ) -> tuple[int, int]:
-    """One consistent export from the experiment folder (the incremental files stay otherwise)."""
+    """One consistent export from the experiment folder, merged into the existing files.
+
+    Trials and iteration rows the Parquet files already had are kept (the experiment folder wins
+    where both have a row): the final pass never loses what the incremental mirror showed.
+    """
     try:
-        return export_experiment(paths.results_dir, paths.results_dir, meta)
+        return export_experiment(paths.results_dir, paths.results_dir, meta, merge=True)
     except Exception as exc:  # noqa: BLE001 - keep the incremental files and say how to retry
         print_fn(
             f"warning: final export failed ({exc}); retry: tune-grid export {paths.results_dir}"
