@@ -10,7 +10,7 @@ converges in 6-10 iterations from the last hour's solution (the map contracts by
 iteration on this feeder; Anderson acceleration was tried and gained nothing). ``Y_LL`` never
 changes, so it is LU-factorized once (SuperLU, fill-reducing ordering); an iteration is then two
 sparse triangular solves of ~230 nonzeros (~1 us, bound by the tree's dependency chain). One
-numba call per solve does the injections, the iterations and the branch results: ~15 us per env
+numba call per solve does the injections, the iterations and the branch results: ~20 us per env
 step instead of the ~45 us of lightsim2grid's Newton-Raphson, and no Python runs per iteration.
 
 ``Ybus``, ``Yf`` and ``Yt`` are taken from pandapower's own model of the net (one
