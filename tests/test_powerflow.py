@@ -226,20 +226,7 @@ def test_zbus_lu_solve_on_a_nonsymmetric_matrix() -> None:
     rng = np.random.default_rng(0)
     b = rng.normal(size=n) + 1j * rng.normal(size=n)
     x = np.empty(n, dtype=complex)
-    lu_solve(
-        f.perm_r,
-        f.perm_c,
-        f.l_ptr,
-        f.l_idx,
-        f.l_val,
-        f.u_ptr,
-        f.u_idx,
-        f.u_val,
-        f.u_inv_diag,
-        b,
-        np.empty(n, dtype=complex),
-        x,
-    )
+    lu_solve(f.arrays, b, np.empty(n, dtype=complex), x)
     np.testing.assert_allclose(x, spla.spsolve(matrix, b), atol=1e-10)
 
 

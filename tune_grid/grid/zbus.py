@@ -146,7 +146,6 @@ class ZBusPowerFlow:
         loading = np.empty(n_line)
         trafo_p = np.empty(n_trafo)
         trafo_q = np.empty(n_trafo)
-        lu = self._lu
         scalars = self._scalars
         converged = _solve_kernel(
             np.asarray(load_p_mw, dtype=np.float64),
@@ -163,15 +162,7 @@ class ZBusPowerFlow:
             self._v,
             self._pq,
             self._slack_current,
-            lu.perm_r,
-            lu.perm_c,
-            lu.l_ptr,
-            lu.l_idx,
-            lu.l_val,
-            lu.u_ptr,
-            lu.u_idx,
-            lu.u_val,
-            lu.u_inv_diag,
+            self._lu.arrays,
             self._max_iter,
             self._tol,
             self._slack,
@@ -219,6 +210,18 @@ class _TriangularFactors:
         self.u_inv_diag = (1.0 / lu.U.diagonal()).astype(np.complex128)
         if not np.allclose(lu.L.diagonal(), 1.0):
             raise ValueError("expected a unit lower-triangular factor from SuperLU")
+        self.arrays = (
+            self.perm_r,
+            self.perm_c,
+            self.l_ptr,
+            self.l_idx,
+            self.l_val,
+            self.u_ptr,
+            self.u_idx,
+            self.u_val,
+            self.u_inv_diag,
+        )
+        """The factors as one tuple, the form :func:`lu_solve` takes."""
 
 
 def _csr_rows(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,9 +277,10 @@ def _sparse_row_dot(ptr, idx, val, row, v):  # noqa: ANN001, ANN202 - numba kern
 
 @numba.njit(cache=True, inline="always")
 def lu_solve(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
-    perm_r, perm_c, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, u_inv_diag, b, scratch, out
+    factors, b, scratch, out
 ):
-    """``out = A^-1 b`` from :class:`_TriangularFactors` of A (``scratch``: work array)."""
+    """``out = A^-1 b`` from ``_TriangularFactors(A).arrays`` (``scratch``: work array)."""
+    perm_r, perm_c, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, u_inv_diag = factors
     n = b.size
     for k in range(n):
         scratch[perm_r[k]] = b[k]
@@ -310,15 +314,7 @@ def _solve_kernel(  # noqa: ANN001, ANN202, PLR0913 - numba kernel, flat arrays 
     v,
     pq,
     slack_current,
-    perm_r,
-    perm_c,
-    l_ptr,
-    l_idx,
-    l_val,
-    u_ptr,
-    u_idx,
-    u_val,
-    u_inv_diag,
+    factors,
     max_iter,
     tol,
     slack,
@@ -370,20 +366,7 @@ def _solve_kernel(  # noqa: ANN001, ANN202, PLR0913 - numba kernel, flat arrays 
     for _ in range(max_iter):
         for k in range(n):  # current injections conj(S / V) plus the slack's contribution
             current[k] = s_conj[k] * v_pq[k] / _abs2(v_pq[k]) + slack_current[k]
-        lu_solve(
-            perm_r,
-            perm_c,
-            l_ptr,
-            l_idx,
-            l_val,
-            u_ptr,
-            u_idx,
-            u_val,
-            u_inv_diag,
-            current,
-            scratch,
-            solution,
-        )
+        lu_solve(factors, current, scratch, solution)
         step2 = 0.0  # largest squared voltage change
         for k in range(n):
             change2 = _abs2(solution[k] - v_pq[k])
