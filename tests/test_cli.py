@@ -84,6 +84,21 @@ def test_bench_env_prints_every_backend_and_the_ratios() -> None:
     assert ratio > 1.0
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--steps", "0"], "error: steps must be at least the number of rounds (5), got 0"),
+        (["--rounds", "0"], "error: need rounds >= 1 and warmup >= 0, got 0 and 48"),
+        (["--pandapower-steps", "2"], "error: pandapower steps must be at least the number"),
+    ],
+)
+def test_bench_env_rejects_bad_counts_in_one_line(args: list[str], message: str) -> None:
+    result = tune_grid("bench", "env", *args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(message)
+
+
 def test_data_build_reproduces_the_packaged_profiles(raw_data_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "profiles.parquet"
     result = tune_grid("data", "build", str(raw_data_path), "--out", str(out))

@@ -91,6 +91,13 @@ def run_env_benchmark(
     ``fast`` and ``lightsim2grid`` run ``fast_steps`` timed steps each, ``pandapower``
     ``pandapower_steps``.
     """
+    for name, value in (("steps", fast_steps), ("pandapower steps", pandapower_steps)):
+        if value < rounds:
+            raise ValueError(
+                f"{name} must be at least the number of rounds ({rounds}), got {value}"
+            )
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"need rounds >= 1 and warmup >= 0, got {rounds} and {warmup}")
     envs = {backend: _TimedEnv(backend, seed) for backend in BACKENDS}
     budget = {b: fast_steps for b in BACKENDS} | {"pandapower": pandapower_steps}
     for backend, timed in envs.items():
