@@ -211,11 +211,12 @@ def test_zbus_matches_pandapower_on_a_whole_day_of_env_steps() -> None:
 
 def test_zbus_lu_solve_on_a_nonsymmetric_matrix() -> None:
     """The numba triangular solves apply SuperLU's row and column permutations the right way
-    round (the admittance matrix is symmetric, so a mix-up would not show against pandapower)."""
+    round (the admittance matrix is symmetric, so a mix-up would not show against pandapower),
+    for several right-hand sides at once (the batched envs' layout: one column per env)."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    from tune_grid.grid.zbus import _TriangularFactors, lu_solve
+    from tune_grid.grid.zbus import _TriangularFactors, lu_solve_batch
 
     n = 30
     real = sp.random(n, n, density=0.1, random_state=1, format="csc") + 4 * sp.eye(n)
@@ -224,9 +225,12 @@ def test_zbus_lu_solve_on_a_nonsymmetric_matrix() -> None:
     f = _TriangularFactors(spla.splu(matrix, permc_spec="MMD_AT_PLUS_A"))
     assert not np.array_equal(f.perm_r, np.arange(n)) and not np.array_equal(f.perm_c, np.arange(n))
     rng = np.random.default_rng(0)
-    b = rng.normal(size=n) + 1j * rng.normal(size=n)
-    x = np.empty(n, dtype=complex)
-    lu_solve(f.arrays, b, np.empty(n, dtype=complex), x)
+    b = rng.normal(size=(n, 4)) + 1j * rng.normal(size=(n, 4))
+    work = np.empty_like(b)
+    work[f.perm_r] = b  # scattered by perm_r on entry
+    x_re, x_im = work.real.copy(), work.imag.copy()
+    lu_solve_batch(f.arrays, x_re, x_im)
+    x = (x_re + 1j * x_im)[f.perm_c]  # gathered by perm_c on exit
     np.testing.assert_allclose(x, spla.spsolve(matrix, b), atol=1e-10)
 
 

@@ -27,7 +27,7 @@ import functools
 import math
 import statistics
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,9 @@ def _noop_env_classes() -> tuple[type, type]:
     from gymnasium import spaces
     from pettingzoo import ParallelEnv
 
+    from tune_grid.env.batch import BatchStep, step_outputs
+    from tune_grid.env.microgrid import DAY_TOTAL_KEYS, INFO_FIELDS
+    from tune_grid.grid.devices import MICROGRIDS
     from tune_grid.training.rllib_env import MicrogridRLlibEnv
 
     class NoopMicrogridEnv(ParallelEnv):
@@ -120,11 +123,57 @@ def _noop_env_classes() -> tuple[type, type]:
                 self.agents = []
             return observations, rewards, terminations, truncations, infos
 
+    class NoopBatch:
+        """:class:`~tune_grid.env.batch.MicrogridBatch`'s interface and Python outputs (the
+        same :func:`~tune_grid.env.batch.step_outputs`, on all-zero info fields) without its
+        physics, so (b) and (c) differ by the env's compiled step alone."""
+
+        agents = tuple(MICROGRIDS)
+
+        def __init__(self, envs: Sequence[NoopMicrogridEnv]) -> None:
+            self.envs = list(envs)
+            self.num_envs = n = len(envs)
+            first = envs[0]
+            self._obs = np.stack([first._obs[a] for a in self.agents])
+            self._hour = np.zeros(n, dtype=np.int64)
+            self._fields = np.zeros((n, len(self.agents), len(INFO_FIELDS)))
+            self._zeros = np.zeros(n)
+            self._converged = np.ones(n, dtype=np.bool_)
+            self._day_totals = np.zeros((n, len(self.agents), len(DAY_TOTAL_KEYS)))
+
+        def reset(
+            self, index: int, seed: int | None = None, options: dict | None = None
+        ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+            self._hour[index] = 0
+            return self.envs[index].reset(seed=seed, options=options)
+
+        def step(self, actions: np.ndarray, stepping: np.ndarray) -> BatchStep:
+            hours = self._hour.copy()
+            self._hour += stepping
+            observations = np.empty((self.num_envs, *self._obs.shape), dtype=np.float32)
+            observations[:] = self._obs
+            done = stepping & (self._hour >= EPISODE_STEPS)
+            return step_outputs(
+                observations,
+                self._fields,
+                stepping,
+                done,
+                hours,
+                self._zeros,
+                self._converged,
+                self._day_totals,
+                False,
+            )
+
     class NoopRLlibEnv(MicrogridRLlibEnv):
         """:class:`MicrogridRLlibEnv`'s wrapping (agent order, live agents) of the no-op env."""
 
         def __init__(self, env_config: Mapping[str, Any] | None = None) -> None:
             self._wrap(NoopMicrogridEnv(EnvConfig.from_dict(dict(env_config or {}))))
+
+        @staticmethod
+        def make_batch(envs: Sequence[NoopRLlibEnv]) -> NoopBatch:
+            return NoopBatch([env.par_env for env in envs])
 
     return NoopMicrogridEnv, NoopRLlibEnv
 

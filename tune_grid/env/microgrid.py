@@ -79,7 +79,7 @@ PRICE_SCALE = 100.0
 VOLTAGE_OBS_SCALE = 0.05
 ZONES = ("DSO", *MICROGRIDS)
 #: Numeric info fields per agent, in the column order of the step's info matrix.
-_INFO_FIELDS: tuple[str, ...] = (
+INFO_FIELDS: tuple[str, ...] = (
     *OUTCOME_COLUMNS,
     *DISPATCH_COLUMNS,
     "cost",
@@ -87,10 +87,33 @@ _INFO_FIELDS: tuple[str, ...] = (
     "cost_protocol",
     "own_reward",
 )
-_FIELD_INDEX = {name: i for i, name in enumerate(_INFO_FIELDS)}
+_FIELD_INDEX = {name: i for i, name in enumerate(INFO_FIELDS)}
 DAY_TOTAL_KEYS: tuple[str, ...] = ("day_cost", "day_safety", "day_violation_hours")
 """Keys of the last step's info: the agent's totals over the day (cost $, safety, hours with
 safety > 0), so per-episode metrics need no per-step bookkeeping outside the env."""
+
+
+def agent_infos(
+    fields: np.ndarray,
+    hour: int,
+    price: float,
+    converged: bool,
+    day_totals: np.ndarray | None,
+) -> list[dict[str, Any]]:
+    """Each agent's step info without protocol keys: its row of the step's info matrix as
+    Python floats (``INFO_FIELDS``), the hour acted in, its LMP, whether the power flow
+    converged and, on the day's last step (``day_totals`` given), its ``DAY_TOTAL_KEYS``."""
+    totals = day_totals.tolist() if day_totals is not None else None
+    infos = []
+    for i, row in enumerate(fields.tolist()):
+        info = dict(zip(INFO_FIELDS, row, strict=True))
+        info["hour"] = hour
+        info["price"] = price
+        info["converged"] = converged
+        if totals is not None:
+            info.update(zip(DAY_TOTAL_KEYS, totals[i], strict=True))
+        infos.append(info)
+    return infos
 
 
 @functools.lru_cache(maxsize=4)
@@ -256,6 +279,9 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._storage_p[:] = 0.0
         self._sgen_p[self._dg_rows] = 0.0
         self._sgen_q[self._dg_rows] = 0.0
+        # A cold start: an episode's numbers then depend on its seed, day and actions only, not
+        # on the last bits of whatever the env solved before.
+        self._solver.reset()
         result = self._solve()
         self._v_min = np.ones(len(MICROGRIDS))
         self._v_max = np.ones(len(MICROGRIDS))
@@ -441,7 +467,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
             HOUR,
             out,
         )
-        fields = np.empty((len(MICROGRIDS), len(_INFO_FIELDS)))  # fresh: state views into it
+        fields = np.empty((len(MICROGRIDS), len(INFO_FIELDS)))  # fresh: state views into it
         protocols = self.protocols
         if protocols.active:
             settlement = protocols.settle(
@@ -489,24 +515,16 @@ class NetworkedMicrogridEnv(ParallelEnv):
             )
         observations = self._observe(next_hour)
 
-        # Python floats for the infos, converted in one call.
-        per_agent = fields.tolist()
         own = fields[:, -1].tolist()
         if self._share_reward:
             own = [sum(own) / len(own)] * len(own)
         rewards = dict(zip(MICROGRIDS, own, strict=True))
-        infos = {}
-        for i, agent in enumerate(MICROGRIDS):
-            info = dict(zip(_INFO_FIELDS, per_agent[i], strict=True))
-            info["hour"] = hour
-            info["price"] = price
-            info["converged"] = converged
-            if settlement is not None:
+        per_agent = agent_infos(fields, hour, price, converged, self._day_totals if done else None)
+        if settlement is not None:
+            for i, info in enumerate(per_agent):
                 info.update(settlement.info[i])
                 info.update(protocol_info[i])
-            if done:
-                info.update(zip(DAY_TOTAL_KEYS, self._day_totals[i].tolist(), strict=True))
-            infos[agent] = info
+        infos = dict(zip(MICROGRIDS, per_agent, strict=True))
         terminations = dict.fromkeys(MICROGRIDS, done)
         truncations = dict.fromkeys(MICROGRIDS, False)
         if done:

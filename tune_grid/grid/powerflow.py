@@ -73,6 +73,9 @@ class PowerFlowSolver(Protocol):
         storage_p_mw: np.ndarray,
     ) -> PowerFlowResult: ...
 
+    def reset(self) -> None:
+        """Forget the warm start: the next solve starts from the initial profile."""
+
 
 class PandapowerPowerFlow:
     """Reference solver: ``pandapower.runpp`` on a private deep copy of the net."""

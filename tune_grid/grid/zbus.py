@@ -110,8 +110,30 @@ class ZBusPowerFlow:
         self._v_init = v_init
         self._v = v_init.copy()
         self._warm = False
-        self._bus_s = np.zeros(n_bus, dtype=np.complex128)
-        self._scalars = np.zeros(2)  # slack P (MW) and lowest |V| (pu) of the last solve
+        self._scalars = np.zeros((1, 2))  # slack P (MW) and lowest |V| (pu), last solve
+        self._flags = np.array([True, False, False])  # active, warm, converged
+        self._model = (
+            self._storage_q,
+            self._load_bus,
+            self._sgen_bus,
+            self._storage_bus,
+            self._base_mva,
+            self._pq,
+            self._slack_current,
+            self._lu.arrays,
+            self._max_iter,
+            self._tol,
+            self._slack,
+            self._ybus_slack,
+            self._yf,
+            self._yt,
+            self._branch_from,
+            self._line_rows,
+            self._line_scale_from,
+            self._line_scale_to,
+            self._trafo_rows,
+            self._bus_rows,
+        )
 
     def reset(self) -> None:
         """Forget the warm start: the next solve starts from the initial profile."""
@@ -126,9 +148,24 @@ class ZBusPowerFlow:
         twin = copy.copy(self)
         twin._v = self._v_init.copy()
         twin._warm = False
-        twin._bus_s = np.zeros_like(self._bus_s)
         twin._scalars = np.zeros_like(self._scalars)
+        twin._flags = self._flags.copy()
         return twin
+
+    @property
+    def model(self) -> tuple:
+        """The net's constant arrays in the order :func:`solve_batch` takes them."""
+        return self._model
+
+    @property
+    def initial_voltages(self) -> np.ndarray:
+        """The flat start of a cold solve (complex pu, internal bus order; read-only)."""
+        return self._v_init
+
+    @property
+    def warm_state(self) -> tuple[np.ndarray, bool]:
+        """The voltages the next solve starts from (live array) and whether they are used."""
+        return self._v, self._warm
 
     def solve(
         self,
@@ -139,54 +176,42 @@ class ZBusPowerFlow:
         storage_p_mw: np.ndarray,
     ) -> PowerFlowResult:
         """Run one AC power flow; never raises on divergence (returns converged=False)."""
-        if not self._warm:
-            np.copyto(self._v, self._v_init)
         n_bus, n_line, n_trafo = self._n
-        vm = np.empty(n_bus)
-        loading = np.empty(n_line)
-        trafo_p = np.empty(n_trafo)
-        trafo_q = np.empty(n_trafo)
-        scalars = self._scalars
-        converged = _solve_kernel(
-            np.asarray(load_p_mw, dtype=np.float64),
-            np.asarray(load_q_mvar, dtype=np.float64),
-            np.asarray(sgen_p_mw, dtype=np.float64),
-            np.asarray(sgen_q_mvar, dtype=np.float64),
-            np.asarray(storage_p_mw, dtype=np.float64),
-            self._storage_q,
-            self._load_bus,
-            self._sgen_bus,
-            self._storage_bus,
-            self._base_mva,
-            self._bus_s,
-            self._v,
-            self._pq,
-            self._slack_current,
-            self._lu.arrays,
-            self._max_iter,
-            self._tol,
-            self._slack,
-            *self._ybus_slack,
-            *self._yf,
-            *self._yt,
-            self._branch_from,
-            self._line_rows,
-            self._line_scale_from,
-            self._line_scale_to,
-            self._trafo_rows,
-            self._bus_rows,
+        vm = np.empty((1, n_bus))
+        loading = np.empty((1, n_line))
+        trafo_p = np.empty((1, n_trafo))
+        trafo_q = np.empty((1, n_trafo))
+        flags = self._flags  # active, warm, converged
+        flags[1] = self._warm
+        solve_batch(
+            _row(load_p_mw),
+            _row(load_q_mvar),
+            _row(sgen_p_mw),
+            _row(sgen_q_mvar),
+            _row(storage_p_mw),
+            flags[0:1],
+            self._model,
+            self._v_init,
+            self._v[np.newaxis],
+            flags[1:2],
+            flags[2:3],
             vm,
             loading,
             trafo_p,
             trafo_q,
-            scalars,
+            self._scalars,
         )
-        if not converged:
-            self._warm = False
+        self._warm = bool(flags[1])
+        if not flags[2]:
             return PowerFlowResult.failed(*self._n)
-        ext_p, vm_min = scalars
-        self._warm = vm_min > WARM_START_MIN_VM
-        return PowerFlowResult(True, vm, loading, trafo_p, trafo_q, float(ext_p))
+        return PowerFlowResult(
+            True, vm[0], loading[0], trafo_p[0], trafo_q[0], float(self._scalars[0, 0])
+        )
+
+
+def _row(values: np.ndarray) -> np.ndarray:
+    """``values`` as float64, shaped as a batch of one (a view where possible)."""
+    return np.asarray(values, dtype=np.float64)[np.newaxis]
 
 
 class _TriangularFactors:
@@ -215,13 +240,17 @@ class _TriangularFactors:
             self.perm_c,
             self.l_ptr,
             self.l_idx,
-            self.l_val,
+            self.l_val.real.copy(),
+            self.l_val.imag.copy(),
             self.u_ptr,
             self.u_idx,
-            self.u_val,
-            self.u_inv_diag,
+            self.u_val.real.copy(),
+            self.u_val.imag.copy(),
+            self.u_inv_diag.real.copy(),
+            self.u_inv_diag.imag.copy(),
         )
-        """The factors as one tuple, the form :func:`lu_solve` takes."""
+        """The factors as one tuple, complex values split in real and imaginary parts: the
+        form :func:`lu_solve_batch` takes."""
 
 
 def _csr_rows(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -276,48 +305,197 @@ def _sparse_row_dot(ptr, idx, val, row, v):  # noqa: ANN001, ANN202 - numba kern
 
 
 @numba.njit(cache=True, inline="always")
-def lu_solve(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
-    factors, b, scratch, out
-):
-    """``out = A^-1 b`` from ``_TriangularFactors(A).arrays`` (``scratch``: work array)."""
-    perm_r, perm_c, l_ptr, l_idx, l_val, u_ptr, u_idx, u_val, u_inv_diag = factors
-    n = b.size
-    for k in range(n):
-        scratch[perm_r[k]] = b[k]
-    for i in range(n):  # L y = Pr b, unit diagonal, by rows: y over scratch
-        acc = scratch[i]
+def _sub_product(x_re, x_im, a_re, a_im, b_re, b_im):  # noqa: ANN001, ANN202
+    """``x -= a * b`` elementwise on split complex rows (one loop LLVM vectorizes)."""
+    for e in range(x_re.size):
+        br, bi = b_re[e], b_im[e]
+        x_re[e] -= a_re * br - a_im * bi
+        x_im[e] -= a_re * bi + a_im * br
+
+
+@numba.njit(cache=True, error_model="numpy")
+def lu_solve_batch(factors, x_re, x_im):  # noqa: ANN001, ANN201 - numba kernel
+    """Solve ``A x = b`` in place for every column of ``x`` (split complex, shape (n, k)),
+    from ``_TriangularFactors(A).arrays``.
+
+    On entry column e of ``x`` holds ``Pr b`` (b scattered by ``perm_r``); on exit it holds
+    ``z`` with ``A^-1 b = z[perm_c]``. The innermost loops run along rows, over the columns,
+    which are independent: k right-hand sides cost far less than k solves (no dependency chain
+    between them, and the loops vectorize).
+    """
+    _, _, l_ptr, l_idx, l_re, l_im, u_ptr, u_idx, u_re, u_im, d_re, d_im = factors
+    n = x_re.shape[0]
+    for i in range(n):  # L y = Pr b, unit diagonal, by rows
+        row_re, row_im = x_re[i], x_im[i]
         for p in range(l_ptr[i], l_ptr[i + 1]):
-            acc -= l_val[p] * scratch[l_idx[p]]
-        scratch[i] = acc
-    for i in range(n - 1, -1, -1):  # U z = y, by rows from the bottom: z over scratch
-        acc = scratch[i]
+            _sub_product(row_re, row_im, l_re[p], l_im[p], x_re[l_idx[p]], x_im[l_idx[p]])
+    for i in range(n - 1, -1, -1):  # U z = y, by rows from the bottom
+        row_re, row_im = x_re[i], x_im[i]
         for p in range(u_ptr[i], u_ptr[i + 1]):
-            acc -= u_val[p] * scratch[u_idx[p]]
-        scratch[i] = acc * u_inv_diag[i]
-    for k in range(n):  # x = Pc z
-        out[k] = scratch[perm_c[k]]
+            _sub_product(row_re, row_im, u_re[p], u_im[p], x_re[u_idx[p]], x_im[u_idx[p]])
+        for e in range(row_re.size):
+            zr, zi = row_re[e], row_im[e]
+            row_re[e] = zr * d_re[i] - zi * d_im[i]
+            row_im[e] = zr * d_im[i] + zi * d_re[i]
 
 
-@numba.njit(cache=True)
-def _solve_kernel(  # noqa: ANN001, ANN202, PLR0913 - numba kernel, flat arrays by design
+@numba.njit(cache=True, error_model="numpy")
+def solve_batch(  # noqa: ANN001, ANN201, PLR0912, PLR0913, PLR0915 - numba kernel
     load_p,
     load_q,
     sgen_p,
     sgen_q,
     storage_p,
-    storage_q,
-    load_bus,
-    sgen_bus,
-    storage_bus,
-    base_mva,
-    bus_s,
+    active,
+    model,
+    v_init,
+    voltages,
+    warm,
+    converged_out,
+    vm_out,
+    loading_out,
+    trafo_p_out,
+    trafo_q_out,
+    scalars_out,
+):
+    """Solve the net once per env ``e`` with ``active[e]``, all envs in lockstep.
+
+    Row ``e`` of every array belongs to env ``e``: its injections (MW, Mvar), its voltages
+    (complex pu, solved in place: the warm start where ``warm[e]``, else ``v_init``) and its
+    outputs. Each env's iteration is exactly the one it would run alone (the envs only share
+    the loops), and stops when its voltages move less than ``tol`` or diverge. Sets
+    ``converged_out[e]`` and ``warm[e]`` (converged and lowest voltage above
+    ``WARM_START_MIN_VM``: a collapsed solution is no start point); ``scalars_out[e]`` receives
+    the slack's active power (MW) and the lowest bus voltage (pu).
+    """
+    (
+        storage_q,
+        load_bus,
+        sgen_bus,
+        storage_bus,
+        base_mva,
+        pq,
+        slack_current,
+        factors,
+        max_iter,
+        tol,
+        slack,
+        (ys_ptr, ys_idx, ys_val),
+        (yf_ptr, yf_idx, yf_val),
+        (yt_ptr, yt_idx, yt_val),
+        branch_from,
+        line_rows,
+        line_scale_from,
+        line_scale_to,
+        trafo_rows,
+        bus_rows,
+    ) = model
+    perm_r, perm_c = factors[0], factors[1]
+    inv_base_mva = 1.0 / base_mva
+    n, n_env, n_bus = pq.size, active.size, v_init.size
+    # Per PQ bus and env (env innermost): conj(S), V, and the work vector of the solve.
+    s_re, s_im = np.zeros((n, n_env)), np.zeros((n, n_env))
+    v_re, v_im = np.ones((n, n_env)), np.zeros((n, n_env))
+    x_re, x_im = np.empty((n, n_env)), np.empty((n, n_env))
+    bus_s = np.empty(n_bus, dtype=np.complex128)
+    slack_own = np.zeros((n_env, slack.size))  # P injected at the slack buses themselves
+    live = np.zeros(n_env, dtype=np.bool_)
+    step2, total2 = np.zeros(n_env), np.zeros(n_env)
+    for e in range(n_env):
+        converged_out[e] = False
+        if not active[e]:
+            continue
+        live[e] = True
+        if not warm[e]:
+            voltages[e, :] = v_init
+        bus_s[:] = 0.0  # net injections per bus, pu (generation positive)
+        for i in range(load_bus.size):
+            bus_s[load_bus[i]] -= complex(load_p[e, i], load_q[e, i]) * inv_base_mva
+        for i in range(sgen_bus.size):
+            bus_s[sgen_bus[i]] += complex(sgen_p[e, i], sgen_q[e, i]) * inv_base_mva
+        for i in range(storage_bus.size):
+            bus_s[storage_bus[i]] -= complex(storage_p[e, i], storage_q[i]) * inv_base_mva
+        for k in range(slack.size):
+            slack_own[e, k] = bus_s[slack[k]].real
+        for k in range(n):
+            s_re[k, e], s_im[k, e] = bus_s[pq[k]].real, -bus_s[pq[k]].imag
+            v_re[k, e], v_im[k, e] = voltages[e, pq[k]].real, voltages[e, pq[k]].imag
+
+    for _ in range(max_iter):
+        if not live.any():
+            break
+        for k in range(n):  # currents conj(S / V) plus the slack's part, scattered by perm_r
+            row, c_re, c_im = perm_r[k], slack_current[k].real, slack_current[k].imag
+            for e in range(n_env):
+                vr, vi, sr, si = v_re[k, e], v_im[k, e], s_re[k, e], s_im[k, e]
+                inv_abs2 = 1.0 / (vr * vr + vi * vi)
+                x_re[row, e] = (sr * vr - si * vi) * inv_abs2 + c_re
+                x_im[row, e] = (sr * vi + si * vr) * inv_abs2 + c_im
+        lu_solve_batch(factors, x_re, x_im)
+        step2[:] = 0.0  # largest squared voltage change per env
+        total2[:] = 0.0  # their sum: NaN or huge once an env diverges
+        for k in range(n):  # take the new voltages of the live envs (selects, no branches)
+            src = perm_c[k]
+            for e in range(n_env):
+                new_re, new_im = x_re[src, e], x_im[src, e]
+                d_re, d_im = new_re - v_re[k, e], new_im - v_im[k, e]
+                change2 = d_re * d_re + d_im * d_im
+                step2[e] = change2 if change2 > step2[e] else step2[e]
+                total2[e] += change2
+                v_re[k, e] = new_re if live[e] else v_re[k, e]
+                v_im[k, e] = new_im if live[e] else v_im[k, e]
+        for e in range(n_env):
+            if live[e]:
+                if not total2[e] < 1e30:
+                    live[e] = False  # diverged
+                elif step2[e] < tol * tol:
+                    live[e] = False
+                    converged_out[e] = True
+
+    for e in range(n_env):
+        if not active[e]:
+            continue
+        v = voltages[e]
+        for k in range(n):
+            v[pq[k]] = complex(v_re[k, e], v_im[k, e])
+        warm[e] = False
+        if not converged_out[e]:
+            continue
+        vm_min = _branch_results(
+            v,
+            base_mva,
+            slack,
+            slack_own[e],
+            ys_ptr,
+            ys_idx,
+            ys_val,
+            yf_ptr,
+            yf_idx,
+            yf_val,
+            yt_ptr,
+            yt_idx,
+            yt_val,
+            branch_from,
+            line_rows,
+            line_scale_from,
+            line_scale_to,
+            trafo_rows,
+            bus_rows,
+            vm_out[e],
+            loading_out[e],
+            trafo_p_out[e],
+            trafo_q_out[e],
+            scalars_out[e],
+        )
+        warm[e] = vm_min > WARM_START_MIN_VM
+
+
+@numba.njit(cache=True)
+def _branch_results(  # noqa: ANN001, ANN202, PLR0913 - numba kernel
     v,
-    pq,
-    slack_current,
-    factors,
-    max_iter,
-    tol,
+    base_mva,
     slack,
+    slack_own,
     ys_ptr,
     ys_idx,
     ys_val,
@@ -339,50 +517,8 @@ def _solve_kernel(  # noqa: ANN001, ANN202, PLR0913 - numba kernel, flat arrays 
     trafo_q_out,
     scalars_out,
 ):
-    """Solve in place (``v``) and fill the outputs (MW, Mvar, %, pu); False if not converged.
-
-    ``scalars_out`` receives the slack's active power (MW) and the lowest bus voltage (pu).
-    """
-    inv_base_mva = 1.0 / base_mva
-    # Net injections per bus, pu (generation positive).
-    bus_s[:] = 0.0
-    for i in range(load_bus.size):
-        bus_s[load_bus[i]] -= complex(load_p[i], load_q[i]) * inv_base_mva
-    for i in range(sgen_bus.size):
-        bus_s[sgen_bus[i]] += complex(sgen_p[i], sgen_q[i]) * inv_base_mva
-    for i in range(storage_bus.size):
-        bus_s[storage_bus[i]] -= complex(storage_p[i], storage_q[i]) * inv_base_mva
-
-    n = pq.size
-    s_conj = np.empty(n, dtype=np.complex128)  # conj(S) and V of the PQ buses, contiguous
-    v_pq = np.empty(n, dtype=np.complex128)
-    for k in range(n):
-        s_conj[k] = bus_s[pq[k]].conjugate()
-        v_pq[k] = v[pq[k]]
-    current = np.empty(n, dtype=np.complex128)
-    scratch = np.empty(n, dtype=np.complex128)
-    solution = np.empty(n, dtype=np.complex128)
-    converged = False
-    for _ in range(max_iter):
-        for k in range(n):  # current injections conj(S / V) plus the slack's contribution
-            current[k] = s_conj[k] * v_pq[k] / _abs2(v_pq[k]) + slack_current[k]
-        lu_solve(factors, current, scratch, solution)
-        step2 = 0.0  # largest squared voltage change
-        for k in range(n):
-            change2 = _abs2(solution[k] - v_pq[k])
-            if not change2 <= step2:  # also catches NaN
-                step2 = change2
-            v_pq[k] = solution[k]
-        if not step2 < 1e30:
-            break
-        if step2 < tol * tol:
-            converged = True
-            break
-    for k in range(n):
-        v[pq[k]] = v_pq[k]
-    if not converged:
-        return False
-
+    """Bus voltages (pu), line loadings (%), trafo flows (MW, Mvar) and the slack's P of a
+    solved net; returns the lowest bus voltage."""
     vm_min = math.inf
     for r in range(bus_rows.size):
         vm_out[r] = math.sqrt(_abs2(v[bus_rows[r]]))
@@ -400,10 +536,10 @@ def _solve_kernel(  # noqa: ANN001, ANN202, PLR0913 - numba kernel, flat arrays 
         trafo_p_out[k] = flow.real
         trafo_q_out[k] = flow.imag
     slack_p = 0.0
-    for k in range(slack.size):
+    for k in range(slack.size):  # the slack's injection minus what its own bus injects
         bus = slack[k]
         injection = v[bus] * _sparse_row_dot(ys_ptr, ys_idx, ys_val, k, v).conjugate()
-        slack_p += injection.real - bus_s[bus].real
+        slack_p += injection.real - slack_own[k]
     scalars_out[0] = slack_p * base_mva
     scalars_out[1] = vm_min
-    return True
+    return vm_min

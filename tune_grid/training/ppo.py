@@ -19,6 +19,7 @@ from tune_grid.config import RunConfig
 from tune_grid.grid.devices import MICROGRIDS
 from tune_grid.training.callbacks import MicrogridMetricsCallback, set_torch_threads
 from tune_grid.training.rllib_env import RLLIB_ENV_NAME
+from tune_grid.training.vector_env import BatchedEnvRunner
 
 SHARED_MODULE_ID = "shared_policy"
 """Module id of the single RLModule all agents use with ``policy_sharing="shared"``."""
@@ -189,7 +190,8 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
     measured in docs/throughput.md:
 
     * vectorized envs (:func:`envs_per_env_runner`) with a bounded fragment length
-      (:func:`rollout_fragment_length`);
+      (:func:`rollout_fragment_length`), stepped as one batch in a compiled call where the env
+      config allows (:class:`~tune_grid.training.vector_env.BatchedEnvRunner`);
     * local sampling keeps episodes as lists (``episodes_to_numpy=False``): RLlib would convert
       every finished episode to numpy again at each step of a sample call, and the learner reads
       lists as well; remote runners keep numpy, which is cheaper to ship;
@@ -208,6 +210,7 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
             rollout_fragment_length=rollout_fragment_length(run),
             num_cpus_per_env_runner=1,
             episodes_to_numpy=run.num_env_runners > 0,
+            env_runner_cls=BatchedEnvRunner,
         )
         .learners(learner_class=TuneGridPPOTorchLearner)
         .callbacks(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -10,6 +10,7 @@ from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 from ray.tune.registry import register_env
 
 from tune_grid.env import ENV_NAME, make_env
+from tune_grid.env.batch import MicrogridBatch, can_batch
 
 RLLIB_ENV_NAME = ENV_NAME
 """The name the env is registered under with RLlib/Tune (``config.env``)."""
@@ -58,6 +59,15 @@ class MicrogridRLlibEnv(ParallelPettingZooEnv):
         result = super().step(action_dict)
         self.agents = list(self.par_env.agents)
         return result
+
+    @staticmethod
+    def make_batch(envs: Sequence[MicrogridRLlibEnv]) -> MicrogridBatch | None:
+        """One batch stepping all ``envs`` in a compiled call, where their config allows it
+        (the fast power flow, no protocols); else None (RLlib steps them one by one)."""
+        par_envs = [env.par_env for env in envs]
+        if not all(can_batch(env) for env in par_envs):
+            return None
+        return MicrogridBatch(par_envs)
 
 
 def env_creator(env_config: Mapping[str, Any] | None = None) -> MicrogridRLlibEnv:
