@@ -1,4 +1,4 @@
-"""`tune-grid bench train --quick`: the three variants run end to end and the table is complete."""
+"""`tune-grid bench train --quick`: the variants run end to end and the table is complete."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("(a) RLlib defaults", "(b) tune-grid defaults", "(c) tune-grid, no-op env")
+ROWS = (
+    "(a) RLlib defaults",
+    "(b) tune-grid defaults",
+    "(b1) tune-grid, env by env",
+    "(c) tune-grid, no-op env",
+)
 
 
 @pytest.mark.slow
-def test_bench_train_quick_prints_three_rows_and_finite_ratios() -> None:
+def test_bench_train_quick_prints_every_row_and_finite_ratios() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-m", "tune_grid.cli", "bench", "train", "--quick"]
     argv += ["--iterations", "1", "--warmup", "0"]
@@ -33,6 +38,8 @@ def test_bench_train_quick_prints_three_rows_and_finite_ratios() -> None:
     assert len(speedups) == 2
     ratios = [float(x) for line in speedups for x in re.findall(r"([0-9.]+)x", line)]
     assert len(ratios) == 7 and all(math.isfinite(r) and r > 0 for r in ratios), speedups
+    batched = [line for line in lines if line.startswith("batched env stepping (b1)/(b)")]
+    assert len(batched) == 1 and len(re.findall(r"[0-9.]+x", batched[0])) == 2, batched
     share = [line for line in lines if line.startswith("env share")]
     assert len(share) == 1 and len(re.findall(r"-?[0-9.]+%", share[0])) == 2, share
 
@@ -52,5 +59,5 @@ def test_bench_train_rejects_unknown_variants_before_starting_ray() -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown variants ['x']; allowed: a, a1, b, c, d"
+        "error: unknown variants ['x']; allowed: a, a1, b, b1, c, d"
     ]

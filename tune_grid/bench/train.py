@@ -8,8 +8,11 @@ reference setup by default: batch 4000, minibatch 128, 10 epochs, 256x256, share
     learner and action connectors (:func:`tune_grid.training.ppo.rllib_default_ppo_config`);
     where that thread count is above 1, (a1) is (a) with 1 thread;
 (b) tune-grid's defaults (:func:`tune_grid.training.ppo.build_ppo_config` of ``RunConfig``);
-(c) (b) on a no-op env with the same agents, spaces and 24-step episodes, so ``1 - c/b`` of the
-    sampling time is the environment's own share;
+(b1) (b) with RLlib's own vector env, which steps the envs one by one, instead of the batched
+    one (:class:`~tune_grid.training.vector_env.BatchedEnvRunner`): the batch's gain;
+(c) (b) on a no-op env with the same agents, spaces and 24-step episodes, stepped through the
+    same batched vector env with the same Python outputs (rewards, infos with the env's keys)
+    but no physics, so ``1 - c/b`` of the sampling time is the environment's own share;
 (d) where torch sees a CUDA GPU: (b) with the learner on the GPU (``num_gpus=1``, i.e.
     ``num_gpus_per_learner=1``); sampling stays on the CPU.
 
@@ -50,6 +53,7 @@ VARIANT_LABELS = {
     "a": "(a) RLlib defaults",
     "a1": "(a1) RLlib, 1 torch thread",
     "b": "(b) tune-grid defaults",
+    "b1": "(b1) tune-grid, env by env",
     "c": "(c) tune-grid, no-op env",
     "d": "(d) tune-grid, GPU learner",
 }
@@ -275,7 +279,8 @@ class _PhaseClock:
 
 
 def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> list[Variant]:
-    """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (c) (b) on the no-op env.
+    """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (b1) (b) stepping its envs one
+    by one, (c) (b) on the no-op env.
 
     Where torch's default thread count here is above 1, (a1) repeats (a) with 1 thread: it
     separates the gain of tune-grid's settings from that of its thread count. Where torch sees a
@@ -287,12 +292,15 @@ def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> li
 
     noop = build_ppo_config(run)
     noop.environment(env=NOOP_ENV_NAME)
+    env_by_env = build_ppo_config(run)
+    env_by_env.env_runners(env_runner_cls=None)  # RLlib's MultiAgentEnvRunner
     default_threads = torch.get_num_threads()
     variants = [Variant("a", VARIANT_LABELS["a"], rllib_default_ppo_config(run), default_threads)]
     if default_threads > 1:
         variants.append(Variant("a1", VARIANT_LABELS["a1"], rllib_default_ppo_config(run), 1))
     variants += [
         Variant("b", VARIANT_LABELS["b"], build_ppo_config(run), run.torch_threads),
+        Variant("b1", VARIANT_LABELS["b1"], env_by_env, run.torch_threads),
         Variant("c", VARIANT_LABELS["c"], noop, run.torch_threads),
     ]
     if torch.cuda.is_available():
@@ -396,7 +404,8 @@ def _speedups(base: VariantTiming, b: VariantTiming, prefix: str = "") -> dict[s
 
 def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
     """Headline ratios of medians: (a) over (b) in wall and CPU seconds (``a1_*``: (a1) over
-    (b)), and the env's share of (b)'s sampling time, ``1 - sample(c) / sample(b)``."""
+    (b)), the batched env's sampling gain (b1)/(b), and the env's share of (b)'s sampling time,
+    ``1 - sample(c) / sample(b)``."""
     out: dict[str, float] = {}
     b = timings.get("b")
     if b is None:
@@ -405,6 +414,12 @@ def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
         out.update(_speedups(timings["a"], b))
     if "a1" in timings:
         out.update(_speedups(timings["a1"], b, prefix="a1_"))
+    if "b1" in timings:
+        b1 = timings["b1"]
+        out["batch_sample_speedup"] = _ratio(b1.median("sample_s"), b.median("sample_s"))
+        out["batch_sample_cpu_speedup"] = _ratio(
+            b1.median("sample_cpu_s"), b.median("sample_cpu_s")
+        )
     if "c" in timings:
         c = timings["c"]
         out["env_share_of_sampling"] = 1.0 - _ratio(c.median("sample_s"), b.median("sample_s"))
@@ -454,6 +469,11 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
                 f"learning {s[p + 'learn_cpu_speedup']:.2f}x, whole iteration "
                 f"{s[p + 'iteration_cpu_speedup']:.2f}x",
             ]
+    if "batch_sample_speedup" in s:
+        lines.append(
+            f"batched env stepping (b1)/(b): sampling {s['batch_sample_speedup']:.2f}x wall, "
+            f"{s['batch_sample_cpu_speedup']:.2f}x CPU"
+        )
     if "env_share_of_sampling" in s:
         lines.append(
             f"env share of (b)'s sampling, 1 - sample(c)/sample(b): "
@@ -561,7 +581,7 @@ def add_bench_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--variants",
         default=None,
         metavar="LIST",
-        help="comma-separated subset of a,a1,b,c,d (default: all that apply here)",
+        help="comma-separated subset of a,a1,b,b1,c,d (default: all that apply here)",
     )
     add_run_config_arguments(parser)
     parser.set_defaults(func=run_bench_train_command)
