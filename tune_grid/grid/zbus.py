@@ -330,6 +330,9 @@ def lu_solve_batch(factors, x_re, x_im):  # noqa: ANN001, ANN201 - numba kernel
     """
     _, _, l_ptr, l_idx, l_re, l_im, u_ptr, u_idx, u_re, u_im, d_re, d_im = factors
     n = x_re.shape[0]
+    if x_re.shape[1] == 1:  # one env: the same operations, accumulated in registers
+        _lu_solve_one(l_ptr, l_idx, l_re, l_im, u_ptr, u_idx, u_re, u_im, d_re, d_im, x_re, x_im)
+        return
     for i in range(n):  # L y = Pr b, unit diagonal, by rows
         row_re, row_im = x_re[i], x_im[i]
         for p in range(l_ptr[i], l_ptr[i + 1]):
@@ -342,6 +345,30 @@ def lu_solve_batch(factors, x_re, x_im):  # noqa: ANN001, ANN201 - numba kernel
             zr, zi = row_re[e], row_im[e]
             row_re[e] = zr * d_re[i] - zi * d_im[i]
             row_im[e] = zr * d_im[i] + zi * d_re[i]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _lu_solve_one(  # noqa: ANN001, ANN202, PLR0913 - numba kernel
+    l_ptr, l_idx, l_re, l_im, u_ptr, u_idx, u_re, u_im, d_re, d_im, x_re, x_im
+):
+    """:func:`lu_solve_batch` for a single column, operation for operation (bit-identical),
+    without the per-row loop setup that only pays off across many columns."""
+    n = x_re.shape[0]
+    for i in range(n):
+        acc_re, acc_im = x_re[i, 0], x_im[i, 0]
+        for p in range(l_ptr[i], l_ptr[i + 1]):
+            br, bi = x_re[l_idx[p], 0], x_im[l_idx[p], 0]
+            acc_re -= l_re[p] * br - l_im[p] * bi
+            acc_im -= l_re[p] * bi + l_im[p] * br
+        x_re[i, 0], x_im[i, 0] = acc_re, acc_im
+    for i in range(n - 1, -1, -1):
+        acc_re, acc_im = x_re[i, 0], x_im[i, 0]
+        for p in range(u_ptr[i], u_ptr[i + 1]):
+            br, bi = x_re[u_idx[p], 0], x_im[u_idx[p], 0]
+            acc_re -= u_re[p] * br - u_im[p] * bi
+            acc_im -= u_re[p] * bi + u_im[p] * br
+        x_re[i, 0] = acc_re * d_re[i] - acc_im * d_im[i]
+        x_im[i, 0] = acc_re * d_im[i] + acc_im * d_re[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
