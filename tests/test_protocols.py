@@ -388,6 +388,9 @@ class _RecordingSolver:
         self.results.append(result)
         return result
 
+    def reset(self) -> None:
+        self.solver.reset()
+
 
 def test_price_signal_settlement_hand_computed() -> None:
     env = make_env(
