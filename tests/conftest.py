@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,19 @@ def raw_data_path() -> Path:
     if not RAW_DATA.exists():
         pytest.skip(f"raw CAISO data not found at {RAW_DATA}")
     return RAW_DATA
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """A local 2-CPU Ray for the module's tests, with the env registered (reused if running)."""
+    import ray
+
+    from tune_grid.training.rllib_env import register_rllib_env
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_rllib_env()
+    yield
+    if started:
+        ray.shutdown()

@@ -7,7 +7,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +28,6 @@ TINY = {
 
 
 SEEDED_METRICS = ("episode_return_mean", "daily_cost_mean", "safety_mean", "violation_hours_mean")
-
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    import ray
-
-    from tune_grid.training.rllib_env import register_rllib_env
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    register_rllib_env()
-    yield
-    if started:
-        ray.shutdown()
 
 
 def tiny_run(**overrides: object) -> RunConfig:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from ray.rllib.env.vector.sync_vector_multi_agent_env import SyncVectorMultiAgentEnv
@@ -73,21 +71,6 @@ def test_bad_actions_name_the_env_and_what_is_allowed() -> None:
         env.step([{**good, "MG2": np.full(3, np.nan)}, good])
     with pytest.raises(ValueError, match="got actions for 1 envs, expected 2"):
         env.step([good])
-
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    import ray
-
-    from tune_grid.training.rllib_env import register_rllib_env
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    register_rllib_env()
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.mark.slow

@@ -495,24 +495,8 @@ def solve_batch(  # noqa: ANN001, ANN201, PLR0912, PLR0913, PLR0915 - numba kern
             continue
         vm_min = _branch_results(
             v,
-            base_mva,
-            slack,
             slack_own[e],
-            ys_ptr,
-            ys_idx,
-            ys_val,
-            yf_ptr,
-            yf_idx,
-            yf_val,
-            yt_ptr,
-            yt_idx,
-            yt_val,
-            branch_from,
-            line_rows,
-            line_scale_from,
-            line_scale_to,
-            trafo_rows,
-            bus_rows,
+            model,
             vm_out[e],
             loading_out[e],
             trafo_p_out[e],
@@ -524,33 +508,13 @@ def solve_batch(  # noqa: ANN001, ANN201, PLR0912, PLR0913, PLR0915 - numba kern
 
 @numba.njit(cache=True)
 def _branch_results(  # noqa: ANN001, ANN202, PLR0913 - numba kernel
-    v,
-    base_mva,
-    slack,
-    slack_own,
-    ys_ptr,
-    ys_idx,
-    ys_val,
-    yf_ptr,
-    yf_idx,
-    yf_val,
-    yt_ptr,
-    yt_idx,
-    yt_val,
-    branch_from,
-    line_rows,
-    line_scale_from,
-    line_scale_to,
-    trafo_rows,
-    bus_rows,
-    vm_out,
-    loading_out,
-    trafo_p_out,
-    trafo_q_out,
-    scalars_out,
+    v, slack_own, model, vm_out, loading_out, trafo_p_out, trafo_q_out, scalars_out
 ):
     """Bus voltages (pu), line loadings (%), trafo flows (MW, Mvar) and the slack's P of a
-    solved net; returns the lowest bus voltage."""
+    solved net (``model``: :attr:`ZBusPowerFlow.model`); returns the lowest bus voltage."""
+    base_mva, slack = model[4], model[10]
+    (ys_ptr, ys_idx, ys_val), (yf_ptr, yf_idx, yf_val), (yt_ptr, yt_idx, yt_val) = model[11:14]
+    branch_from, line_rows, line_scale_from, line_scale_to, trafo_rows, bus_rows = model[14:20]
     vm_min = math.inf
     for r in range(bus_rows.size):
         vm_out[r] = math.sqrt(_abs2(v[bus_rows[r]]))
