@@ -10,7 +10,6 @@ import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 from tune_grid import make_env
-from tune_grid.env.microgrid import OBS_FEATURES
 from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS
 from tune_grid.grid.powerflow import PowerFlowResult
 
@@ -37,7 +36,7 @@ def test_observations_have_one_shape_and_stay_in_their_space() -> None:
         shapes |= {o.shape for o in obs.values()}
         for agent, o in obs.items():
             assert env.observation_space(agent).contains(o)
-    assert shapes == {(len(OBS_FEATURES),)}
+    assert shapes == {(len(env.obs_features),)}
 
 
 def test_soc_stays_in_bounds_and_clipping_is_reported() -> None:
@@ -89,14 +88,14 @@ def test_costs_and_rewards_equal_their_formulas() -> None:
     env = make_env(penalty=7.0, cost_scale=50.0, export_discount=0.8)
     env.reset(seed=0, options={"day": "2023-07-15"})
     actions = {
-        "MG1": np.array([0.5, 0.0, 0.2]),  # charge 0.25 MW, DG at half of 0.66 MW
+        "MG1": np.array([0.5, 0.0, 0.2]),  # charge 0.25 MW, DG on at its minimum 0.3 x 0.66 MW
         "MG2": np.array([-0.4, 1.0, 0.0]),  # discharge 0.2 MW, DG at full 0.60 MW
-        "MG3": np.array([0.0, -1.0, 0.0]),  # DG off
+        "MG3": np.array([0.0, -0.5, 0.0]),  # DG off
     }
     _, rewards, _, _, infos = env.step(actions)
     assert infos["MG1"]["battery_mw"] == pytest.approx(0.25)
     assert infos["MG2"]["battery_mw"] == pytest.approx(-0.2)
-    for agent, p in (("MG1", 0.33), ("MG2", 0.60), ("MG3", 0.0)):
+    for agent, p in (("MG1", 0.198), ("MG2", 0.60), ("MG3", 0.0)):
         info = infos[agent]
         dg = DIESEL[agent]
         assert info["dg_p_mw"] == pytest.approx(p)
@@ -112,7 +111,8 @@ def test_costs_and_rewards_equal_their_formulas() -> None:
         assert info["own_reward"] == pytest.approx(expected)
     # The DG's reactive power respects its 1 MVA rating.
     q = infos["MG1"]["dg_q_mvar"]
-    assert q == pytest.approx(0.2 * np.sqrt(1.0 - 0.33**2))
+    assert q == pytest.approx(0.2 * np.sqrt(1.0 - 0.198**2))
+    assert all(info["cost_terminal_soc"] == 0.0 for info in infos.values())  # not midnight yet
 
 
 def test_share_reward_gives_every_agent_the_mean() -> None:

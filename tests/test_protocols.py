@@ -9,8 +9,9 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 from tune_grid import make_env
+from tune_grid.config import EnvConfig
 from tune_grid.env.consensus import adjacency, metropolis_weights, run_consensus, weight_powers
-from tune_grid.env.microgrid import OBS_FEATURES
+from tune_grid.env.observation import feature_names, observation_features
 from tune_grid.env.p2p import clear_double_auction, p2p_orders
 from tune_grid.env.protocols import PROTOCOL_FEATURES, Settlement, energy_cost
 from tune_grid.grid.devices import DIESEL, MICROGRIDS
@@ -18,7 +19,8 @@ from tune_grid.grid.devices import DIESEL, MICROGRIDS
 VERTICAL = ("none", "price_signal", "setpoint")
 HORIZONTAL = ("none", "p2p_trading", "consensus")
 COMBINATIONS = list(itertools.product(VERTICAL, HORIZONTAL))
-N_BASE = len(OBS_FEATURES)
+BASE_FEATURES = feature_names(observation_features(EnvConfig()))
+N_BASE = len(BASE_FEATURES)
 
 
 def actions(*rows: tuple[float, float, float]) -> dict[str, np.ndarray]:
@@ -198,7 +200,7 @@ def test_parallel_api(vertical: str, horizontal: str) -> None:
 def test_observation_space_is_fixed_and_declared(vertical: str, horizontal: str) -> None:
     env = make_env(vertical_protocol=vertical, horizontal_protocol=horizontal)
     extra = (*PROTOCOL_FEATURES[vertical], *PROTOCOL_FEATURES[horizontal])
-    assert env.obs_features == OBS_FEATURES + extra
+    assert env.obs_features == BASE_FEATURES + extra
     n = N_BASE + len(extra)
     rng = np.random.default_rng(4)
     for episode in range(2):
@@ -249,7 +251,7 @@ def test_none_none_is_unchanged() -> None:
     """'none'/'none' gives exactly what the env gave with the protocol stub it replaced."""
     env, stub = make_env(initial_soc=None), make_env(initial_soc=None)
     stub.protocols = _StubProtocols()
-    assert env.obs_features == OBS_FEATURES
+    assert env.obs_features == BASE_FEATURES
     assert env.observation_space("MG1") == stub.observation_space("MG1")
     rng = np.random.default_rng(123)
     for seed in (0, 1):
@@ -402,8 +404,9 @@ def test_price_signal_settlement_hand_computed() -> None:
     dso_lines = np.flatnonzero(env.net.line["zone"].to_numpy() == "DSO")
     day = 200
     prices = env._profiles.price[day]
-    # Reactive injection (q = +1) loads the feeder well above the threshold.
-    act = actions((0.0, 0.0, 1.0), (0.0, -1.0, 1.0), (-0.5, -1.0, 1.0))
+    # Reactive injection (q = +1 from diesels running at their minimum) loads the feeder well
+    # above the threshold.
+    act = actions((0.0, 0.0, 1.0), (0.0, 0.0, 1.0), (-0.5, 0.0, 1.0))
     obs, _ = env.reset(seed=0, options={"day": day})
     col = env.obs_features.index("dso_price")
     base = run_day(none, act, hours=6, day=day)

@@ -9,14 +9,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tune_grid.env.microgrid import OBS_FEATURES, PRICE_SCALE, NetworkedMicrogridEnv
-from tune_grid.grid.data import load_profiles
-from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
+from tune_grid import economics
+from tune_grid.env.microgrid import NetworkedMicrogridEnv
+from tune_grid.env.observation import PRICE_SCALE
+from tune_grid.grid.devices import BATTERY, DIESEL, HOUR, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
 
 Policy = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-_I = {name: i for i, name in enumerate(OBS_FEATURES)}
 LOW_VOLTAGE_OBS = -0.6  # 0.97 pu in the observation's (v - 1) / 0.05 scale
 IMPORT_LIMIT_MW = 0.3  # per microgrid: about where the idle feeder reaches 0.97 pu
+CHARGE_BELOW = 0.85
+"""Charge when the LMP is below this fraction of the day's terminal price..."""
+DISCHARGE_ABOVE = 1.15
+"""... and discharge above this fraction: the round trip through the terminal settlement costs
+a factor 1 / (eta_c eta_d) = 1.04, so these margins leave profit after it."""
 
 
 def do_nothing(env: NetworkedMicrogridEnv) -> Policy:
@@ -43,20 +48,21 @@ def random_policy(env: NetworkedMicrogridEnv, seed: int = 0) -> Policy:
 
 
 def rule_based(env: NetworkedMicrogridEnv) -> Policy:
-    """A sensible operator's rules, with price thresholds taken from the training year only.
+    """A sensible operator's rules, from the observation alone (day-ahead prices included).
 
     The feeder is long and weak: a microgrid's import moves its voltage by roughly 0.1 pu per
-    MW, so the rules never export and keep imports moderate.
+    MW, so the rules keep imports moderate and never export on purpose.
 
-    * Battery arbitrage: when the LMP is below the 30th percentile of 2023 prices and the own
-      voltage did not sag below 0.97 pu in the last hour, charge, but only as far as the import
-      stays under ``IMPORT_LIMIT_MW``; above the 70th percentile, discharge up to the net load.
-    * Diesel generator: economic dispatch up to the net load: run where the marginal cost
-      2aP + b is below the LMP.
+    * Battery arbitrage against the day's terminal price (its mean LMP, at which the battery's
+      end-of-day energy is settled): below ``CHARGE_BELOW`` x that price, and if the own voltage
+      did not sag below 0.97 pu in the last hour, charge as far as the import stays under
+      ``IMPORT_LIMIT_MW``; above ``DISCHARGE_ABOVE`` x it, discharge up to the net load.
+    * Diesel (unit commitment): economic output ``(LMP - b) / 2a``, at least the minimum stable
+      load and at most the net load; run it only where the net load allows the minimum and the
+      average cost at that output, no-load term included, is below the LMP.
     * No reactive power.
     """
-    train_prices = load_profiles().query("split == 'train'")["price"].to_numpy()
-    low, high = np.percentile(train_prices, [30, 70])
+    index = {name: i for i, name in enumerate(env.obs_features)}
     nominal_load = {
         mg: float(env.net.load.loc[env.net.load.zone == mg, "p_nom_mw"].sum())
         * env.config.load_scale
@@ -65,25 +71,27 @@ def rule_based(env: NetworkedMicrogridEnv) -> Policy:
 
     def act(agent: str, obs: np.ndarray) -> np.ndarray:
         dg = DIESEL[agent]
-        price = float(obs[_I["price"]]) * PRICE_SCALE
-        sagging = float(obs[_I["v_min"]]) < LOW_VOLTAGE_OBS
+        price = float(obs[index["price"]]) * PRICE_SCALE
+        reference = float(obs[index["terminal_price"]]) * PRICE_SCALE
+        sagging = float(obs[index["v_min"]]) < LOW_VOLTAGE_OBS
         net_load = (
-            float(obs[_I["load"]]) * nominal_load[agent]
-            - float(obs[_I["pv"]]) * PV_RATING_MW
-            - float(obs[_I["wind"]]) * WIND_RATING_MW
+            float(obs[index["load"]]) * nominal_load[agent]
+            - float(obs[index["pv"]]) * PV_RATING_MW
+            - float(obs[index["wind"]]) * WIND_RATING_MW
         )
-        if price < low and not sagging:
+        if price < CHARGE_BELOW * reference and not sagging:
             battery_mw = float(np.clip(IMPORT_LIMIT_MW - net_load, 0.0, BATTERY.max_power_mw))
-        elif price > high:
+        elif price > DISCHARGE_ABOVE * reference:
             battery_mw = -float(np.clip(net_load, 0.0, BATTERY.max_power_mw))
         else:
             battery_mw = 0.0
         cap = float(np.clip(net_load + battery_mw, 0.0, dg.max_p_mw))
-        p_dg = float(np.clip((price - dg.b) / (2 * dg.a), 0.0, cap))
-        return np.array(
-            [battery_mw / BATTERY.max_power_mw, 2.0 * p_dg / dg.max_p_mw - 1.0, 0.0],
-            dtype=np.float32,
+        p_dg = min(max((price - dg.b) / (2 * dg.a), dg.min_p_mw), cap)
+        commit = p_dg >= dg.min_p_mw and (
+            economics.fuel_cost(p_dg, dg.a, dg.b, dg.c, HOUR) < price * p_dg * HOUR
         )
+        dg_action = (p_dg - dg.min_p_mw) / (dg.max_p_mw - dg.min_p_mw) if commit else -1.0
+        return np.array([battery_mw / BATTERY.max_power_mw, dg_action, 0.0], dtype=np.float32)
 
     def policy(observations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {agent: act(agent, obs) for agent, obs in observations.items()}

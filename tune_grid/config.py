@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 PowerflowBackend = Literal["fast", "lightsim2grid", "pandapower"]
-Split = Literal["train", "test"]
+Split = Literal["train", "validation", "test"]
 PolicySharing = Literal["shared", "independent"]
 VerticalProtocol = Literal["none", "price_signal", "setpoint"]
 HorizontalProtocol = Literal["none", "p2p_trading", "consensus"]
 ConsensusTopology = Literal["line", "ring", "complete"]
+TerminalSoc = Literal["settle", "free"]
 
 
 class ConfigError(ValueError):
@@ -140,7 +141,9 @@ class EnvConfig(_Validated):
     powerflow: PowerflowBackend = "fast"
     """'fast' (compiled Z-bus), 'lightsim2grid' (Newton-Raphson) or 'pandapower' (the reference)."""
     split: Split = "train"
-    """Data split the episodes are drawn from: 'train' (2023) or 'test' (2024)."""
+    """Data split the episodes are drawn from: 'train' (2023 less every 8th day), 'validation'
+    (every 8th day of 2023: what searches rank trials on) or 'test' (2024: held out for the
+    final report). See tune_grid.grid.data."""
     load_scale: float = 0.2
     """Multiplier on the feeders' nominal loads (0.2 as in the reference setup)."""
     penalty: float = 1.0
@@ -155,6 +158,12 @@ class EnvConfig(_Validated):
     """Exported energy earns export_discount * LMP; imported energy pays the LMP."""
     initial_soc: float | None = 0.5
     """Battery state of charge at reset; None draws it uniformly from [0.2, 0.8]."""
+    terminal_soc: TerminalSoc = "settle"
+    """'settle': at midnight the battery's energy below the day's start is bought back and
+    energy above it credited at the day's terminal price (tune_grid.economics); 'free': no
+    terminal value (the v0 rule, which pays a policy for draining the battery: comparison only)."""
+    price_lookahead: int = 4
+    """Hours of day-ahead LMP beyond the current hour in the observation (0 to 23)."""
     nonconvergence_safety: float = 1.0
     """Safety charged to every agent in an hour whose AC power flow does not converge."""
     vertical_protocol: VerticalProtocol = "none"
@@ -192,6 +201,10 @@ class EnvConfig(_Validated):
                 0.1 <= self.initial_soc <= 1.0,
                 f"initial_soc must be in [0.1, 1.0] or null, got {self.initial_soc}",
             )
+        _require(
+            0 <= self.price_lookahead <= 23,
+            f"price_lookahead must be in [0, 23] hours, got {self.price_lookahead}",
+        )
         _require(
             self.nonconvergence_safety >= 0.0,
             f"nonconvergence_safety must be >= 0, got {self.nonconvergence_safety}",
@@ -254,6 +267,8 @@ class RunConfig(_Validated):
     share_reward: bool = False
     export_discount: float = 0.9
     initial_soc: float | None = 0.5
+    terminal_soc: TerminalSoc = "settle"
+    price_lookahead: int = 4
     nonconvergence_safety: float = 1.0
     vertical_protocol: VerticalProtocol = "none"
     horizontal_protocol: HorizontalProtocol = "none"

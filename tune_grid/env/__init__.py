@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tune_grid.config import EnvConfig
-from tune_grid.env.microgrid import ENV_NAME, OBS_FEATURES, NetworkedMicrogridEnv
+from tune_grid.env.microgrid import ENV_NAME, NetworkedMicrogridEnv
 
-__all__ = ["ENV_NAME", "OBS_FEATURES", "NetworkedMicrogridEnv", "make_env"]
+__all__ = ["ENV_NAME", "NetworkedMicrogridEnv", "make_env"]
 
 
 def make_env(

@@ -18,7 +18,6 @@ env's state into its row.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -29,12 +28,10 @@ from tune_grid.env import kernels
 from tune_grid.env.microgrid import (
     DAY_TOTAL_KEYS,
     INFO_FIELDS,
-    OBS_FEATURES,
-    PRICE_SCALE,
-    VOLTAGE_OBS_SCALE,
     NetworkedMicrogridEnv,
     agent_infos,
 )
+from tune_grid.env.observation import observe
 from tune_grid.grid.data import HOURS_PER_DAY
 from tune_grid.grid.devices import (
     BATTERY,
@@ -106,13 +103,14 @@ class MicrogridBatch:
         solver: ZBusPowerFlow = first._solver
         self._solver_model = solver.model
         self._v_init = solver.initial_voltages
-        n_agents, n_obs = len(MICROGRIDS), len(first._obs_low)
-        if n_obs != len(OBS_FEATURES):
+        n_agents, n_obs = len(MICROGRIDS), len(first.obs_features)
+        if n_obs != first._layout.sources.size:
             raise ValueError("batched envs observe the base features only (no protocols)")
         self._n_obs = n_obs
         self._hour = np.full(n, HOURS_PER_DAY, dtype=np.int64)  # as if finished: reset first
         self._day = np.zeros(n, dtype=np.int64)
         self._state = np.zeros((len(_STATE), n, n_agents))
+        self._soc_start = np.zeros((n, n_agents))
         self._outcome = np.zeros((n, *first._outcome.shape))
         self._day_totals = np.zeros((n, n_agents, len(DAY_TOTAL_KEYS)))
         self._load_p = np.zeros((n, first._load_p.size))
@@ -136,6 +134,7 @@ class MicrogridBatch:
         self._day[index] = env._day
         for k, name in enumerate(_STATE):
             self._state[k, index] = getattr(env, name)
+        self._soc_start[index] = env._soc_start
         self._outcome[index] = env._outcome
         self._day_totals[index] = env._day_totals
         self._load_p[index] = env._load_p
@@ -168,6 +167,7 @@ class MicrogridBatch:
             self._hour,
             self._day,
             self._state,
+            self._soc_start,
             self._outcome,
             self._day_totals,
             self._load_p,
@@ -248,6 +248,7 @@ def _step_constants(env: NetworkedMicrogridEnv) -> tuple:
     """The read-only inputs of :func:`step_batch` from one env of the batch's config."""
     p = env._profiles
     battery = BATTERY
+    layout = env._layout
     return (
         (
             battery.max_power_mw,
@@ -258,18 +259,19 @@ def _step_constants(env: NetworkedMicrogridEnv) -> tuple:
             battery.discharge_efficiency,
         ),
         (env._ess_rows, env._dg_rows, env._pv_rows, env._wt_rows),
-        (env._dg_pmax, env._dg_s, env._dg_abc),
+        (env._dg_pmin, env._dg_pmax, env._dg_s, env._dg_abc),
         (env._load_zone_idx, env._load_p_nom, env._load_q_nom),
         (env._mg_bus_rows, env._mg_bus_starts, env._mg_line_rows, env._mg_line_starts),
         (env._pcc_rows, env._mg_load_rows, env._mg_load_starts),
-        (env._zone_load, p.pv, p.wind, p.price),
+        (env._zone_load, p.pv, p.wind, p.price, env._terminal_price),
         (
             env._export_discount,
             env._nonconvergence_safety,
             env._cost_scale,
             env._penalty,
+            env._settle_terminal,
         ),
-        (env._obs_low, env._obs_high),
+        (layout.sources, layout.args, layout.low, layout.high, layout.agent_constants),
         _STATE_COLUMNS,
         np.zeros(len(MICROGRIDS)),
     )
@@ -282,6 +284,7 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
     hour,
     day,
     state,
+    soc_start,
     outcome,
     day_totals,
     load_p,
@@ -303,20 +306,21 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
 
     In the env's order: dispatch of every env, then all their power flows in one lockstep
     :func:`~tune_grid.grid.zbus.solve_batch` (each warm-started from its env's last solution),
-    then per env the outcome, info matrix (``fields[i]``) and day totals, state update, next
-    hour's exogenous inputs and observations (``observations[i]``). ``converged_out`` and
-    ``price_out`` receive each env's convergence flag and the LMP of the hour it acted in.
+    then per env the outcome, the day-end battery settlement (last hour), info matrix
+    (``fields[i]``) and day totals, state update, next hour's exogenous inputs and observations
+    (``observations[i]``). ``converged_out`` and ``price_out`` receive each env's convergence
+    flag and the LMP of the hour it acted in.
     """
     (
         (battery_mw, capacity_mwh, soc_min, soc_max, eta_c, eta_d),
         (ess_rows, dg_rows, pv_rows, wt_rows),
-        (dg_pmax, dg_s, dg_abc),
+        (dg_pmin, dg_pmax, dg_s, dg_abc),
         (load_zone, load_p_nom, load_q_nom),
         (bus_rows, bus_starts, line_rows, line_starts),
         (pcc_rows, mg_load_rows, mg_load_starts),
-        (zone_load, pv, wind, price),
-        (export_discount, nonconvergence_safety, cost_scale, penalty),
-        (obs_low, obs_high),
+        (zone_load, pv, wind, price, terminal_price),
+        (export_discount, nonconvergence_safety, cost_scale, penalty, settle_terminal),
+        (obs_sources, obs_args, obs_low, obs_high, agent_constants),
         state_columns,
         zeros,
     ) = constants
@@ -328,6 +332,7 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
             kernels.dispatch(
                 actions[i],
                 state[0, i],
+                dg_pmin,
                 dg_pmax,
                 dg_s,
                 battery_mw,
@@ -367,6 +372,7 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
         trafo_q,
         np.zeros((n_env, 2)),
     )
+    terminal_cost = np.zeros(n_agents)
     for i in range(n_env):
         if not stepping[i]:
             continue
@@ -398,8 +404,27 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
             HOUR,
             out,
         )
+        terminal_cost[:] = 0.0
+        if settle_terminal and h == HOURS_PER_DAY - 1:
+            kernels.terminal(
+                dispatched[i, :, 4],
+                soc_start[i],
+                capacity_mwh,
+                terminal_price[d],
+                eta_c,
+                eta_d,
+                terminal_cost,
+            )
         kernels.finish(
-            out, dispatched[i], out[:, 5], zeros, cost_scale, penalty, fields[i], day_totals[i]
+            out,
+            dispatched[i],
+            out[:, 5],
+            zeros,
+            terminal_cost,
+            cost_scale,
+            penalty,
+            fields[i],
+            day_totals[i],
         )
         for k in range(state_columns.size):
             for a in range(state.shape[2]):
@@ -424,9 +449,15 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
                 load_q[i],
                 sgen_p[i],
             )
-        kernels.observe(
-            2.0 * math.pi * next_hour / HOURS_PER_DAY,
-            price[d, next_hour] / PRICE_SCALE,
+        observe(
+            obs_sources,
+            obs_args,
+            obs_low,
+            obs_high,
+            agent_constants,
+            next_hour,
+            price[d],
+            terminal_price[d],
             zone_load[1:, d, next_hour],
             pv[d, next_hour],
             wind[d, next_hour],
@@ -437,9 +468,6 @@ def step_batch(  # noqa: ANN001, ANN201, PLR0913, PLR0915 - numba kernel
             dg_s,
             state[4, i],
             state[5, i],
-            VOLTAGE_OBS_SCALE,
             state[3, i],
-            obs_low,
-            obs_high,
             observations[i],
         )

@@ -8,10 +8,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tune_grid import economics
 from tune_grid.config import EnvConfig
+from tune_grid.grid.data import select_days
 
 Policy = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-DAY_COLUMNS = ("day", "date", "cost", "safety", "violation_hours", "return", "clipped_mwh")
+DAY_COLUMNS = (
+    "day",
+    "date",
+    "cost",
+    "safety",
+    "objective",
+    "violation_hours",
+    "return",
+    "clipped_mwh",
+    "cost_terminal_soc",
+)
+"""Per day, all three microgrids: cost ($, terminal settlement included), safety, the objective
+(cost + penalty x cost_scale x safety, ``economics.objective``), hours with a violation, the
+summed reward, battery energy clipped at the SoC bounds, and the terminal settlement alone."""
 BEHAVIOUR_COLUMNS = (
     "import_mwh",
     "export_mwh",
@@ -27,22 +42,18 @@ changes of each exchange (how flat the profiles are), diesel energy, battery thr
 (|charge| + |discharge|) and energy bought from peers."""
 
 
-def select_days(num_days: int, days: int | Sequence[int | str] | None) -> list[int | str]:
-    """All days (None), N days evenly spaced over the split (int), or the given indices/dates."""
-    if days is None:
-        return list(range(num_days))
-    if isinstance(days, int | np.integer):
-        if not 1 <= days <= num_days:
-            raise ValueError(f"days must be in [1, {num_days}], got {days}")
-        return sorted({int(round(x)) for x in np.linspace(0, num_days - 1, int(days))})
-    return list(days)
-
-
 def run_day(env: Any, policy: Policy, day: int | str) -> dict[str, Any]:
     """Roll one whole day with ``policy``; its totals over agents and hours (``DAY_COLUMNS``
     and ``BEHAVIOUR_COLUMNS``)."""
     observations, _ = env.reset(options={"day": day})
-    totals = {"cost": 0.0, "safety": 0.0, "violation_hours": 0, "return": 0.0, "clipped_mwh": 0.0}
+    totals = {
+        "cost": 0.0,
+        "safety": 0.0,
+        "violation_hours": 0,
+        "return": 0.0,
+        "clipped_mwh": 0.0,
+        "cost_terminal_soc": 0.0,
+    }
     behaviour = dict.fromkeys(BEHAVIOUR_COLUMNS, 0.0)
     last_exchange: dict[str, float] = {}
     while env.agents:
@@ -53,6 +64,7 @@ def run_day(env: Any, policy: Policy, day: int | str) -> dict[str, Any]:
             totals["safety"] += info["safety"]
             totals["violation_hours"] += int(info["safety"] > 0.0)
             totals["clipped_mwh"] += abs(info["battery_clipped_mw"])
+            totals["cost_terminal_soc"] += info["cost_terminal_soc"]
             totals["return"] += rewards[agent]
             exchange = info["exchange_mw"]
             with_dso = info.get("dso_exchange_mw", exchange)  # after P2P trades, if any
@@ -66,6 +78,10 @@ def run_day(env: Any, policy: Policy, day: int | str) -> dict[str, Any]:
             last_exchange[agent] = exchange
             hour_exchange += exchange
         behaviour["peak_import_mw"] = max(behaviour["peak_import_mw"], hour_exchange)
+    cfg = env.config
+    totals["objective"] = float(
+        economics.objective(totals["cost"], totals["safety"], cfg.cost_scale, cfg.penalty)
+    )
     return {"day": env._day, "date": env.date, **totals, **behaviour}
 
 
@@ -103,28 +119,5 @@ def summarize(per_day: pd.DataFrame) -> dict[str, float]:
         "safety": float(per_day["safety"].mean()),
         "violation_hours": float(per_day["violation_hours"].mean()),
         "return": float(per_day["return"].mean()),
+        "objective": float(per_day["objective"].mean()),
     }
-
-
-def evaluate_with_oracle(
-    policy: Policy | str,
-    split: str = "test",
-    days: int | Sequence[int | str] | None = None,
-    config: Mapping[str, Any] | EnvConfig | None = None,
-) -> pd.DataFrame:
-    """``evaluate`` plus, per day, the oracle's replayed cost and the policy's optimality gap.
-
-    Adds the columns ``oracle_cost`` ($, the perfect-foresight dispatch replayed in the env,
-    cached on disk, see :mod:`tune_grid.oracle`) and ``optimality_gap`` ((cost - oracle_cost) /
-    |oracle_cost|). Aggregate with ``tune_grid.oracle.optimality_gaps``.
-    """
-    from tune_grid.oracle import optimality_gaps, oracle_days
-
-    per_day = evaluate(policy, split, days, config)
-    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config or {})
-    values["split"] = split
-    oracle = oracle_days(split, list(per_day["date"]), values)
-    gaps = optimality_gaps(per_day, oracle).per_day
-    return per_day.assign(
-        oracle_cost=gaps["oracle_cost"].to_numpy(), optimality_gap=gaps["gap"].to_numpy()
-    )

@@ -17,6 +17,8 @@ import math
 import numba
 import numpy as np
 
+from tune_grid import economics
+
 DISPATCH_COLUMNS: tuple[str, ...] = (
     "battery_mw",
     "battery_clipped_mw",
@@ -37,14 +39,21 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "v_min_pu",
     "v_max_pu",
 )
-#: A DG set-point at or below this (MW) is "off": no fuel, not even the no-load term.
-DG_OFF_MW = 1e-9
+FINISH_COLUMNS: tuple[str, ...] = (
+    "cost",
+    "cost_exchange",
+    "cost_protocol",
+    "cost_terminal_soc",
+    "own_reward",
+)
+"""Columns :func:`finish` appends after the outcome and dispatch columns (reward last)."""
 
 
 @numba.njit(cache=True)
 def dispatch(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
     actions,
     soc,
+    dg_pmin,
     dg_pmax,
     dg_s,
     battery_max_mw,
@@ -64,8 +73,9 @@ def dispatch(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
     """Device set-points from actions in [-1, 1] (clipped); returns False on NaN/inf actions.
 
     Battery: ``a0 * max power`` (> 0 charges), clipped to what keeps the SoC in
-    [soc_min, soc_max] over the step; the clipped amount is reported. DG: P = (a1 + 1) / 2 * P_max,
-    Q = a2 * sqrt(S^2 - P^2). Column ``soc`` is the state of charge after the step: charging
+    [soc_min, soc_max] over the step; the clipped amount is reported. Diesel (unit commitment):
+    ``a1 < 0`` is off (P = 0, Q = 0); ``a1 >= 0`` is on at P = P_min + a1 (P_max - P_min), with
+    Q = a2 sqrt(S^2 - P^2). Column ``soc`` is the state of charge after the step: charging
     stores ``eta_c * P``, discharging draws ``P / eta_d`` from the battery. The set-points are
     also written into the power-flow inputs (``storage_p_mw[ess_rows]``, ``sgen_*[dg_rows]``).
     """
@@ -81,16 +91,19 @@ def dispatch(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
         max_charge = (soc_max - soc[i]) * capacity_mwh / (charge_efficiency * hours)
         max_discharge = max((soc[i] - soc_min) * capacity_mwh * discharge_efficiency / hours, 0.0)
         battery = min(max(requested, -max_discharge), max_charge)
-        dg_p = (a1 + 1.0) * 0.5 * dg_pmax[i]
+        dg_p, dg_q = 0.0, 0.0
+        if a1 >= 0.0:
+            dg_p = dg_pmin[i] + a1 * (dg_pmax[i] - dg_pmin[i])
+            dg_q = a2 * math.sqrt(max(dg_s[i] * dg_s[i] - dg_p * dg_p, 0.0))
         out[i, 0] = battery
         out[i, 1] = requested - battery
         out[i, 2] = dg_p
-        out[i, 3] = a2 * math.sqrt(max(dg_s[i] * dg_s[i] - dg_p * dg_p, 0.0))
+        out[i, 3] = dg_q
         stored = battery * charge_efficiency if battery > 0.0 else battery / discharge_efficiency
         out[i, 4] = min(max(soc[i] + stored * hours / capacity_mwh, soc_min), soc_max)
         storage_p_mw[ess_rows[i]] = battery
         sgen_p_mw[dg_rows[i]] = dg_p
-        sgen_q_mvar[dg_rows[i]] = out[i, 3]
+        sgen_q_mvar[dg_rows[i]] = dg_q
     return True
 
 
@@ -159,61 +172,15 @@ def outcome(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
             safety_v = 0.0
             safety_line = 0.0
             safety = nonconvergence_safety
-        fuel = 0.0
-        if dg_p > DG_OFF_MW:
-            fuel = (dg_abc[i, 0] * dg_p * dg_p + dg_abc[i, 1] * dg_p + dg_abc[i, 2]) * hours
-        energy_price = price if exchange > 0.0 else price * export_discount
         out[i, 0] = exchange
         out[i, 1] = safety_v
         out[i, 2] = safety_line
         out[i, 3] = safety
-        out[i, 4] = fuel
-        out[i, 5] = exchange * hours * energy_price
+        out[i, 4] = economics.fuel_cost(dg_p, dg_abc[i, 0], dg_abc[i, 1], dg_abc[i, 2], hours)
+        out[i, 5] = economics.exchange_cost(exchange, price, export_discount, hours)
         out[i, 6] = load
         out[i, 7] = pv
         out[i, 8] = wind
-
-
-@numba.njit(cache=True)
-def observe(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
-    hour_angle,
-    price_obs,
-    load,
-    pv,
-    wind,
-    soc,
-    dg_p,
-    dg_q,
-    dg_pmax,
-    dg_s,
-    v_min,
-    v_max,
-    voltage_scale,
-    exchange,
-    low,
-    high,
-    out,
-):
-    """The 12 base observation features of every agent (``OBS_FEATURES`` of the env), clipped
-    to [low, high], into the first 12 columns of ``out``."""
-    sin_h, cos_h = math.sin(hour_angle), math.cos(hour_angle)
-    for i in range(out.shape[0]):
-        row = (
-            sin_h,
-            cos_h,
-            price_obs,
-            load[i],
-            pv,
-            wind,
-            soc[i],
-            dg_p[i] / dg_pmax[i],
-            dg_q[i] / dg_s[i],
-            (v_min[i] - 1.0) / voltage_scale,
-            (v_max[i] - 1.0) / voltage_scale,
-            exchange[i],
-        )
-        for j in range(12):
-            out[i, j] = min(max(row[j], low[j]), high[j])
 
 
 @numba.njit(cache=True)
@@ -247,12 +214,31 @@ def exogenous(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
 
 
 @numba.njit(cache=True)
-def finish(  # noqa: ANN001, ANN201 - numba kernel
-    outcome, dispatched, exchange_cost, extra_cost, cost_scale, penalty, fields, day_totals
+def terminal(  # noqa: ANN001, ANN201 - numba kernel
+    soc_end, soc_start, capacity_mwh, price, charge_efficiency, discharge_efficiency, out
+):
+    """Each agent's day-end battery settlement into ``out`` (``economics.terminal_soc_cost``)."""
+    for i in range(out.size):
+        out[i] = economics.terminal_soc_cost(
+            soc_end[i], soc_start[i], capacity_mwh, price, charge_efficiency, discharge_efficiency
+        )
+
+
+@numba.njit(cache=True)
+def finish(  # noqa: ANN001, ANN201, PLR0913 - numba kernel
+    outcome,
+    dispatched,
+    exchange_cost,
+    extra_cost,
+    terminal_cost,
+    cost_scale,
+    penalty,
+    fields,
+    day_totals,
 ):
     """The step's per-agent info matrix (columns: ``OUTCOME_COLUMNS``, ``DISPATCH_COLUMNS``,
-    cost, cost_exchange, cost_protocol, own_reward) from the outcome, the dispatch and the
-    settlement: cost = fuel + exchange + protocol, own_reward = -cost / scale - penalty * safety.
+    ``FINISH_COLUMNS``) from the outcome, the dispatch and the settlement: cost = fuel +
+    exchange + protocol + terminal, own_reward = ``economics.reward(cost, safety)``.
     Adds the hour to ``day_totals`` (per agent: cost, safety, 1 if safety > 0).
     """
     n_out, n_disp = outcome.shape[1], dispatched.shape[1]
@@ -261,11 +247,13 @@ def finish(  # noqa: ANN001, ANN201 - numba kernel
             fields[i, j] = outcome[i, j]
         for j in range(n_disp):
             fields[i, n_out + j] = dispatched[i, j]
-        cost = outcome[i, 4] + exchange_cost[i] + extra_cost[i]
-        fields[i, n_out + n_disp] = cost
-        fields[i, n_out + n_disp + 1] = exchange_cost[i]
-        fields[i, n_out + n_disp + 2] = extra_cost[i]
-        fields[i, n_out + n_disp + 3] = -cost / cost_scale - penalty * outcome[i, 3]
+        cost = outcome[i, 4] + exchange_cost[i] + extra_cost[i] + terminal_cost[i]
+        k = n_out + n_disp
+        fields[i, k] = cost
+        fields[i, k + 1] = exchange_cost[i]
+        fields[i, k + 2] = extra_cost[i]
+        fields[i, k + 3] = terminal_cost[i]
+        fields[i, k + 4] = economics.reward(cost, outcome[i, 3], cost_scale, penalty)
         day_totals[i, 0] += cost
         day_totals[i, 1] += outcome[i, 3]
         day_totals[i, 2] += 1.0 if outcome[i, 3] > 0.0 else 0.0

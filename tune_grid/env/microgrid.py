@@ -6,22 +6,24 @@ hourly steps driven by real CAISO load, solar, wind and price data.
 
 =========  =====================================================================================
 Agents     ``MG1``, ``MG2``, ``MG3`` (simultaneous moves)
-Action     Box(-1, 1, (3,)): battery power (x0.5 MW, > 0 charges), DG active power
-           ((a+1)/2 x P_max), DG reactive power (a x sqrt(S^2 - P^2))
-Obs        Box((12 + protocol extras,)), float32, see ``OBS_FEATURES`` and ``env.obs_features``
-Reward     -cost / cost_scale - penalty * safety (own, or the mean with ``share_reward``)
+Action     Box(-1, 1, (3,)): battery power (a0 x 0.5 MW, > 0 charges); diesel commitment and
+           output (a1 < 0: off, P = Q = 0; a1 >= 0: on at P_min + a1 (P_max - P_min)); diesel
+           reactive power while on (a2 x sqrt(S^2 - P^2))
+Obs        Box((features,)), float32: ``env.obs_features``, the table of
+           :mod:`tune_grid.env.observation` (time, prices now and ``price_lookahead`` hours
+           ahead, the day's terminal price, own load, PV, wind, SoC, DG output, own voltages,
+           exchange, agent identity and diesel data) plus protocol features
+Reward     ``economics.reward``: -cost / cost_scale - penalty * safety (own, or the mean with
+           ``share_reward``)
 Episode    24 steps (one day); terminates at midnight
 =========  =====================================================================================
 
-Observation features (normalized): ``hour_sin``, ``hour_cos``, ``price`` (LMP / 100 $/MWh),
-``load`` (own load, per unit of the 2023 peak), ``pv`` and ``wind`` (capacity factors), ``soc``,
-``dg_p`` (last DG output / P_max), ``dg_q`` (last DG reactive / S), ``v_min`` and ``v_max`` (own
-bus voltages of the last power flow, (v - 1) / 0.05), ``exchange`` (last import at the point of
-connection, MW). Load, PV, wind and price are those of the hour the action will apply to.
-
-Money, per microgrid and hour: DG fuel cost, plus the power imported through its substation
-transformer (measured by the power flow, so losses are included) times the LMP; export earns
-``export_discount`` x LMP. Safety: the sum over the microgrid's buses of the voltage outside
+Money, per microgrid and hour (formulas: :mod:`tune_grid.economics`): DG fuel with its no-load
+cost while the diesel runs, plus the power imported through its substation transformer
+(measured by the power flow, so losses are included) times the LMP; export earns
+``export_discount`` x LMP. On the day's last step the battery's energy is settled against the
+day's starting SoC at the terminal price (``cost_terminal_soc``; ``terminal_soc: free`` turns
+it off for comparisons). Safety: the sum over the microgrid's buses of the voltage outside
 [0.95, 1.05] pu, plus the sum over its lines of the loading above 100 % (as a fraction).
 
 A power flow that does not converge never crashes the episode: that hour every agent is charged
@@ -39,11 +41,23 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from tune_grid import economics
 from tune_grid.config import EnvConfig
 from tune_grid.env import kernels
-from tune_grid.env.kernels import DISPATCH_COLUMNS, OUTCOME_COLUMNS, segment_starts
+from tune_grid.env.kernels import (
+    DISPATCH_COLUMNS,
+    FINISH_COLUMNS,
+    OUTCOME_COLUMNS,
+    segment_starts,
+)
+from tune_grid.env.observation import (
+    ObservationLayout,
+    feature_names,
+    observation_features,
+    observe,
+)
 from tune_grid.env.protocols import Protocols
-from tune_grid.grid.data import HOURS_PER_DAY, SplitProfiles
+from tune_grid.grid.data import HOURS_PER_DAY, split_profiles
 from tune_grid.grid.devices import (
     BATTERY,
     DIESEL,
@@ -58,35 +72,12 @@ from tune_grid.grid.network import build_network
 from tune_grid.grid.powerflow import PowerFlowResult, make_solver
 from tune_grid.grid.zbus import ZBusPowerFlow
 
-ENV_NAME = "networked_microgrids_v0"
-OBS_FEATURES: tuple[str, ...] = (
-    "hour_sin",
-    "hour_cos",
-    "price",
-    "load",
-    "pv",
-    "wind",
-    "soc",
-    "dg_p",
-    "dg_q",
-    "v_min",
-    "v_max",
-    "exchange",
-)
-_OBS_LOW = np.array([-1, -1, -2, 0, 0, 0, 0, 0, -1, -10, -10, -5], dtype=np.float32)
-_OBS_HIGH = np.array([1, 1, 12, 2, 2, 2, 1, 1, 1, 10, 10, 5], dtype=np.float32)
-PRICE_SCALE = 100.0
-VOLTAGE_OBS_SCALE = 0.05
+ENV_NAME = "networked_microgrids_v1"
+"""Bumped whenever dynamics, money or observations change (v1: unit commitment, terminal
+energy, one objective, agent identity, price lookahead); results files carry it."""
 ZONES = ("DSO", *MICROGRIDS)
 #: Numeric info fields per agent, in the column order of the step's info matrix.
-INFO_FIELDS: tuple[str, ...] = (
-    *OUTCOME_COLUMNS,
-    *DISPATCH_COLUMNS,
-    "cost",
-    "cost_exchange",
-    "cost_protocol",
-    "own_reward",
-)
+INFO_FIELDS: tuple[str, ...] = (*OUTCOME_COLUMNS, *DISPATCH_COLUMNS, *FINISH_COLUMNS)
 _FIELD_INDEX = {name: i for i, name in enumerate(INFO_FIELDS)}
 DAY_TOTAL_KEYS: tuple[str, ...] = ("day_cost", "day_safety", "day_violation_hours")
 """Keys of the last step's info: the agent's totals over the day (cost $, safety, hours with
@@ -114,11 +105,6 @@ def agent_infos(
             info.update(zip(DAY_TOTAL_KEYS, totals[i], strict=True))
         infos.append(info)
     return infos
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_profiles(split: str) -> SplitProfiles:
-    return SplitProfiles(split)
 
 
 @functools.lru_cache(maxsize=4)
@@ -156,14 +142,15 @@ class NetworkedMicrogridEnv(ParallelEnv):
             self._solver = _zbus_template(self.config.load_scale).clone()
         else:
             self._solver = make_solver(self._net, self.config.powerflow)
-        self._profiles = _cached_profiles(self.config.split)
+        self._profiles = split_profiles(self.config.split)
         self.protocols = Protocols(self.config, self._net)
-        self.obs_features: tuple[str, ...] = OBS_FEATURES + self.protocols.obs_features
+        features = observation_features(self.config)
+        self._layout = ObservationLayout.of(features)
+        self.obs_features: tuple[str, ...] = feature_names(features) + self.protocols.obs_features
         self._index_network()
-        n_obs = len(OBS_FEATURES) + self.protocols.obs_size
-        low = np.concatenate([_OBS_LOW, self.protocols.obs_low]).astype(np.float32)
-        high = np.concatenate([_OBS_HIGH, self.protocols.obs_high]).astype(np.float32)
-        self._obs_low, self._obs_high = low, high
+        n_obs = len(self.obs_features)
+        low = np.concatenate([self._layout.low, self.protocols.obs_low]).astype(np.float32)
+        high = np.concatenate([self._layout.high, self.protocols.obs_high]).astype(np.float32)
         self._observation_spaces = {
             a: spaces.Box(low, high, shape=(n_obs,), dtype=np.float32) for a in MICROGRIDS
         }
@@ -211,6 +198,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self._pcc_rows = np.array(
             [trafo_names.index(f"{mg}_pcc") for mg in MICROGRIDS], dtype=np.int64
         )
+        self._dg_pmin = np.array([DIESEL[mg].min_p_mw for mg in MICROGRIDS])
         self._dg_pmax = np.array([DIESEL[mg].max_p_mw for mg in MICROGRIDS])
         self._dg_s = np.array([DIESEL[mg].s_mva for mg in MICROGRIDS])
         self._dg_abc = np.array([[DIESEL[mg].a, DIESEL[mg].b, DIESEL[mg].c] for mg in MICROGRIDS])
@@ -224,6 +212,9 @@ class NetworkedMicrogridEnv(ParallelEnv):
         )
         self._cost_scale, self._penalty = float(cfg.cost_scale), float(cfg.penalty)
         self._share_reward = bool(cfg.share_reward)
+        self._settle_terminal = cfg.terminal_soc == "settle"
+        self._terminal_price = economics.terminal_price(self._profiles.price)  # per day
+        self._terminal_cost = np.zeros(len(MICROGRIDS))
         self._load_p = np.zeros(len(net.load))
         self._load_q = np.zeros(len(net.load))
         self._sgen_p = np.zeros(len(net.sgen))
@@ -270,6 +261,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
                     f"soc must be in [{BATTERY.soc_min}, {BATTERY.soc_max}], got {soc!r}"
                 )
             self._soc = np.full(len(MICROGRIDS), float(soc))
+        self._soc_start = self._soc.copy()
         self._hour = 0
         self._day_totals = np.zeros((len(MICROGRIDS), len(DAY_TOTAL_KEYS)))
         self.agents = list(self.possible_agents)
@@ -352,10 +344,17 @@ class NetworkedMicrogridEnv(ParallelEnv):
     def _observe(self, hour: int) -> dict[str, np.ndarray]:
         d = self._day
         p = self._profiles
-        matrix = np.empty((len(MICROGRIDS), len(self._obs_low)), dtype=np.float32)
-        kernels.observe(
-            2.0 * np.pi * hour / HOURS_PER_DAY,
-            p.price[d, hour] / PRICE_SCALE,  # a numpy float: divides without a Python float
+        layout = self._layout
+        matrix = np.empty((len(MICROGRIDS), len(self.obs_features)), dtype=np.float32)
+        observe(
+            layout.sources,
+            layout.args,
+            layout.low,
+            layout.high,
+            layout.agent_constants,
+            hour,
+            p.price[d],
+            self._terminal_price[d],
             self._zone_load[1:, d, hour],
             p.pv[d, hour],
             p.wind[d, hour],
@@ -366,16 +365,13 @@ class NetworkedMicrogridEnv(ParallelEnv):
             self._dg_s,
             self._v_min,
             self._v_max,
-            VOLTAGE_OBS_SCALE,
             self._exchange,
-            self._obs_low,
-            self._obs_high,
             matrix,
         )
-        n_base = len(OBS_FEATURES)
-        if len(self._obs_low) > n_base:
+        n_base = layout.sources.size
+        if matrix.shape[1] > n_base:
             extra = np.asarray(self.protocols.observations(), dtype=np.float64)
-            np.clip(extra, self._obs_low[n_base:], self._obs_high[n_base:], out=extra)
+            np.clip(extra, self.protocols.obs_low, self.protocols.obs_high, out=extra)
             matrix[:, n_base:] = extra
         return dict(zip(MICROGRIDS, matrix, strict=True))  # a fresh matrix: callers may keep rows
 
@@ -417,6 +413,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         finite = kernels.dispatch(
             a,
             self._soc,
+            self._dg_pmin,
             self._dg_pmax,
             self._dg_s,
             battery_spec.max_power_mw,
@@ -482,11 +479,24 @@ class NetworkedMicrogridEnv(ParallelEnv):
         else:
             settlement = None
             exchange_cost, extra_cost = out[:, 5], self._zeros
+        terminal_cost = self._zeros
+        if self._settle_terminal and hour == HOURS_PER_DAY - 1:
+            terminal_cost = self._terminal_cost
+            kernels.terminal(
+                dispatched[:, 4],
+                self._soc_start,
+                battery_spec.capacity_mwh,
+                self._terminal_price[d],
+                battery_spec.charge_efficiency,
+                battery_spec.discharge_efficiency,
+                terminal_cost,
+            )
         kernels.finish(
             out,
             dispatched,
             exchange_cost,
             extra_cost,
+            terminal_cost,
             self._cost_scale,
             self._penalty,
             fields,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tune_grid.economics import DG_OFF_MW
 from tune_grid.grid.devices import DIESEL, MICROGRIDS
 
 QUANTITY_TOL_MW = 1e-9
@@ -127,10 +128,7 @@ def clear_double_auction(
     )
 
 
-DG_ON_MW = 1e-9
-"""A diesel generator produces (and charges fuel) above this output, as in the env."""
-_DG_A = [DIESEL[mg].a for mg in MICROGRIDS]
-_DG_B = [DIESEL[mg].b for mg in MICROGRIDS]
+_DIESELS = [DIESEL[mg] for mg in MICROGRIDS]
 
 
 def p2p_orders(
@@ -152,8 +150,8 @@ def p2p_orders(
     bid_mw = np.maximum(exchange, 0.0)
     offer_price = np.empty(len(exchange))
     for i, p in enumerate(np.asarray(dg_p, dtype=float).tolist()):
-        if p > DG_ON_MW:  # a running diesel asks its marginal cost, within the DSO's prices
-            mc = 2.0 * _DG_A[i] * p + _DG_B[i]
+        if p > DG_OFF_MW:  # a running diesel asks its marginal cost, within the DSO's prices
+            mc = _DIESELS[i].marginal_cost(p)
             offer_price[i] = max(export_price, min(mc, import_price))
         else:
             offer_price[i] = export_price

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from tune_grid import economics
 from tune_grid.config import EnvConfig
 from tune_grid.env.consensus import (
     adjacency,
@@ -51,11 +52,11 @@ from tune_grid.env.consensus import (
     run_consensus,
     weight_powers,
 )
+from tune_grid.env.observation import PRICE_SCALE
 from tune_grid.env.p2p import clear_double_auction, p2p_orders
 from tune_grid.grid.data import HOURS_PER_DAY
 from tune_grid.grid.devices import HOUR, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
 
-PRICE_SCALE = 100.0  # $/MWh per observation unit (as the env's ``price`` feature)
 _N = len(MICROGRIDS)
 _NO_INFO: tuple[Any, ...] = tuple(MappingProxyType({}) for _ in MICROGRIDS)
 
@@ -91,9 +92,11 @@ def flat_setpoints(net_load_forecast: np.ndarray) -> np.ndarray:
 
 
 def energy_cost(energy_mw: np.ndarray, import_price: float, export_discount: float) -> np.ndarray:
-    """Cost ($) of exchanging ``energy_mw`` with the DSO for one hour (import > 0)."""
-    price = np.where(energy_mw > 0.0, import_price, import_price * export_discount)
-    return energy_mw * HOUR * price
+    """Cost ($) of exchanging ``energy_mw`` with the DSO for one hour (import > 0) at
+    ``import_price``: the env's settlement rule, ``economics.exchange_cost``."""
+    return economics.exchange_cost(
+        np.asarray(energy_mw, float), import_price, export_discount, HOUR
+    )
 
 
 class Protocols:

@@ -7,7 +7,12 @@ Rules (all applied on purpose, all tested):
 
 * **Days** are fixed-offset local days at UTC-8 (Pacific standard time all year), so every day has
   exactly 24 hours and the raw data, which starts 2023-01-01 08:00 UTC, splits into whole days.
-  Calendar year 2023 (365 days) is the ``train`` split, 2024 (366 days) the ``test`` split.
+  Calendar year 2024 (366 days) is the ``test`` split, used only to report a finished search.
+  Calendar year 2023 is split in two: every 8th day (day-of-year index 4, 12, 20, ...: 46 days
+  spread over every season and, since 8 = 7 + 1, over every weekday) is the ``validation`` split
+  that searches rank trials on; the other 319 days are the ``train`` split that training
+  episodes are drawn from. (The table's ``split`` column holds the year's role, ``train`` for
+  2023 and ``test`` for 2024; :class:`SplitProfiles` applies the validation rule.)
 * **Loads** (DSO: BANC, MG1: AVA, MG2: BANCMID, MG3: AZPS): a value is an anomaly when it is
   missing, not positive, or more than 50 % away from the centred 25-hour rolling median of its
   series (this catches the negative metering glitches of AZPS, -13,352 MW among them). Anomalies
@@ -21,6 +26,7 @@ Rules (all applied on purpose, all tested):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -48,7 +54,10 @@ PROFILE_COLUMNS = (
     "wind",
     "price",
 )
-SPLITS = ("train", "test")
+SPLITS = ("train", "validation", "test")
+VALIDATION_STRIDE = 8
+VALIDATION_OFFSET = 4
+"""2023 days with ``day_of_year % VALIDATION_STRIDE == VALIDATION_OFFSET`` are validation days."""
 HOURS_PER_DAY = 24
 LOCAL_UTC_OFFSET = pd.Timedelta(hours=-8)
 ANOMALY_RELATIVE_DEVIATION = 0.5
@@ -125,14 +134,24 @@ def load_profiles() -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def split_table(split: str) -> pd.DataFrame:
+    """The profile rows (hours) of one split's days, in time order."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    table = load_profiles()
+    table = table[table["split"] == ("test" if split == "test" else "train")]
+    if split == "test":
+        return table
+    day_of_year = np.arange(len(table)) // HOURS_PER_DAY
+    held_out = day_of_year % VALIDATION_STRIDE == VALIDATION_OFFSET
+    return table[held_out if split == "validation" else ~held_out]
+
+
 class SplitProfiles:
     """Dense ``(days, 24)`` arrays of one split for fast per-step lookups."""
 
     def __init__(self, split: str) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        table = load_profiles()
-        table = table[table["split"] == split]
+        table = split_table(split)
         self.split = split
         self.num_days = len(table) // HOURS_PER_DAY
         self.dates: list[str] = table["date"].to_numpy()[::HOURS_PER_DAY].tolist()
@@ -149,3 +168,20 @@ class SplitProfiles:
         self.pv = grid("pv")
         self.wind = grid("wind")
         self.price = grid("price")
+
+
+@lru_cache(maxsize=4)
+def split_profiles(split: str) -> SplitProfiles:
+    """The profiles of ``split``, built once per process (envs and the oracle share them)."""
+    return SplitProfiles(split)
+
+
+def select_days(num_days: int, days: int | Sequence[int | str] | None) -> list[int | str]:
+    """All days (None), N days evenly spaced over the split (int), or the given indices/dates."""
+    if days is None:
+        return list(range(num_days))
+    if isinstance(days, int | np.integer):
+        if not 1 <= days <= num_days:
+            raise ValueError(f"days must be in [1, {num_days}], got {days}")
+        return sorted({int(round(x)) for x in np.linspace(0, num_days - 1, int(days))})
+    return list(days)

@@ -28,8 +28,10 @@ class Battery:
 class DieselGenerator:
     """Diesel generator at bus 675 with fuel cost a*P^2 + b*P + c ($/h, P in MW).
 
-    The no-load term ``c`` is charged only in hours the generator produces (P > 0).
-    Reactive power is limited by the apparent-power rating: |Q| <= sqrt(S^2 - P^2).
+    Unit commitment: the generator is either off (P = 0, Q = 0, no cost) or on, producing
+    between its minimum stable load ``min_p_mw`` and ``max_p_mw`` and paying the no-load term
+    ``c`` on top of ``a P^2 + b P`` (:func:`tune_grid.economics.fuel_cost`). Only a running
+    generator supplies reactive power, within its apparent-power rating: |Q| <= sqrt(S^2 - P^2).
     """
 
     max_p_mw: float
@@ -37,9 +39,13 @@ class DieselGenerator:
     b: float
     c: float
     s_mva: float = 1.0
+    min_stable_fraction: float = 0.3
+    """Minimum stable load as a fraction of P_max (diesel makers advise >= 30 %: below it a
+    diesel runs cold and cokes up, "wet stacking")."""
 
-    def fuel_cost(self, p_mw: float) -> float:
-        return self.a * p_mw * p_mw + self.b * p_mw + self.c if p_mw > 1e-9 else 0.0
+    @property
+    def min_p_mw(self) -> float:
+        return self.min_stable_fraction * self.max_p_mw
 
     def marginal_cost(self, p_mw: float) -> float:
         return 2.0 * self.a * p_mw + self.b

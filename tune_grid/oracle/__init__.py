@@ -10,7 +10,7 @@ API::
     oracle_cost(split, day, config) -> OracleDay            # one day, cached on disk
     oracle_days(split, days, config) -> DataFrame           # rows like evaluation.evaluate's
     optimality_gaps(per_day, oracle_df) -> OptimalityGaps   # (policy - oracle) / |oracle|
-    tune_grid.env.evaluation.evaluate_with_oracle(policy, split, days, config)
+    evaluate_with_oracle(policy, split, days, config)        # evaluate + gaps per day
 
 Modeling choices: :mod:`tune_grid.oracle.dispatch` (devices, costs, relaxations, network terms),
 :mod:`tune_grid.oracle.lindistflow` (the network model), :mod:`tune_grid.oracle.core` (the
@@ -30,6 +30,7 @@ __all__ = [
     "OptimalityGaps",
     "OracleDay",
     "day_list",
+    "evaluate_with_oracle",
     "optimality_gaps",
     "oracle_cost",
     "oracle_days",

@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tune_grid import economics
 from tune_grid.config import EnvConfig
+from tune_grid.grid.data import select_days, split_profiles
 from tune_grid.grid.devices import (
     BATTERY,
     DIESEL,
@@ -58,11 +60,12 @@ from tune_grid.oracle.dispatch import (
     needs_polish,
     settlement,
     solve_dispatch,
+    terminal_cost,
 )
 from tune_grid.oracle.lindistflow import RadialNetwork
 from tune_grid.oracle.replay import replay, schedule_actions
 
-ORACLE_VERSION = 2
+ORACLE_VERSION = 3
 """Bump when the oracle's model changes, so cached days are recomputed."""
 DEFAULT_ITERATIONS = 6
 """Most dispatch solves per day (successive linearization with a trust region)."""
@@ -74,8 +77,9 @@ DEFAULT_SOC = 0.5
 """Initial SoC used when the config draws it at random (``initial_soc: null``)."""
 FD_STEP = 0.01
 """Forward-difference step (MW / Mvar) of the AC sensitivities."""
-REWARD_ONLY_KEYS = ("split", "penalty", "cost_scale", "share_reward")
-"""EnvConfig keys that change neither money nor physics (kept out of the cache key)."""
+REWARD_ONLY_KEYS = ("split", "share_reward")
+"""EnvConfig keys that change neither the objective nor physics (kept out of the cache key;
+``penalty`` and ``cost_scale`` set the oracle's price of safety, so they are in it)."""
 ZONES = ("DSO", *MICROGRIDS)
 
 
@@ -181,11 +185,8 @@ def _system(config: EnvConfig) -> _System:
     )
 
 
-@functools.lru_cache(maxsize=2)
 def _profiles(split: str) -> Any:
-    from tune_grid.env.microgrid import _cached_profiles
-
-    return _cached_profiles(split)
+    return split_profiles(split)
 
 
 @functools.lru_cache(maxsize=4)
@@ -227,11 +228,23 @@ def _exogenous(system: _System, profiles: Any, day: int, load_scale: float) -> _
     return _Exogenous(price, load_p, load_q, pv, wind, p_ext, q_ext)
 
 
+def _soc_path(battery_mw: np.ndarray, day: DayInputs) -> np.ndarray:
+    """(M, T + 1) SoC of battery schedules (M, T) from the day's initial SoC (no clipping)."""
+    b = BATTERY
+    stored = np.where(
+        battery_mw > 0, battery_mw * b.charge_efficiency, battery_mw / b.discharge_efficiency
+    )
+    steps = np.cumsum(stored * day.hours / b.capacity_mwh, axis=1)
+    return day.initial_soc + np.concatenate([np.zeros((len(stored), 1)), steps], axis=1)
+
+
 class _AcEvaluator:
     """AC power flows of a day's schedules with the env's solver, and their env-style merit."""
 
-    def __init__(self, system: _System, exo: _Exogenous, cfg: EnvConfig, price_v: float) -> None:
-        self.system, self.exo, self.cfg, self.price_v = system, exo, cfg, price_v
+    def __init__(
+        self, system: _System, exo: _Exogenous, cfg: EnvConfig, price_v: float, day: DayInputs
+    ) -> None:
+        self.system, self.exo, self.cfg, self.price_v, self.day = system, exo, cfg, price_v, day
         self.solver = system.solver(cfg.powerflow)
         net = system.net
         self.sgen_p = np.zeros(len(net.sgen))
@@ -298,6 +311,8 @@ class _AcEvaluator:
                 x_jac[:, :, bad] = lin_x[:, :, None]
         fuel = sum(float(fuel_cost(s.dg, controls[1, i]).sum()) for i, s in enumerate(system.sites))
         money = fuel + float(settlement(exo.price[None, :], exchange, cfg.export_discount).sum())
+        batteries = [s.battery for s in system.sites]
+        money += float(terminal_cost(_soc_path(controls[0], self.day), self.day, batteries).sum())
         anchor = Anchor(controls, w, exchange, w_jac, x_jac if jacobian else None)
         return anchor, money, money + self.price_v * safety
 
@@ -330,9 +345,12 @@ class OracleDay:
     """The oracle's result for one day (money in $ for all three microgrids together).
 
     ``model_*``: the convex dispatch model's values at its optimum (``model_bound``: the money
-    of the relaxed solve before polishing; neither is a strict bound on the AC problem, see the
+    of the relaxed solve before polishing; ``model_objective``: the polished schedule's money plus
+    ``safety_price`` x its model violations). None is a strict bound on the AC problem (see the
     package docs). ``replay_*``: the schedule replayed in the real environment (AC power flow,
-    the env's own cost and safety), the numbers to compare policies with. ``schedule``: per
+    the env's own cost and safety; ``replay_objective`` = cost + ``safety_price`` x safety, the
+    reward's objective in $), the numbers to compare policies with: an achievable schedule, not a
+    proven lower bound. ``schedule``: per
     microgrid (MG1, MG2, MG3) lists of 24 hourly values: ``battery_mw``, ``dg_p_mw``,
     ``dg_q_mvar``, ``exchange_mw`` (model), ``soc`` (25 values), ``replay_exchange_mw``,
     ``replay_soc`` (after each hour), ``replay_v_min_pu``, ``replay_v_max_pu``.
@@ -344,8 +362,11 @@ class OracleDay:
     model_cost: float
     model_bound: float
     model_violation: float
+    model_objective: float
+    safety_price: float
     replay_cost: float
     replay_safety: float
+    replay_objective: float
     replay_violation_hours: int
     replay_clipped_mwh: float
     solve_time_s: float
@@ -367,17 +388,21 @@ class OracleDay:
     def to_row(self, config: Mapping[str, Any] | EnvConfig | None = None) -> dict[str, Any]:
         """A row like ``evaluation.run_day``'s (cost = replayed cost) plus the model's numbers."""
         cfg = _config(config)
-        ret = -self.replay_cost / cfg.cost_scale - cfg.penalty * self.replay_safety
+        ret = float(
+            economics.reward(self.replay_cost, self.replay_safety, cfg.cost_scale, cfg.penalty)
+        )
         return {
             "day": self.day,
             "date": self.date,
             "cost": self.replay_cost,
             "safety": self.replay_safety,
+            "objective": self.replay_objective,
             "violation_hours": self.replay_violation_hours,
             "return": ret,
             "clipped_mwh": self.replay_clipped_mwh,
             "model_cost": self.model_cost,
             "model_bound": self.model_bound,
+            "model_objective": self.model_objective,
             "solve_time_s": self.solve_time_s,
             "cached": self.cached,
         }
@@ -448,6 +473,13 @@ def _resolve_day(profiles: Any, split: str, day: int | str) -> int:
     raise ValueError(f"day must be an index in [0, {profiles.num_days - 1}] or a date, got {day!r}")
 
 
+def default_options(config: EnvConfig) -> DispatchOptions:
+    """The dispatch options of ``config``: safety priced as the reward prices it."""
+    return DispatchOptions(
+        violation_price=economics.safety_price(config.cost_scale, config.penalty)
+    )
+
+
 def plan_day(
     split: str,
     day: int | str,
@@ -465,21 +497,23 @@ def plan_day(
     if sensitivities not in ("ac", "lindistflow"):
         raise ValueError(f"sensitivities must be 'ac' or 'lindistflow', got {sensitivities!r}")
     cfg = _physics(_config(config, split))
-    options = options or DispatchOptions()
+    options = options or default_options(cfg)
     system = _system(cfg)
     profiles = _profiles(cfg.split)
     d = _resolve_day(profiles, cfg.split, day)
     exo = _exogenous(system, profiles, d, cfg.load_scale)
     soc0 = DEFAULT_SOC if cfg.initial_soc is None else cfg.initial_soc
+    settle = cfg.terminal_soc == "settle"
     inputs = DayInputs(
         price=exo.price,
         p_ext_mw=exo.p_ext,
         q_ext_mvar=exo.q_ext,
         initial_soc=soc0,
         export_discount=cfg.export_discount,
+        terminal_price=float(economics.terminal_price(exo.price)) if settle else None,
     )
     hours = exo.price.shape[0]
-    ac = _AcEvaluator(system, exo, cfg, options.violation_price)
+    ac = _AcEvaluator(system, exo, cfg, options.violation_price, inputs)
     jacobian = sensitivities == "ac"
     start = time.perf_counter()
     controls = np.zeros((3, len(MICROGRIDS), hours))
@@ -550,7 +584,7 @@ def oracle_cost(
     write the cache.
     """
     cfg = _physics(_config(config, split))
-    options = options or DispatchOptions()
+    options = options or default_options(cfg)
     profiles = _profiles(cfg.split)
     d = _resolve_day(profiles, cfg.split, day)
     date = profiles.dates[d]
@@ -582,8 +616,11 @@ def oracle_cost(
         model_cost=result.cost,
         model_bound=result.bound,
         model_violation=result.violation,
+        model_objective=result.cost + options.violation_price * result.violation,
+        safety_price=options.violation_price,
         replay_cost=rep["cost"],
         replay_safety=rep["safety"],
+        replay_objective=rep["cost"] + options.violation_price * rep["safety"],
         replay_violation_hours=rep["violation_hours"],
         replay_clipped_mwh=rep["clipped_mwh"],
         solve_time_s=solve_s,
@@ -610,8 +647,6 @@ def oracle_cost(
 
 def day_list(split: str, days: int | Sequence[int | str] | None) -> list[int | str]:
     """The days ``evaluate`` would use: None all, N evenly spaced, or the given indices/dates."""
-    from tune_grid.env.evaluation import select_days
-
     return select_days(_profiles(split).num_days, days)
 
 
@@ -632,10 +667,12 @@ def oracle_days(
 
 @dataclass(frozen=True)
 class OptimalityGaps:
-    """Per-day gaps ``(policy - oracle) / |oracle|`` and their aggregates.
+    """Per-day gaps ``(policy - oracle) / |oracle|`` of cost and of objective, and aggregates.
 
-    ``gap`` (the headline) pools the days: (mean policy cost - mean oracle cost) / |mean oracle
-    cost|, robust to days whose oracle cost is near zero; ``mean`` and ``median`` are over days.
+    ``gap`` (the headline cost gap) pools the days: (mean policy cost - mean oracle cost) /
+    |mean oracle cost|, robust to days whose oracle cost is near zero; ``mean`` and ``median``
+    are over days. ``objective_gap`` pools the objective (cost + penalty x cost_scale x safety,
+    the reward's weights) the same way: a policy that trades violations for money shows it there.
     """
 
     per_day: pd.DataFrame
@@ -643,9 +680,29 @@ class OptimalityGaps:
     mean: float
     median: float
     days: int
+    objective_gap: float = math.nan
 
     def to_dict(self) -> dict[str, float]:
-        return {"gap": self.gap, "mean": self.mean, "median": self.median, "days": self.days}
+        return {
+            "gap": self.gap,
+            "objective_gap": self.objective_gap,
+            "mean": self.mean,
+            "median": self.median,
+            "days": self.days,
+        }
+
+
+def _relative(policy: np.ndarray, oracle: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-day and pooled (policy - oracle) / |oracle|."""
+    denom = np.abs(oracle)
+    per_day = np.divide(policy - oracle, denom, out=np.full(len(denom), np.nan), where=denom > 0)
+    mean_oracle = float(oracle.mean()) if len(oracle) else math.nan
+    pooled = (
+        (float(policy.mean()) - mean_oracle) / abs(mean_oracle)
+        if len(oracle) and mean_oracle != 0
+        else math.nan
+    )
+    return per_day, pooled
 
 
 def optimality_gaps(
@@ -654,21 +711,26 @@ def optimality_gaps(
     """Match ``per_day`` (from ``evaluate``) with ``oracle`` (from ``oracle_days``) by date.
 
     ``oracle_column``: "cost" (replayed in the env, the default: measured like the policy) or
-    "model_cost" (the model's optimum). Raises ``ValueError`` if a policy day has no oracle row.
+    "model_cost" (the model's optimum) for the cost gap; the objective gap always compares
+    replayed objectives (NaN when ``per_day`` has no ``objective`` column). Raises
+    ``ValueError`` if a policy day has no oracle row.
     """
     key = "date" if "date" in per_day and "date" in oracle else "day"
-    ref = oracle.set_index(key)[oracle_column]
+    ref = oracle.set_index(key)
     missing = [v for v in per_day[key] if v not in ref.index]
     if missing:
         raise ValueError(
             f"no oracle result for {key} {missing[:5]} (compute them with oracle_days)"
         )
+    matched = ref.loc[per_day[key]]
     policy_cost = per_day["cost"].to_numpy(float)
-    oracle_cost_ = ref.loc[per_day[key]].to_numpy(float)
-    denom = np.abs(oracle_cost_)
-    gap = np.divide(
-        policy_cost - oracle_cost_, denom, out=np.full(len(denom), np.nan), where=denom > 0
-    )
+    oracle_cost_ = matched[oracle_column].to_numpy(float)
+    gap, pooled = _relative(policy_cost, oracle_cost_)
+    nan = np.full(len(per_day), np.nan)
+    has_objective = "objective" in per_day and "objective" in matched
+    policy_objective = per_day["objective"].to_numpy(float) if has_objective else nan
+    oracle_objective = matched["objective"].to_numpy(float) if has_objective else nan
+    objective_gap, objective_pooled = _relative(policy_objective, oracle_objective)
     table = pd.DataFrame(
         {
             "day": per_day["day"].to_numpy() if "day" in per_day else np.nan,
@@ -676,18 +738,40 @@ def optimality_gaps(
             "policy_cost": policy_cost,
             "oracle_cost": oracle_cost_,
             "gap": gap,
+            "policy_objective": policy_objective,
+            "oracle_objective": oracle_objective,
+            "objective_gap": objective_gap,
         }
-    )
-    mean_oracle = float(oracle_cost_.mean()) if len(oracle_cost_) else math.nan
-    pooled = (
-        (float(policy_cost.mean()) - mean_oracle) / abs(mean_oracle)
-        if len(oracle_cost_) and mean_oracle != 0
-        else math.nan
     )
     return OptimalityGaps(
         per_day=table,
         gap=pooled,
-        mean=float(np.nanmean(gap)) if len(gap) else math.nan,
-        median=float(np.nanmedian(gap)) if len(gap) else math.nan,
+        mean=float(np.nanmean(gap)) if len(gap) and np.isfinite(gap).any() else math.nan,
+        median=float(np.nanmedian(gap)) if len(gap) and np.isfinite(gap).any() else math.nan,
         days=len(table),
+        objective_gap=objective_pooled if has_objective else math.nan,
+    )
+
+
+def evaluate_with_oracle(
+    policy: Any,
+    split: str = "test",
+    days: int | Sequence[int | str] | None = None,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+) -> pd.DataFrame:
+    """``evaluation.evaluate`` plus, per day, the oracle's replayed cost and objective and the
+    policy's gaps to them (``oracle_cost``, ``optimality_gap``, ``oracle_objective``,
+    ``objective_gap``). Aggregate with :func:`optimality_gaps`."""
+    from tune_grid.env.evaluation import evaluate
+
+    per_day = evaluate(policy, split, days, config)
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config or {})
+    values["split"] = split
+    oracle = oracle_days(split, list(per_day["date"]), values)
+    gaps = optimality_gaps(per_day, oracle).per_day
+    return per_day.assign(
+        oracle_cost=gaps["oracle_cost"].to_numpy(),
+        optimality_gap=gaps["gap"].to_numpy(),
+        oracle_objective=gaps["oracle_objective"].to_numpy(),
+        objective_gap=gaps["objective_gap"].to_numpy(),
     )

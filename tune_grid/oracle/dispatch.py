@@ -8,18 +8,24 @@ flow into the microgrid's point-of-connection branch.
 Model (all linear or convex):
 
 * Battery: ``e[t+1] = e[t] + eta_c c[t] - d[t] / eta_d``, ``soc_min E <= e <= soc_max E``,
-  ``0 <= c, d <= P_max``, ``e[0] = initial_soc E``; the final energy is free (the episode has no
-  terminal value). Simultaneous charge and discharge is allowed in the relaxed solve (it only
+  ``0 <= c, d <= P_max``, ``e[0] = initial_soc E``. The final energy is settled as the env does
+  (``economics.terminal_soc_cost``, with ``DayInputs.terminal_price``; None: free, the v0
+  rule): a deficit ``e[0] - e[T]`` costs ``price / eta_c`` per MWh, a surplus earns
+  ``price eta_d``, written ``price eta_d (e[0] - e[T]) + price (1 / eta_c - eta_d)
+  pos(e[0] - e[T])`` (convex, as the terminal price is >= 0). Simultaneous charge and
+  discharge is allowed in the relaxed solve (it only
   wastes energy, which is attractive at negative prices); every hour where both are positive is
   then fixed to the direction of the net power and the problem is re-solved (*polish*), so the
   returned schedule is one the environment can execute.
-* Diesel: ``0 <= p <= P_max``, ``p^2 + q^2 <= S^2`` (second-order cone; with a solver without
-  cones, an inscribed polygon, i.e. an inner approximation). The fuel ``a p^2 + b p + c`` with
-  ``c`` charged only when ``p > 0`` is not convex; the relaxed solve uses its convex envelope on
-  ``[0, P_max]`` (linear up to the tangent point ``p* = sqrt(c / a)``, the quadratic above), a
-  valid lower bound that is exact at ``p = 0`` and ``p >= p*``. Hours that end strictly inside
-  ``(0, p*)`` are rounded to off or ``>= p*`` in the polish solve, so the polished objective is the
-  exact fuel cost of the schedule, no-load term included.
+* Diesel (unit commitment, as the env): off (``p = q = 0``, no cost) or on with
+  ``P_min <= p <= P_max``, ``p^2 + q^2 <= S^2`` (second-order cone; with a solver without
+  cones, an inscribed polygon, i.e. an inner approximation), fuel ``a p^2 + b p + c``. That set
+  is not convex; the relaxed solve uses its convex hull: ``0 <= p <= P_max`` with the fuel's
+  convex envelope (linear from 0 up to ``p* = clip(sqrt(c / a), P_min, P_max)``, the quadratic
+  above), and reactive power ``|q| <= p sqrt(S^2 - p*^2) / p*`` (none without output), a valid
+  relaxation that is exact at ``p = 0`` and ``p >= p*``. Hours that end strictly inside
+  ``(0, p*)`` are rounded to off or ``>= p*`` in the polish solve, so the polished schedule is one
+  the env can run, and its money is the exact fuel cost, no-load term included.
 * Settlement: ``price x`` for import, ``discount price x`` for export, written
   ``price x + (1 - discount) max(price, 0) max(-x, 0)`` (convex for ``discount <= 1``). With a
   negative price the true settlement is concave (importing earns more than exporting costs); the
@@ -61,13 +67,14 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from tune_grid import economics
 from tune_grid.grid.devices import Battery, DieselGenerator
 from tune_grid.oracle.lindistflow import RadialNetwork
 
-CONIC_SOLVERS = ("CLARABEL",)
-FALLBACK_SOLVERS = ("HIGHS", "OSQP")
 ON_TOL_MW = 1e-5
 """Diesel output below this is reported as off (0 MW) and charged no no-load cost."""
+CONIC_SOLVERS = ("CLARABEL",)
+FALLBACK_SOLVERS = ("HIGHS", "OSQP")
 SIMULTANEOUS_TOL_MW = 1e-6
 """Charge and discharge both above this in one hour: the polish fixes the hour's direction."""
 POLISH_ROUNDS = 5
@@ -104,6 +111,9 @@ class DayInputs:
     export_discount: float = 0.9
     hours: float = 1.0
     """Length of one period (h)."""
+    terminal_price: float | None = None
+    """$/MWh at which the battery's final energy is settled against its start
+    (``economics.terminal_price``); None leaves it free."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +140,9 @@ class DispatchOptions:
     v_max: float = 1.05
     voltage_margin: float = 0.002
     """Model limits are [v_min + margin, v_max - margin]: room for the linearization's error."""
-    violation_price: float = 1e4
-    """$ per pu of voltage violation (per bus) or unit of line overload (per line), per hour."""
+    violation_price: float = 100.0
+    """$ per pu of voltage violation (per bus) or unit of line overload (per line), per hour.
+    The oracle sets it to the reward's own price of safety (``economics.safety_price``)."""
     dso_voltage_price: float = 0.0
     """Same for buses outside every site (the DSO); 0 leaves them unconstrained."""
     line_limits: bool = True
@@ -159,8 +170,10 @@ class DispatchResult:
     """(n_bus, T) model voltages."""
     fuel_cost: np.ndarray
     exchange_cost: np.ndarray
+    terminal_cost: np.ndarray
+    """(M,) day-end battery settlement ($; zeros when the final energy is free)."""
     cost: float
-    """Exact money ($) of the schedule under the model (no-load cost included)."""
+    """Exact money ($) of the schedule under the model (no-load and terminal cost included)."""
     bound: float
     """Money part of the relaxed optimum (envelope fuel, simultaneous charge allowed)."""
     violation: float
@@ -174,11 +187,13 @@ class DispatchResult:
 
 
 def _fuel_envelope(dg: DieselGenerator) -> tuple[float, float, float]:
-    """(p*, slope below p*, extra linear slope above p*) of the convex envelope of the fuel."""
+    """(p*, slope below p*, extra linear slope above p*) of the convex envelope of the fuel on
+    the commitment set {0} u [P_min, P_max] (see the module doc)."""
     a, b, c, p_max = dg.a, dg.b, dg.c, dg.max_p_mw
-    if c <= 0.0:
+    tangent = math.sqrt(c / a) if a > 0 and c > 0 else 0.0
+    p_star = min(max(tangent, dg.min_p_mw), p_max)
+    if p_star <= 0.0:
         return 0.0, b, 0.0
-    p_star = min(math.sqrt(c / a), p_max) if a > 0 else p_max
     slope = (a * p_star**2 + b * p_star + c) / p_star
     if p_star >= p_max:  # the chord to (P_max, f(P_max)) is the whole envelope
         return p_star, slope, 0.0
@@ -186,17 +201,36 @@ def _fuel_envelope(dg: DieselGenerator) -> tuple[float, float, float]:
 
 
 def fuel_cost(dg: DieselGenerator, p_mw: np.ndarray, hours: float = 1.0) -> np.ndarray:
-    """True fuel cost ($) per period: ``a p^2 + b p + c`` when ``p > ON_TOL_MW``, else 0."""
+    """Fuel ($) per period of a schedule (``economics.fuel_cost``; outputs below
+    ``ON_TOL_MW`` are off)."""
     p = np.asarray(p_mw, float)
-    return np.where(p > ON_TOL_MW, dg.a * p * p + dg.b * p + dg.c, 0.0) * hours
+    return economics.fuel_cost(np.where(p > ON_TOL_MW, p, 0.0), dg.a, dg.b, dg.c, hours)
 
 
 def settlement(
     price: np.ndarray, exchange_mw: np.ndarray, discount: float, hours: float = 1.0
 ) -> np.ndarray:
-    """Exchange cost ($) as the environment settles it: import x LMP, export x discount x LMP."""
-    x = np.asarray(exchange_mw, float)
-    return x * hours * np.where(x > 0.0, price, price * discount)
+    """Exchange cost ($) as the environment settles it (``economics.exchange_cost``)."""
+    return economics.exchange_cost(np.asarray(exchange_mw, float), price, discount, hours)
+
+
+def terminal_cost(soc: np.ndarray, day: DayInputs, batteries: Sequence[Battery]) -> np.ndarray:
+    """(M,) day-end settlement ($) of SoC trajectories (M, T + 1), as the env settles it."""
+    if day.terminal_price is None:
+        return np.zeros(len(batteries))
+    return np.array(
+        [
+            economics.terminal_soc_cost(
+                float(soc[i, -1]),
+                float(soc[i, 0]),
+                b.capacity_mwh,
+                day.terminal_price,
+                b.charge_efficiency,
+                b.discharge_efficiency,
+            )
+            for i, b in enumerate(batteries)
+        ]
+    )
 
 
 class _Structure:
@@ -422,6 +456,12 @@ def _build(data: _Data, dt: float, conic: bool) -> _Template:
     ]
     s_rating = np.repeat(np.array([s.dg.s_mva for s in sites])[:, None], T, axis=1)
     cons += _circle(p, q, s_rating, conic, options.polygon_sides)
+    # Reactive power only from a running diesel: the hull of {0} u {p >= p*, circle}.
+    q_slope = np.array(
+        [math.sqrt(max(s.dg.s_mva**2 - x[0] ** 2, 0.0)) / x[0] if x[0] > 0 else 0.0
+         for s, x in zip(sites, env, strict=True)]
+    )[:, None]  # fmt: skip
+    cons += [q <= cp.multiply(q_slope, p), -q <= cp.multiply(q_slope, p)]
 
     # Fuel: convex envelope slope p + extra pos(p - p*) + a pos(p - p*)^2 (z = pos(p - p*)).
     p_star = np.array([x[0] for x in env])[:, None]
@@ -463,6 +503,11 @@ def _build(data: _Data, dt: float, conic: bool) -> _Template:
         + cp.sum(x @ neg_price)
         + cp.sum(y @ ((1.0 - day.export_discount) * pos_price))
     )
+    if day.terminal_price is not None:  # day-end settlement of the stored energy (module doc)
+        deficit = e[:, 0] - e[:, T]
+        tp = max(float(day.terminal_price), 0.0)
+        money += cp.sum(cp.multiply(tp * eta_d[:, 0], deficit))
+        money += cp.sum(cp.multiply(tp * (1.0 / eta_c[:, 0] - eta_d[:, 0]), cp.pos(deficit)))
     if sq is not None:
         loss = data.group_loss * pos_price[None, None, :]  # (M, G, T)
         money += dt * cp.sum(cp.multiply(loss.sum(axis=0), sq))
@@ -589,7 +634,7 @@ def _result(
     battery = charge - discharge
     dg_p = np.clip(v["p"].value, 0.0, None)
     dg_p[dg_p < ON_TOL_MW] = 0.0
-    dg_q = np.asarray(v["q"].value, float)
+    dg_q = np.where(dg_p > 0.0, np.asarray(v["q"].value, float), 0.0)
     cap = np.array([s.battery.capacity_mwh for s in st.sites])[:, None]
     soc = v["e"].value / cap
     u = np.vstack([battery, dg_p, dg_q])
@@ -598,6 +643,7 @@ def _result(
     w = data.voltage_w(u)
     fuel = np.vstack([fuel_cost(s.dg, dg_p[i], day.hours) for i, s in enumerate(st.sites)])
     exch_cost = settlement(day.price[None, :], exchange, day.export_discount, day.hours)
+    terminal = terminal_cost(soc, day, [s.battery for s in st.sites])
     neg_export = int(((day.price[None, :] < 0) & (exchange < -1e-6)).sum())
     return DispatchResult(
         battery_mw=battery,
@@ -610,7 +656,8 @@ def _result(
         vm_pu=np.sqrt(np.maximum(w, 0.0)),
         fuel_cost=fuel,
         exchange_cost=exch_cost,
-        cost=float(fuel.sum() + exch_cost.sum()),
+        terminal_cost=terminal,
+        cost=float(fuel.sum() + exch_cost.sum() + terminal.sum()),
         bound=bound,
         violation=max(float(v["violation"].value), 0.0),
         status=str(tpl.problem.status),

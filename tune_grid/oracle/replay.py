@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS
+from tune_grid.oracle.dispatch import ON_TOL_MW
 
 
 def schedule_actions(
@@ -14,17 +15,21 @@ def schedule_actions(
 ) -> np.ndarray:
     """Invert the env's action mapping: (M, T) set points -> (T, M, 3) actions in [-1, 1].
 
-    battery = a0 x P_max (> 0 charges); dg_p = (a1 + 1) / 2 x P_max; dg_q = a2 x sqrt(S^2 - p^2).
+    battery = a0 x P_max (> 0 charges); diesel off (a1 = -1) where ``dg_p <= ON_TOL_MW``, else on
+    at P_min + a1 (P_max - P_min) (an output a hair below P_min runs at P_min); dg_q = a2 x
+    sqrt(S^2 - p^2).
     """
     battery_mw, dg_p_mw, dg_q_mvar = (
         np.asarray(a, float) for a in (battery_mw, dg_p_mw, dg_q_mvar)
     )
+    p_min = np.array([DIESEL[m].min_p_mw for m in MICROGRIDS])[:, None]
     p_max = np.array([DIESEL[m].max_p_mw for m in MICROGRIDS])[:, None]
     s = np.array([DIESEL[m].s_mva for m in MICROGRIDS])[:, None]
     a0 = battery_mw / BATTERY.max_power_mw
-    a1 = 2.0 * dg_p_mw / p_max - 1.0
+    on = dg_p_mw > ON_TOL_MW
+    a1 = np.where(on, np.maximum((dg_p_mw - p_min) / (p_max - p_min), 0.0), -1.0)
     q_room = np.sqrt(np.maximum(s**2 - dg_p_mw**2, 0.0))
-    a2 = np.divide(dg_q_mvar, q_room, out=np.zeros_like(dg_q_mvar), where=q_room > 1e-12)
+    a2 = np.divide(dg_q_mvar, q_room, out=np.zeros_like(dg_q_mvar), where=on & (q_room > 1e-12))
     actions = np.stack([a0, a1, a2], axis=-1)  # (M, T, 3)
     return np.clip(actions, -1.0, 1.0).transpose(1, 0, 2)
 
