@@ -13,9 +13,10 @@ import pytest
 
 from tune_grid.baselines import do_nothing, random_policy, rule_based
 from tune_grid.env import make_env
-from tune_grid.env.evaluation import evaluate, evaluate_with_oracle, run_day, select_days
+from tune_grid.env.evaluation import evaluate, run_day
+from tune_grid.grid.data import select_days
 from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, Battery, DieselGenerator
-from tune_grid.oracle import core, optimality_gaps, oracle_cost, oracle_days
+from tune_grid.oracle import core, evaluate_with_oracle, optimality_gaps, oracle_cost, oracle_days
 from tune_grid.oracle.cli import add_oracle_parser
 from tune_grid.oracle.dispatch import (
     DayInputs,
@@ -56,15 +57,19 @@ def two_bus(r: float = 1e-4, x: float = 1e-4, slack_w: float = 1.0) -> RadialNet
 
 
 def one_site(battery: Battery = BATTERY, dg: DieselGenerator | None = None) -> Site:
-    dg = dg or DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=0.0)
+    dg = dg or DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=0.0, min_stable_fraction=0.0)
     return Site("MG", battery, dg, battery_bus=1, dg_bus=1, pcc_branch=0, buses=(1,))
 
 
-def day_inputs(price: list[float], load_mw: float = 1.0, soc: float = 0.5) -> DayInputs:
+def day_inputs(
+    price: list[float], load_mw: float = 1.0, soc: float = 0.5, terminal: float | None = None
+) -> DayInputs:
     hours = len(price)
     p_ext = np.zeros((2, hours))
     p_ext[1] = -load_mw
-    return DayInputs(np.array(price, float), p_ext, np.zeros((2, hours)), soc, 0.9)
+    return DayInputs(
+        np.array(price, float), p_ext, np.zeros((2, hours)), soc, 0.9, terminal_price=terminal
+    )
 
 
 def test_lindistflow_two_bus_by_hand() -> None:
@@ -146,7 +151,7 @@ def test_no_load_cost_convex_envelope_by_hand() -> None:
 
     At $70 the DG stays off (on at p = 0.1 would cost 8 + 0.9 x 63 > 70); at $100 it runs at
     p = 0.25 and pays the no-load cost: 6.25 + 12.5 + 2 + 0.75 x 100."""
-    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=2.0)
+    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=2.0, min_stable_fraction=0.0)
     p_star, slope, _ = _fuel_envelope(dg)
     assert (p_star, slope) == (pytest.approx(math.sqrt(0.02)), pytest.approx(50 + 2 * 200**0.5))
     grid = np.linspace(0.0, 1.0, 101)
@@ -163,7 +168,7 @@ def test_line_limit_binds_by_hand(solver: str) -> None:
     p = 0.25, the limit forces p = 0.5. QP solvers use the inscribed 24-gon (apothem
     cos(pi / 24)), so they must produce a little more."""
     net = dataclasses.replace(two_bus(), s_max_mva=np.array([1.0]), branch_kind=("line",))
-    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=150.0, c=0.0)
+    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=150.0, c=0.0, min_stable_fraction=0.0)
     site = dataclasses.replace(one_site(NO_BATTERY, dg), lines=(0,))
     options = DispatchOptions(solver=solver)
     result = solve_dispatch(net, [site], day_inputs([200.0], load_mw=1.5), options=options)
@@ -174,28 +179,76 @@ def test_line_limit_binds_by_hand(solver: str) -> None:
     assert result.violation == pytest.approx(0.0, abs=1e-6)
 
 
+def test_commitment_minimum_stable_load_by_hand() -> None:
+    """DG 100 p^2 + 50 p, P_min 0.3 MW, 1 MW load, no battery. At $70 the economic output
+    (70 - 50) / 200 = 0.1 is below P_min, and running at P_min (9 + 15 + 0.7 x 70 = 73) costs more
+    than importing (70): off, with no reactive power. At $100 the economic 0.25 is below P_min
+    too, but P_min pays (9 + 15 + 0.7 x 100 = 94 < 100): on at exactly 0.3 MW."""
+    dg = DieselGenerator(max_p_mw=1.0, a=100.0, b=50.0, c=0.0, min_stable_fraction=0.3)
+    result = solve_dispatch(two_bus(), [one_site(NO_BATTERY, dg)], day_inputs([70.0, 100.0]))
+    np.testing.assert_allclose(result.dg_p_mw[0], [0.0, 0.3], atol=1e-5)
+    assert result.dg_q_mvar[0, 0] == 0.0
+    assert result.cost == pytest.approx(70.0 + 94.0, abs=1e-3)
+
+
+def test_terminal_energy_settlement_by_hand() -> None:
+    """No DG, 1 MW load, prices $20 then $200, terminal price $110. Charging at $20 stores 0.98
+    MWh per MWh, credited 0.98 x 110: charge fully (0.5 MW). Discharging at $200 beats the
+    buy-back 110 / 0.98 per stored MWh: discharge fully. The day ends 0.5 / 0.98 - 0.49 MWh
+    short, bought back at 110 / 0.98. With the final energy free, the battery is drained instead
+    (both hours discharge) and the day is cheaper only because that energy is never paid for."""
+    no_dg = DieselGenerator(max_p_mw=0.0, a=100.0, b=50.0, c=0.0)
+    site = [one_site(BATTERY, no_dg)]
+    settled = solve_dispatch(two_bus(), site, day_inputs([20.0, 200.0], terminal=110.0))
+    np.testing.assert_allclose(settled.battery_mw[0], [0.5, -0.5], atol=1e-5)
+    deficit = 0.5 / ETA - 0.5 * ETA
+    assert settled.terminal_cost[0] == pytest.approx(deficit * 110.0 / ETA, abs=1e-4)
+    assert settled.cost == pytest.approx(20 * 1.5 + 200 * 0.5 + deficit * 110 / ETA, abs=1e-3)
+    free = solve_dispatch(two_bus(), site, day_inputs([20.0, 200.0]))
+    assert free.battery_mw[0].max() < 1e-6 and free.terminal_cost[0] == 0.0
+    assert free.cost < settled.cost
+
+
 def test_settlement_and_schedule_actions_invert_the_env() -> None:
     assert settlement(np.array([50.0]), np.array([-2.0]), 0.9)[0] == pytest.approx(-90.0)
     assert settlement(np.array([-50.0]), np.array([2.0]), 0.9)[0] == pytest.approx(-100.0)
     rng = np.random.default_rng(0)
     battery = rng.uniform(-0.5, 0.5, (3, 24))
+    p_min = np.array([DIESEL[m].min_p_mw for m in MICROGRIDS])[:, None]
     p_max = np.array([DIESEL[m].max_p_mw for m in MICROGRIDS])[:, None]
-    dg_p = rng.uniform(0.0, 1.0, (3, 24)) * p_max
-    dg_q = rng.uniform(-1, 1, (3, 24)) * np.sqrt(1.0 - dg_p**2)
+    on = rng.uniform(size=(3, 24)) < 0.5
+    dg_p = np.where(on, p_min + rng.uniform(0.0, 1.0, (3, 24)) * (p_max - p_min), 0.0)
+    dg_q = np.where(on, rng.uniform(-1, 1, (3, 24)) * np.sqrt(1.0 - dg_p**2), 0.0)
     a = schedule_actions(battery, dg_p, dg_q).transpose(1, 0, 2)  # (M, T, 3)
     assert np.abs(a).max() <= 1.0
     np.testing.assert_allclose(a[..., 0] * BATTERY.max_power_mw, battery)
-    np.testing.assert_allclose((a[..., 1] + 1) / 2 * p_max, dg_p)
+    assert (a[..., 1][~on] == -1.0).all() and (a[..., 1][on] >= 0.0).all()
+    np.testing.assert_allclose((p_min + a[..., 1] * (p_max - p_min))[on], dg_p[on])
     np.testing.assert_allclose(a[..., 2] * np.sqrt(1.0 - dg_p**2), dg_q)
+    # Replayed through the env, the actions give back the set points.
+    env = make_env(split="test")
+    env.reset(options={"day": 0})
+    for t in range(3):
+        _, _, _, _, infos = env.step({m: a[i, t] for i, m in enumerate(MICROGRIDS)})
+        for i, m in enumerate(MICROGRIDS):
+            assert infos[m]["dg_p_mw"] == pytest.approx(dg_p[i, t])
+            assert infos[m]["dg_q_mvar"] == pytest.approx(dg_q[i, t])
 
 
 def test_optimality_gaps_by_hand() -> None:
-    oracle = pd.DataFrame({"day": [0, 1], "date": ["a", "b"], "cost": [100.0, -50.0]})
-    policy = pd.DataFrame({"day": [1, 0], "date": ["b", "a"], "cost": [-25.0, 150.0]})
+    oracle = pd.DataFrame(
+        {"day": [0, 1], "date": ["a", "b"], "cost": [100.0, -50.0], "objective": [100.0, 50.0]}
+    )
+    policy = pd.DataFrame(
+        {"day": [1, 0], "date": ["b", "a"], "cost": [-25.0, 150.0], "objective": [75.0, 200.0]}
+    )
     gaps = optimality_gaps(policy, oracle)
     np.testing.assert_allclose(gaps.per_day["gap"], [0.5, 0.5])
     assert gaps.gap == pytest.approx((62.5 - 25.0) / 25.0)
     assert (gaps.mean, gaps.median, gaps.days) == (0.5, 0.5, 2)
+    # A policy that saves money by violating limits: its cost gap hides what the objective shows.
+    np.testing.assert_allclose(gaps.per_day["objective_gap"], [0.5, 1.0])
+    assert gaps.objective_gap == pytest.approx((137.5 - 75.0) / 75.0)
     with pytest.raises(ValueError, match="no oracle result"):
         optimality_gaps(policy.assign(date=["b", "zz"]), oracle)
 
@@ -240,11 +293,14 @@ def test_replayed_schedule_is_safe_and_matches_the_model(oracle_results: list) -
 
 
 def test_oracle_beats_every_baseline_on_each_day(oracle_results: list) -> None:
+    """On the objective it minimises (the reward's): cost + penalty x cost_scale x safety."""
     env = make_env(split="test")
     for o in oracle_results:
+        assert o.safety_price == env.config.penalty * env.config.cost_scale
+        assert o.replay_objective == pytest.approx(o.replay_cost + o.safety_price * o.replay_safety)
         for factory in (do_nothing, random_policy, rule_based):
             baseline = run_day(env, factory(env), o.day)
-            assert o.replay_cost <= baseline["cost"] + 1e-6, (factory.__name__, o.date)
+            assert o.replay_objective <= baseline["objective"] + 1e-6, (factory.__name__, o.date)
 
 
 def test_replayed_cost_is_what_run_day_measures(oracle_results: list) -> None:
@@ -269,12 +325,13 @@ def test_cache_hit_returns_identical_numbers_without_solving(
 
     monkeypatch.setattr(core, "plan_day", no_solve)
     first = oracle_results[0]
-    again = oracle_cost("test", first.date, {"penalty": 3.0, "share_reward": True})
+    again = oracle_cost("test", first.date, {"share_reward": True})
     assert again.cached
     assert again.to_json() == first.to_json()
-    # A physics key (load_scale) is part of the key: it would have to be solved.
-    with pytest.raises(AssertionError, match="cache miss"):
-        oracle_cost("test", first.day, {"load_scale": 0.25})
+    # Physics (load_scale) and the price of safety (penalty) are part of the key.
+    for changed in ({"load_scale": 0.25}, {"penalty": 3.0}):
+        with pytest.raises(AssertionError, match="cache miss"):
+            oracle_cost("test", first.day, changed)
 
 
 def test_oracle_days_evaluate_with_oracle_and_cli(

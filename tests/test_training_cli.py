@@ -275,6 +275,25 @@ def test_checkpoint_meta_round_trip_keeps_nan_as_null(tmp_path: Path) -> None:
     assert math.isnan(loaded.history[0]["episode_return_mean"])
 
 
+def test_checkpoint_of_another_env_is_refused_with_both_feature_lists(tmp_path: Path) -> None:
+    (tmp_path / RLLIB_MARKER).write_text("{}")
+    meta = CheckpointMeta(run_name="r", run_config=RunConfig(price_lookahead=2))
+    stored = meta.to_json()
+    assert stored["env_name"] == "networked_microgrids_v1"
+    assert stored["obs_features"][:5] == ["hour_sin", "hour_cos", "price", "price_ahead_1",
+                                          "price_ahead_2"]  # fmt: skip
+    # Written by an older env: twelve features, no lookahead, no identity.
+    old = dict(stored, env_name="networked_microgrids_v0", obs_features=stored["obs_features"][:12])
+    write_json(tmp_path / META_FILE, old)
+    with pytest.raises(CheckpointError, match="trained on networked_microgrids_v0 with 12") as err:
+        read_meta(tmp_path)
+    assert "builds networked_microgrids_v1 with 20" in str(err.value)
+    assert "\n" not in str(err.value)
+    write_json(tmp_path / META_FILE, {k: v for k, v in stored.items() if k != "env_name"})
+    with pytest.raises(CheckpointError, match="before networked_microgrids_v1"):
+        read_meta(tmp_path)
+
+
 # --------------------------------------------------------------------------------- W&B
 def test_wandb_goes_offline_without_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from tune_grid.training import wandb_logging

@@ -50,13 +50,8 @@ from tune_grid.env.kernels import (
     OUTCOME_COLUMNS,
     segment_starts,
 )
-from tune_grid.env.observation import (
-    ObservationLayout,
-    feature_names,
-    observation_features,
-    observe,
-)
-from tune_grid.env.protocols import Protocols
+from tune_grid.env.observation import ObservationLayout, observation_features, observe
+from tune_grid.env.protocols import Protocols, obs_feature_names
 from tune_grid.grid.data import HOURS_PER_DAY, split_profiles
 from tune_grid.grid.devices import (
     BATTERY,
@@ -144,9 +139,8 @@ class NetworkedMicrogridEnv(ParallelEnv):
             self._solver = make_solver(self._net, self.config.powerflow)
         self._profiles = split_profiles(self.config.split)
         self.protocols = Protocols(self.config, self._net)
-        features = observation_features(self.config)
-        self._layout = ObservationLayout.of(features)
-        self.obs_features: tuple[str, ...] = feature_names(features) + self.protocols.obs_features
+        self._layout = ObservationLayout.of(observation_features(self.config))
+        self.obs_features: tuple[str, ...] = obs_feature_names(self.config)
         self._index_network()
         n_obs = len(self.obs_features)
         low = np.concatenate([self._layout.low, self.protocols.obs_low]).astype(np.float32)

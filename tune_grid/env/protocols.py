@@ -52,7 +52,7 @@ from tune_grid.env.consensus import (
     run_consensus,
     weight_powers,
 )
-from tune_grid.env.observation import PRICE_SCALE
+from tune_grid.env.observation import PRICE_SCALE, feature_names, observation_features
 from tune_grid.env.p2p import clear_double_auction, p2p_orders
 from tune_grid.grid.data import HOURS_PER_DAY
 from tune_grid.grid.devices import HOUR, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
@@ -99,6 +99,20 @@ def energy_cost(energy_mw: np.ndarray, import_price: float, export_discount: flo
     )
 
 
+def protocol_features(config: EnvConfig) -> dict[str, tuple[float, float]]:
+    """The protocol features ``config`` appends to the observation: name -> (low, high)."""
+    return {
+        **PROTOCOL_FEATURES[config.vertical_protocol],
+        **PROTOCOL_FEATURES[config.horizontal_protocol],
+    }
+
+
+def obs_feature_names(config: EnvConfig) -> tuple[str, ...]:
+    """Every observation column of an env built from ``config`` (base, then protocol features),
+    without building the env."""
+    return feature_names(observation_features(config)) + tuple(protocol_features(config))
+
+
 class Protocols:
     """The active vertical and horizontal protocols of one environment.
 
@@ -114,7 +128,7 @@ class Protocols:
         for name in (self.vertical, self.horizontal):
             if name not in PROTOCOL_FEATURES:
                 raise ValueError(f"unknown protocol {name!r}; allowed: {list(PROTOCOL_FEATURES)}")
-        features = {**PROTOCOL_FEATURES[self.vertical], **PROTOCOL_FEATURES[self.horizontal]}
+        features = protocol_features(config)
         self.obs_features: tuple[str, ...] = tuple(features)
         self.obs_size = len(features)
         self.obs_low = np.array([lo for lo, _ in features.values()], dtype=np.float32)

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tune_grid.config import ConfigError, RunConfig
+from tune_grid.env.microgrid import ENV_NAME
+from tune_grid.env.protocols import obs_feature_names
 
 META_FILE = "tune_grid.json"
 META_FORMAT = "tune_grid.checkpoint"
@@ -48,11 +50,32 @@ class CheckpointMeta:
     best_iteration: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from: list[str] = field(default_factory=list)
+    env_name: str = ENV_NAME
+    """The env version the policy was trained on."""
+    obs_features: tuple[str, ...] | None = None
+    """The observation columns it was trained on (None: those of ``run_config``'s env)."""
+
+    def __post_init__(self) -> None:
+        if self.obs_features is None:
+            self.obs_features = obs_feature_names(self.run_config.env_config())
+
+    def check_env(self, source: str) -> None:
+        """Raise ``CheckpointError`` unless this code builds the env the policy was trained on
+        (same version and observation columns): a policy never sees shifted features."""
+        expected = obs_feature_names(self.run_config.env_config())
+        if self.env_name != ENV_NAME or tuple(self.obs_features or ()) != expected:
+            raise CheckpointError(
+                f"{source}: trained on {self.env_name} with {len(self.obs_features or ())} "
+                f"observation features ({', '.join(self.obs_features or ())}); this tune-grid "
+                f"builds {ENV_NAME} with {len(expected)} ({', '.join(expected)}): retrain it"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": META_FORMAT,
             "version": META_VERSION,
+            "env_name": self.env_name,
+            "obs_features": list(self.obs_features or ()),
             "run_name": self.run_name,
             "run_config": self.run_config.to_dict(),
             "iteration": self.iteration,
@@ -92,6 +115,8 @@ class CheckpointMeta:
                 best_iteration=data.get("best_iteration"),
                 history=history,
                 resumed_from=list(data.get("resumed_from", [])),
+                env_name=str(data.get("env_name", "an env before networked_microgrids_v1")),
+                obs_features=tuple(data.get("obs_features", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise CheckpointError(
@@ -143,7 +168,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
         raise CheckpointError(f"checkpoint {path}: unreadable metadata ({exc})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {path}: corrupt {META_FILE}")
-    return CheckpointMeta.from_json(data, f"checkpoint {path}")
+    meta = CheckpointMeta.from_json(data, f"checkpoint {path}")
+    meta.check_env(f"checkpoint {path}")
+    return meta
 
 
 def save_checkpoint(algo: Any, path: str | Path, meta: CheckpointMeta) -> Path:
