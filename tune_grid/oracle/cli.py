@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+BASELINE_ROWS = ("do_nothing", "rule_based")
+
 
 def add_oracle_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``oracle`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
@@ -25,7 +27,7 @@ def add_oracle_parser(subparsers: Any) -> argparse.ArgumentParser:
             "with the solve time per day. Results are cached on disk (TUNE_GRID_CACHE)."
         ),
     )
-    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--split", choices=["train", "validation", "test"], default="test")
     p.add_argument("--days", type=int, default=None, help="N evenly spaced days (default: all)")
     p.add_argument("--refresh", action="store_true", help="recompute cached days")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: see docs)")
@@ -35,16 +37,36 @@ def add_oracle_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="ac",
         help="first-order sensitivities of the linearization (default: ac)",
     )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also score a trained policy (a checkpoint folder; repeatable), on the env config "
+        "it was trained on",
+    )
     p.set_defaults(func=run_oracle_command)
     return p
 
 
 def run_oracle_command(args: argparse.Namespace) -> int:
     """Handler of ``tune-grid oracle``: prints the comparison table, returns 0."""
-    from tune_grid.env.evaluation import evaluate, summarize
+    from tune_grid.env.evaluation import evaluate
     from tune_grid.oracle.core import day_list, optimality_gaps, oracle_cost
 
-    config = {"split": args.split}
+    policies: list[tuple[str, Any, dict[str, Any]]] = []
+    for path in args.checkpoint:
+        from tune_grid.training.checkpoints import read_meta
+        from tune_grid.training.policy import TrainedPolicy
+
+        run = read_meta(path).run_config
+        policy = TrainedPolicy.load(path, policy_sharing=run.policy_sharing)
+        policies.append((str(path), policy, run.env_config().to_dict()))
+    configs = {repr(sorted(c.items())) for _, _, c in policies}
+    if len(configs) > 1:
+        raise ValueError("--checkpoint: the checkpoints were trained on different env configs")
+    config = dict(policies[0][2]) if policies else {}
+    config["split"] = args.split
     days = day_list(args.split, args.days)
     start = time.perf_counter()
     results = []
@@ -63,32 +85,40 @@ def run_oracle_command(args: argparse.Namespace) -> int:
             elapsed = time.perf_counter() - start
             print(f"  oracle: {i}/{len(days)} days, {elapsed:.0f} s", flush=True)
     oracle = pd.DataFrame([r.to_row(config) for r in results])
-    table: list[tuple[str, float, float | None, float | None, float | None]] = [
-        ("oracle (model)", float(oracle["model_cost"].mean()), None, None, None),
-    ]
-    s = summarize(oracle)
-    table.append(("oracle (replay)", s["daily_cost"], s["safety"], s["violation_hours"], None))
-    for name in ("do_nothing", "rule_based"):
-        per_day = evaluate(name, split=args.split, days=days)
-        s = summarize(per_day)
-        gap = optimality_gaps(per_day, oracle).gap
-        table.append((name, s["daily_cost"], s["safety"], s["violation_hours"], gap))
+    frames = [(name, evaluate(name, args.split, days, config)) for name in BASELINE_ROWS]
+    frames += [(name, evaluate(policy, args.split, days, config)) for name, policy, _ in policies]
+    print(f"oracle on the {args.split} split, {len(days)} days (means per day, all 3 MGs):")
+    print(
+        f"{'policy':<17}{'cost $':>10}{'safety':>9}{'objective $':>13}{'cost gap':>10}"
+        f"{'obj. gap':>10}"
+    )
+    print(f"{'oracle (relaxed)':<17}{oracle['model_bound'].mean():>10.2f}")
+    print(
+        f"{'oracle (model)':<17}{oracle['model_cost'].mean():>10.2f}{'':>9}"
+        f"{oracle['model_objective'].mean():>13.2f}"
+    )
+    rows = [("oracle (replay)", oracle), *frames]
+    for name, frame in rows:
+        gaps = optimality_gaps(frame, oracle)
+        line = (
+            f"{name:<17}{frame['cost'].mean():>10.2f}{frame['safety'].mean():>9.4f}"
+            f"{frame['objective'].mean():>13.2f}"
+        )
+        if frame is not oracle:
+            line += f"{gaps.gap:>10.1%}{gaps.objective_gap:>10.1%}"
+        print(line)
     solve = np.array([r.solve_time_s for r in results])
     cached = sum(r.cached for r in results)
-    print(f"oracle on the {args.split} split, {len(days)} days (means per day, all 3 MGs):")
-    print(f"{'policy':<17}{'cost $':>11}{'safety':>9}{'viol. h':>9}{'gap':>9}")
-    for name, cost, safety, viol, gap in table:
-        line = f"{name:<17}{cost:>11.2f}"
-        if safety is not None and viol is not None:
-            line += f"{safety:>9.4f}{viol:>9.2f}"
-        if gap is not None:
-            line += f"{gap:>9.1%}"
-        print(line)
     print(
         f"solve time per day: median {np.median(solve):.2f} s, max {solve.max():.2f} s "
         f"({len(results) - cached} solved now, {cached} from the cache with their original times)"
     )
-    print("gap: (mean policy cost - mean oracle replayed cost) / |mean oracle replayed cost|")
+    print(
+        "objective = cost + penalty x cost_scale x safety (the reward's weights; the oracle "
+        f"prices safety at ${results[0].safety_price:.0f} per pu-hour). Gaps: (mean policy - "
+        "mean oracle replay) / |mean oracle replay|. The replayed oracle is an achievable "
+        "schedule, not a proven lower bound: a policy can beat it."
+    )
     return 0
 
 
@@ -99,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tune_grid.oracle.cli")
     add_oracle_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["oracle", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.handler(args))
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

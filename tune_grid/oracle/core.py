@@ -67,7 +67,8 @@ from tune_grid.oracle.lindistflow import RadialNetwork
 from tune_grid.oracle.replay import replay, schedule_actions
 
 ORACLE_VERSION = 3
-"""Bump when the oracle's model changes, so cached days are recomputed."""
+"""Bump when the oracle's model or its starting schedules (the baselines) change, so cached
+days are recomputed."""
 DEFAULT_ITERATIONS = 6
 """Most dispatch solves per day (successive linearization with a trust region)."""
 CONVERGED_MW = 1e-3
@@ -78,9 +79,10 @@ DEFAULT_SOC = 0.5
 """Initial SoC used when the config draws it at random (``initial_soc: null``)."""
 FD_STEP = 0.01
 """Forward-difference step (MW / Mvar) of the AC sensitivities."""
-REWARD_ONLY_KEYS = ("split", "share_reward")
-"""EnvConfig keys that change neither the objective nor physics (kept out of the cache key;
-``penalty`` and ``cost_scale`` set the oracle's price of safety, so they are in it)."""
+REWARD_ONLY_KEYS = ("split", "share_reward", "price_lookahead")
+"""EnvConfig keys that change neither the objective nor physics, only who is rewarded or what
+agents observe (kept out of the cache key; ``penalty`` and ``cost_scale`` set the oracle's price
+of safety, so they are in it)."""
 ZONES = ("DSO", *MICROGRIDS)
 SCHEDULE_KEYS = ("battery_mw", "dg_p_mw", "dg_q_mvar")
 """Info keys of the set points the oracle schedules, in the order of its control stack."""
