@@ -35,8 +35,16 @@ def test_split_profiles_are_dense_day_by_hour() -> None:
     test = SplitProfiles("test")
     assert test.num_days == 366 and test.dates[0] == "2024-01-01"
     assert test.load["MG1"].shape == (366, 24)
+    train, validation = SplitProfiles("train"), SplitProfiles("validation")
+    assert (train.num_days, validation.num_days) == (319, 46)
+    assert not set(train.dates) & set(validation.dates)  # training never draws a validation day
+    assert set(train.dates) | set(validation.dates) == {
+        f"{d:%Y-%m-%d}" for d in pd.date_range("2023-01-01", "2023-12-31")
+    }
+    months = {d[5:7] for d in validation.dates}
+    assert len(months) == 12  # every season
     with pytest.raises(ValueError, match="split must be one of"):
-        SplitProfiles("validation")
+        SplitProfiles("holdout")
 
 
 def test_clean_load_replaces_missing_negative_and_spiky_hours() -> None:
