@@ -108,6 +108,7 @@ def search_meta(spec: SpaceFile) -> SearchMeta:
         mode=spec.resolved_mode,
         stop=dict(spec.stop),
         param_names=tuple(sorted({*spec.fixed, *spec.space})),
+        early_stop=spec.scheduler.kind.stops.name,
     )
 
 
@@ -187,18 +188,8 @@ def make_searcher(spec: SpaceFile, paths: SearchPaths) -> Any:
 
 
 def make_scheduler(spec: SpaceFile) -> Any:
-    """ASHA on the file's rungs, or FIFO."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    s = spec.scheduler
-    if s.type == "fifo":
-        return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr=s.time_attr,
-        max_t=s.max_t,
-        grace_period=s.grace_period,
-        reduction_factor=s.reduction_factor,
-    )
+    """The Tune scheduler of the file's ``scheduler.type`` (its registry entry builds it)."""
+    return spec.scheduler.kind.build(spec)
 
 
 def param_space(spec: SpaceFile) -> dict[str, Any]:
