@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tune_grid.cli_train import build_parser, main, option_name, run_config_from_args
+from tune_grid.cli import build_parser, main
+from tune_grid.cli.run_options import option_name, run_config_from_args
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.training.checkpoints import (
     META_FILE,
@@ -31,7 +32,7 @@ def run_cli(*args: str) -> tuple[int, str, str, bool]:
     script = textwrap.dedent(
         f"""
         import sys
-        from tune_grid.cli_train import main
+        from tune_grid.cli import main
         try:
             rc = main({list(args)!r})
         except SystemExit as exc:

@@ -10,13 +10,19 @@ PPO keys, so a search space or a CLI flag names every parameter the same way.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import math
+import textwrap
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
+
+from tune_grid.errors import TuneGridError
 
 PowerflowBackend = Literal["fast", "lightsim2grid", "pandapower"]
 Split = Literal["train", "test"]
@@ -26,7 +32,7 @@ HorizontalProtocol = Literal["none", "p2p_trading", "consensus"]
 ConsensusTopology = Literal["line", "ring", "complete"]
 
 
-class ConfigError(ValueError):
+class ConfigError(TuneGridError, ValueError):
     """A configuration value is unknown, mistyped or out of range."""
 
 
@@ -327,6 +333,36 @@ class RunConfig(_Validated):
         )
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         self.env_config()  # validates the environment keys with the env's own rules
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each dataclass field's docstring (the string right after it), over ``cls`` and its bases."""
+    docs: dict[str, str] = {}
+    for klass in cls.__mro__:
+        docs = {**_own_field_docs(klass), **docs}
+    return docs
+
+
+@functools.cache
+def _own_field_docs(klass: type) -> dict[str, str]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    if not tree.body or not isinstance(tree.body[0], ast.ClassDef):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
 
 
 ENV_KEYS = EnvConfig.field_names()

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
+from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import METRIC_NAMES
 from tune_grid.search.distributions import (
     DISTRIBUTIONS,
@@ -53,7 +54,7 @@ MAX_CHECK_COMBINATIONS = 256
 REWARD_SCALE_KEYS = ("penalty", "cost_scale")
 
 
-class SpaceFileError(ValueError):
+class SpaceFileError(TuneGridError, ValueError):
     """A search-space file is malformed or invalid; the message names the file and key path."""
 
     def __init__(self, file: str | Path, key_path: str, message: str) -> None:

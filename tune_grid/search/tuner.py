@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tune_grid.errors import TuneGridError
 from tune_grid.results.export import (
     SearchMeta,
     export_experiment,
@@ -45,7 +46,7 @@ METRIC_COLUMNS = {
 }
 
 
-class SearchError(RuntimeError):
+class SearchError(TuneGridError, RuntimeError):
     """A search cannot start or resume (existing results, nothing to resume, bad storage)."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_grid.config import ConfigError, RunConfig
+from tune_grid.errors import TuneGridError
 
 META_FILE = "tune_grid.json"
 META_FORMAT = "tune_grid.checkpoint"
@@ -29,7 +30,7 @@ BEST_DIR = "best"
 FINAL_DIR = "final"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TuneGridError, ValueError):
     """A checkpoint path is missing, not a tune-grid checkpoint, or unreadable."""
 
 
