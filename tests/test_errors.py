@@ -61,11 +61,8 @@ def test_main_prints_any_tune_grid_error_as_one_line(
     def handler(args: argparse.Namespace) -> int:
         raise Odd("the reason\nand a second line nobody should see")
 
-    parser = build_parser()
-    monkeypatch.setattr("tune_grid.cli.commands.build_parser", lambda: parser)
-    parser.set_defaults(func=handler)
-    args = parser.parse_args(["baselines"])
-    assert args.func is handler
+    monkeypatch.setattr("tune_grid.cli.env.run_baselines_command", handler)
+    assert build_parser().parse_args(["baselines"]).func is handler
     assert main(["baselines"]) == 2
     assert capsys.readouterr().err == "error: the reason\n"
 
