@@ -182,7 +182,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tune_grid.training.checkpoints import read_meta
 
     read_meta(args.checkpoint)
-    from tune_grid.training.evaluate import EVALUATION_FILE, evaluate_checkpoint, format_table
+    from tune_grid.training.checkpoint_evaluation import (
+        EVALUATION_FILE,
+        evaluate_checkpoint,
+        format_table,
+    )
 
     report = evaluate_checkpoint(args.checkpoint, split=args.split, days=days)
     print(format_table(report))

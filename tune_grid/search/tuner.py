@@ -445,7 +445,7 @@ def run_search(
             print_fn(f"search interrupted: continue it with --resume ({paths.results_dir})")
             return outcome
         if options.evaluate and spec.evaluation.enabled:
-            from tune_grid.search.test_eval import evaluate_search, format_summary
+            from tune_grid.search.heldout_evaluation import evaluate_search, format_summary
 
             report = evaluate_search(spec, paths.results_dir, print_fn=print_fn)
             trials, rows = _final_export(paths, meta, print_fn)
