@@ -1,11 +1,13 @@
-"""What the scheduler (ASHA) stopped, and the compute that saved.
+"""What the trial scheduler stopped, and the compute that saved.
 
-A trial's *rung* is the number of iterations it had run when the scheduler stopped it
-(``stopped_early``). Compute saved is priced against a counterfactual in which every early-stopped
-trial runs to the iteration bound, the stop condition's ``max_iterations`` when the results carry
-it (``tune_grid.max_iterations`` metadata) or else the largest ``iterations`` observed in the
-experiment; trials that were not stopped early (finished, errored or still running) cost what they
-ran in both cases, so a failure is not mistaken for a saving.
+``stopped_early`` is written with the scheduler's reading (``tune_grid/results/early_stop.py``):
+under a scheduler that stops trials (ASHA) a trial's *rung* is the number of iterations it had run
+when it was stopped; under one that never does (FIFO, a population scheduler) no trial is stopped
+early and nothing is counted as saved. Compute saved is priced against a counterfactual in which
+every early-stopped trial runs to the iteration bound, the stop condition's ``max_iterations`` when
+the results carry it (``tune_grid.max_iterations`` metadata) or else the largest ``iterations``
+observed in the experiment; trials that were not stopped early (finished, errored or still
+running) cost what they ran in both cases, so a failure is not mistaken for a saving.
 """
 
 from __future__ import annotations

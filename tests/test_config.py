@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 
 import pytest
 
-from tune_grid.config import ConfigError, EnvConfig, RunConfig
+from tune_grid.config import ConfigError, EnvConfig, RunConfig, TrainingFields, field_docs
 
 
 def test_defaults_follow_the_reference_setup() -> None:
@@ -57,3 +59,30 @@ def test_env_config_rejects_unknown_and_out_of_range() -> None:
     with pytest.raises(ConfigError, match="initial_soc must be in"):
         EnvConfig.from_dict({"initial_soc": 0.05})
     assert EnvConfig.from_dict({"initial_soc": None}).initial_soc is None
+
+
+def test_run_config_derives_every_env_field_from_env_config() -> None:
+    env_fields = {f.name: f for f in dataclasses.fields(EnvConfig)}
+    run_fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    hints, run_hints = typing.get_type_hints(EnvConfig), typing.get_type_hints(RunConfig)
+    assert list(run_fields) == [*TrainingFields.field_names(), *env_fields]
+    for name, field in env_fields.items():
+        assert run_fields[name].default == field.default, name
+        assert run_hints[name] == hints[name], name
+    assert RunConfig().env_config() == EnvConfig()
+
+
+def test_every_run_config_field_has_a_docstring() -> None:
+    docs = field_docs(RunConfig)
+    missing = [name for name in RunConfig.field_names() if not docs.get(name)]
+    assert not missing, f"fields without a docstring: {missing}"
+    assert docs["lr"].startswith("Adam learning rate") and docs["penalty"].startswith(
+        "Reward weight"
+    )
+
+
+def test_a_run_config_is_validated_by_the_env_rules_too() -> None:
+    with pytest.raises(ConfigError, match="load_scale must be in"):
+        RunConfig.from_dict({"load_scale": 5.0})
+    with pytest.raises(ConfigError, match="unknown run config key 'bogus'"):
+        RunConfig.from_dict({"bogus": 1})

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from tune_grid.baselines import do_nothing, random_policy, rule_based
+from tune_grid.cli.oracle import add_oracle_parser
 from tune_grid.env import make_env
 from tune_grid.env.evaluation import evaluate, run_day
 from tune_grid.grid.data import select_days
 from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, Battery, DieselGenerator
 from tune_grid.oracle import core, evaluate_with_oracle, optimality_gaps, oracle_cost, oracle_days
-from tune_grid.oracle.cli import add_oracle_parser
 from tune_grid.oracle.dispatch import (
     DayInputs,
     DispatchOptions,

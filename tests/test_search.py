@@ -117,7 +117,7 @@ def test_optuna_asha_multiseed_search_exports_parquet(local_ray: None, tmp_path:
     written = [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)]
     export_experiment(results)
     assert [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)] == written
-    from tune_grid.cli_search import main
+    from tune_grid.cli import main
 
     assert main(["export", str(results)]) == 0
     assert [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)] == written

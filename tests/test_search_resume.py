@@ -51,7 +51,7 @@ def _command(space: Path, storage: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "tune_grid.cli_search",
+        "tune_grid.cli",
         "search",
         str(space),
         "--storage",

@@ -112,7 +112,7 @@ def test_wandb_sweep_cli_prints_yaml() -> None:
         [
             sys.executable,
             "-m",
-            "tune_grid.cli_search",
+            "tune_grid.cli",
             "wandb-sweep",
             "search_spaces/quickstart.yaml",
         ],

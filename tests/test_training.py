@@ -119,7 +119,7 @@ def test_same_seed_repeats_across_processes(tmp_path: Path) -> None:
     """Two `train` commands (fresh interpreters, string-hash seeds unset) give one result."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
     env["PYTHONPATH"] = str(REPO_ROOT)
-    argv = [sys.executable, "-m", "tune_grid.cli_train", "train", "--iterations", "1"]
+    argv = [sys.executable, "-m", "tune_grid.cli", "train", "--iterations", "1"]
     argv += ["--checkpoint-freq", "0", "--eval-days", "0", "--num-cpus", "2", "--seed", "3"]
     argv += ["--train-batch-size", "96", "--minibatch-size", "32", "--num-epochs", "1"]
     argv += ["--hidden-sizes", "16x16", "--num-envs-per-env-runner", "2"]
@@ -225,7 +225,7 @@ def test_corrupt_checkpoint_state_is_a_checkpoint_error(
 ) -> None:
     import shutil
 
-    from tune_grid.cli_train import main
+    from tune_grid.cli import main
     from tune_grid.training.checkpoints import CheckpointError, restore_algorithm
     from tune_grid.training.policy import TrainedPolicy
 
@@ -248,8 +248,8 @@ def test_corrupt_checkpoint_state_is_a_checkpoint_error(
 def test_plain_rllib_checkpoint_evaluates_with_a_run_config(trained, tmp_path: Path) -> None:  # noqa: ANN001
     import shutil
 
+    from tune_grid.training.checkpoint_evaluation import evaluate_checkpoint
     from tune_grid.training.checkpoints import CheckpointError, read_meta
-    from tune_grid.training.evaluate import evaluate_checkpoint
     from tune_grid.training.policy import TrainedPolicy
 
     result, _ = trained
@@ -270,7 +270,7 @@ def test_evaluate_command_prints_table_and_writes_json(trained) -> None:  # noqa
     checkpoint = result.run_dir / "checkpoint_000001"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "tune_grid.cli_train", "evaluate", str(checkpoint), "--days", "1"],
+        [sys.executable, "-m", "tune_grid.cli", "evaluate", str(checkpoint), "--days", "1"],
         capture_output=True,
         text=True,
         env=env,

@@ -10,13 +10,19 @@ PPO keys, so a search space or a CLI flag names every parameter the same way.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
 import math
+import textwrap
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
+
+from tune_grid.errors import TuneGridError
 
 PowerflowBackend = Literal["fast", "lightsim2grid", "pandapower"]
 Split = Literal["train", "validation", "test"]
@@ -27,7 +33,7 @@ ConsensusTopology = Literal["line", "ring", "complete"]
 TerminalSoc = Literal["settle", "free"]
 
 
-class ConfigError(ValueError):
+class ConfigError(TuneGridError, ValueError):
     """A configuration value is unknown, mistyped or out of range."""
 
 
@@ -228,24 +234,37 @@ class EnvConfig(_Validated):
 
 
 @dataclass(frozen=True)
-class RunConfig(_Validated):
-    """One PPO training run: PPO hyperparameters, layout, resources and the env keys, all flat."""
+class TrainingFields(_Validated):
+    """The PPO hyperparameters, layout and resources of a run: RunConfig without the env keys."""
 
     policy_sharing: PolicySharing = "shared"
     """'shared': one RLModule for all agents (MAPPO-style); 'independent': one per agent (IPPO)."""
     lr: float = 5e-5
+    """Adam learning rate of policy and value function."""
     train_batch_size: int = 4000
+    """Env steps (one hour of all three agents) sampled per training iteration."""
     minibatch_size: int = 128
+    """Env steps per SGD minibatch; at most train_batch_size."""
     num_epochs: int = 10
+    """SGD passes over each training batch."""
     gamma: float = 0.99
+    """Discount factor per hourly step."""
     lambda_: float = 0.95
+    """GAE lambda: bias (0) versus variance (1) of the advantage estimate."""
     clip_param: float = 0.3
+    """PPO's clipping range of the probability ratio."""
     entropy_coeff: float = 0.0
+    """Weight of the entropy bonus in the loss (exploration)."""
     vf_clip_param: float = 10.0
+    """Clipping range of the value-function loss (in reward units)."""
     vf_loss_coeff: float = 1.0
+    """Weight of the value-function loss."""
     kl_coeff: float = 0.2
+    """Initial weight of the KL penalty between old and new policy (RLlib adapts it)."""
     grad_clip: float | None = None
+    """Global gradient-norm clip; None: no clipping."""
     hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy and value MLPs (``256x256`` on the command line)."""
     num_env_runners: int = 0
     """Remote sampling workers; 0 samples in the driver/trial process."""
     num_envs_per_env_runner: int = 32
@@ -258,25 +277,13 @@ class RunConfig(_Validated):
     torch_threads: int = 1
     """Torch intra-op threads in learner and runners (more than 1 only on otherwise idle CPUs)."""
     seed: int = 0
-    # Environment keys (see EnvConfig for their meaning).
-    powerflow: PowerflowBackend = "fast"
-    split: Split = "train"
-    load_scale: float = 0.2
-    penalty: float = 1.0
-    cost_scale: float = 100.0
-    share_reward: bool = False
-    export_discount: float = 0.9
-    initial_soc: float | None = 0.5
-    terminal_soc: TerminalSoc = "settle"
-    price_lookahead: int = 4
-    nonconvergence_safety: float = 1.0
-    vertical_protocol: VerticalProtocol = "none"
-    horizontal_protocol: HorizontalProtocol = "none"
-    congestion_price: float = 200.0
-    congestion_threshold: float = 0.15
-    setpoint_penalty_price: float = 100.0
-    consensus_iterations: int = 5
-    consensus_topology: ConsensusTopology = "line"
+    """Seed of RLlib, torch and the env; with ``seeds: K`` a search trains seed, seed+1, ..."""
+
+
+@dataclass(frozen=True)
+class RunConfig(EnvConfig, TrainingFields):
+    """One PPO training run: the fields of :class:`TrainingFields`, then every
+    :class:`EnvConfig` field (inherited, so a new env key is a run key too), all flat."""
 
     @classmethod
     def _kind(cls) -> str:
@@ -342,6 +349,36 @@ class RunConfig(_Validated):
         )
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         self.env_config()  # validates the environment keys with the env's own rules
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each dataclass field's docstring (the string right after it), over ``cls`` and its bases."""
+    docs: dict[str, str] = {}
+    for klass in cls.__mro__:
+        docs = {**_own_field_docs(klass), **docs}
+    return docs
+
+
+@functools.cache
+def _own_field_docs(klass: type) -> dict[str, str]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    if not tree.body or not isinstance(tree.body[0], ast.ClassDef):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
 
 
 ENV_KEYS = EnvConfig.field_names()

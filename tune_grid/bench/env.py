@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tune_grid.config import ConfigError
 from tune_grid.env import make_env
 from tune_grid.env.batch import MicrogridBatch
 from tune_grid.grid.devices import MICROGRIDS
@@ -133,11 +134,11 @@ def run_env_benchmark(
     """
     for name, value in (("steps", fast_steps), ("pandapower steps", pandapower_steps)):
         if value < rounds:
-            raise ValueError(
+            raise ConfigError(
                 f"{name} must be at least the number of rounds ({rounds}), got {value}"
             )
     if rounds < 1 or warmup < 0:
-        raise ValueError(f"need rounds >= 1 and warmup >= 0, got {rounds} and {warmup}")
+        raise ConfigError(f"need rounds >= 1 and warmup >= 0, got {rounds} and {warmup}")
     envs: dict[str, _TimedEnv | _TimedBatch] = {
         backend: _TimedEnv(backend, seed) for backend in BACKENDS
     }

@@ -24,7 +24,6 @@ minibatch updates (count and mean time inside ``Learner._update``).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import math
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from tune_grid.config import EnvConfig, RunConfig
+from tune_grid.config import ConfigError, EnvConfig, RunConfig
 
 NOOP_ENV_NAME = "networked_microgrids_noop_v0"
 """Registered name of the no-op env of variant (c)."""
@@ -313,10 +312,10 @@ def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> li
 
 
 def check_variant_keys(keys: Collection[str]) -> None:
-    """Raise a ValueError naming unknown variant keys and the allowed ones."""
+    """Raise a ConfigError naming unknown variant keys and the allowed ones."""
     unknown = sorted(set(keys) - set(VARIANT_LABELS))
     if unknown or not keys:
-        raise ValueError(
+        raise ConfigError(
             f"unknown variants {unknown or '(none given)'}; allowed: {', '.join(VARIANT_LABELS)}"
         )
 
@@ -511,7 +510,7 @@ def run_train_benchmark(
     from tune_grid.training.runner import ray_init_kwargs
 
     if iterations < 1 or warmup < 0:
-        raise ValueError(f"need iterations >= 1 and warmup >= 0, got {iterations}, {warmup}")
+        raise ConfigError(f"need iterations >= 1 and warmup >= 0, got {iterations}, {warmup}")
     if variants is not None:
         check_variant_keys(variants)
     values: dict[str, Any] = dict(QUICK_RUN) if quick else {}
@@ -530,59 +529,3 @@ def run_train_benchmark(
             ray.shutdown()
     print_fn(format_table(timings, run))
     return {"timings": timings, **summarize(timings)}
-
-
-# ------------------------------------------------------------------------------------- CLI
-def run_bench_train_command(args: argparse.Namespace) -> int:
-    """Handler of ``tune-grid bench train``."""
-    from tune_grid.cli_train import run_config_from_args
-
-    run, given = run_config_from_args(args)
-    run_train_benchmark(
-        iterations=args.iterations,
-        warmup=args.warmup,
-        quick=args.quick,
-        overrides={key: getattr(run, key) for key in given},
-        num_cpus=args.num_cpus,
-        variants=args.variants.split(",") if args.variants else None,
-    )
-    return 0
-
-
-def add_bench_train_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``train`` to the ``bench`` subparsers (``tune-grid bench train``)."""
-    from tune_grid.cli_train import add_run_config_arguments
-
-    parser = subparsers.add_parser(
-        "train",
-        help="PPO iteration time: RLlib's defaults vs tune-grid's vs a no-op env",
-        description=(
-            "Trains (a) RLlib's default settings, (b) tune-grid's defaults and (c) (b) on a no-op "
-            "env, interleaved in one process; prints median sampling, learning and whole-iteration "
-            "seconds (wall and CPU) and the ratios. Run-config options change the hyperparameters "
-            "of all three (layout options only (b) and (c))."
-        ),
-    )
-    parser.add_argument(
-        "--iterations", type=int, default=3, metavar="N", help="timed iterations (default 3)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=1, metavar="N", help="untimed iterations first (default 1)"
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny budget (batch 480, 2 epochs, 64x64, 4 envs): a smoke test, not a measurement",
-    )
-    parser.add_argument(
-        "--num-cpus", type=int, default=2, metavar="N", help="CPUs of the local Ray (default 2)"
-    )
-    parser.add_argument(
-        "--variants",
-        default=None,
-        metavar="LIST",
-        help="comma-separated subset of a,a1,b,b1,c,d (default: all that apply here)",
-    )
-    add_run_config_arguments(parser)
-    parser.set_defaults(func=run_bench_train_command)
-    return parser

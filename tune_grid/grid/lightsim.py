@@ -15,7 +15,7 @@ from lightsim2grid.network import init_from_pandapower
 from pandapower.auxiliary import pandapowerNet
 
 from tune_grid.grid.network import initial_voltage_pu
-from tune_grid.grid.powerflow import MAX_ITER, TOL_MVA, WARM_START_MIN_VM, PowerFlowResult
+from tune_grid.grid.solver import MAX_ITER, TOL_MVA, WARM_START_MIN_VM, PowerFlowResult
 
 
 class LightSim2GridPowerFlow:

@@ -9,7 +9,9 @@ Three interchangeable backends implement :class:`PowerFlowSolver` (``make_solver
 * ``"pandapower"``: :class:`PandapowerPowerFlow`, the reference, ``pandapower.runpp`` on a
   private deep copy of the net, warm-started with ``init="results"`` (~15 ms per solve).
 
-All use the same model (pandapower's line pi model with charging, shunts as constant
+The result type, the solver interface and the shared limits live in :mod:`tune_grid.grid.solver`
+(the backends import that, and this module imports the backends). All use the same model
+(pandapower's line pi model with charging, shunts as constant
 impedance, ratio taps, transformer model with ``trafo_model="t"``) and the same sign conventions
 (pandapower's: load and storage p positive = consumption, sgen p positive = generation). Inputs are
 absolute MW/Mvar (element ``scaling`` is ignored); storage reactive power stays at the net's
@@ -19,62 +21,32 @@ value. After a divergence (or at first use) every solver starts from
 
 import copy
 import importlib.util
-from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandapower as pp
 from pandapower.auxiliary import LoadflowNotConverged, pandapowerNet
 
 from tune_grid.grid.network import initial_voltage_pu
+from tune_grid.grid.solver import (
+    MAX_ITER,
+    TOL_MVA,
+    WARM_START_MIN_VM,
+    PowerFlowResult,
+    PowerFlowSolver,
+)
+
+__all__ = [
+    "BACKENDS",
+    "MAX_ITER",
+    "TOL_MVA",
+    "WARM_START_MIN_VM",
+    "PandapowerPowerFlow",
+    "PowerFlowResult",
+    "PowerFlowSolver",
+    "make_solver",
+]
 
 BACKENDS: tuple[str, ...] = ("fast", "lightsim2grid", "pandapower")
-#: Newton-Raphson limits of the lightsim2grid and pandapower backends (mismatch in MVA).
-MAX_ITER = 20
-TOL_MVA = 1e-8
-#: A converged solution with a bus below this voltage (pu) is not reused as a warm start.
-WARM_START_MIN_VM = 0.5
-
-
-class PowerFlowResult(NamedTuple):
-    """Result of one power flow; arrays follow the row order of the net's tables.
-
-    A named tuple rather than a dataclass: one is made per env step, and this is cheaper.
-    """
-
-    converged: bool
-    vm_pu: np.ndarray
-    line_loading_percent: np.ndarray
-    trafo_p_hv_mw: np.ndarray
-    trafo_q_hv_mvar: np.ndarray
-    ext_grid_p_mw: float
-
-    @classmethod
-    def failed(cls, n_bus: int, n_line: int, n_trafo: int) -> "PowerFlowResult":
-        """Result of a non-converged power flow (all values NaN)."""
-        return cls(
-            converged=False,
-            vm_pu=np.full(n_bus, np.nan),
-            line_loading_percent=np.full(n_line, np.nan),
-            trafo_p_hv_mw=np.full(n_trafo, np.nan),
-            trafo_q_hv_mvar=np.full(n_trafo, np.nan),
-            ext_grid_p_mw=float("nan"),
-        )
-
-
-class PowerFlowSolver(Protocol):
-    """Solves the net for given injections (float arrays in net.load/sgen/storage row order)."""
-
-    def solve(
-        self,
-        load_p_mw: np.ndarray,
-        load_q_mvar: np.ndarray,
-        sgen_p_mw: np.ndarray,
-        sgen_q_mvar: np.ndarray,
-        storage_p_mw: np.ndarray,
-    ) -> PowerFlowResult: ...
-
-    def reset(self) -> None:
-        """Forget the warm start: the next solve starts from the initial profile."""
 
 
 class PandapowerPowerFlow:
@@ -140,11 +112,11 @@ class PandapowerPowerFlow:
 def make_solver(net: pandapowerNet, backend: str) -> PowerFlowSolver:
     """Return the power-flow solver for ``backend`` (one of :data:`BACKENDS`)."""
     if backend == "fast":
-        from tune_grid.grid.zbus import ZBusPowerFlow  # imports this module
+        from tune_grid.grid.zbus import ZBusPowerFlow  # compiles numba kernels: on first use
 
         return ZBusPowerFlow(net)
     if backend == "lightsim2grid":
-        from tune_grid.grid.lightsim import LightSim2GridPowerFlow  # imports this module
+        from tune_grid.grid.lightsim import LightSim2GridPowerFlow  # optional dependency
 
         return LightSim2GridPowerFlow(net)
     if backend == "pandapower":

@@ -40,7 +40,7 @@ import scipy.sparse.linalg as spla
 from pandapower.auxiliary import pandapowerNet
 
 from tune_grid.grid.network import initial_voltage_pu
-from tune_grid.grid.powerflow import WARM_START_MIN_VM, PowerFlowResult
+from tune_grid.grid.solver import WARM_START_MIN_VM, PowerFlowResult
 
 #: The iteration stops when no bus voltage moves by more than this (pu) in one iteration. The
 #: map contracts by ~0.1 per iteration here, so the error left is ~1e-10 pu: about what

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from tune_grid.config import RunConfig
+from tune_grid.results.early_stop import DEFAULT_READING, STOP_READINGS
 from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
@@ -80,6 +81,8 @@ class SearchMeta:
     mode: str = "max"
     stop: dict[str, float] = field(default_factory=dict)
     param_names: tuple[str, ...] = ()
+    early_stop: str = DEFAULT_READING
+    """Name of the scheduler's :class:`~tune_grid.results.early_stop.StopReading`."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class SearchMeta:
             "mode": self.mode,
             "stop": self.stop,
             "param_names": list(self.param_names),
+            "early_stop": self.early_stop,
         }
 
     @classmethod
@@ -100,6 +104,7 @@ class SearchMeta:
             mode=str(data.get("mode", "max")),
             stop={str(k): float(v) for k, v in dict(data.get("stop", {})).items()},
             param_names=tuple(data.get("param_names", ())),
+            early_stop=str(data.get("early_stop", DEFAULT_READING)),
         )
 
 
@@ -296,8 +301,8 @@ def trial_row(
         "experiment": meta.experiment,
         "trial_id": record.trial_id,
         "status": status,
-        "stopped_early": bool(
-            status == "TERMINATED" and rows and not _stop_reached(meta.stop, last)
+        "stopped_early": STOP_READINGS[meta.early_stop].stopped_early(
+            status, bool(rows), _stop_reached(meta.stop, last)
         ),
         "iterations": int(last.get("iteration", 0)),
         "env_steps": int(last.get("env_steps", 0)),

@@ -31,6 +31,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tune_grid.errors import TuneGridError
+
 SCHEMA_VERSION = "1"
 VERSION_KEY = b"tune_grid.schema_version"
 KIND_KEY = b"tune_grid.kind"
@@ -98,7 +100,7 @@ ITERATION_COLUMNS: dict[str, pa.DataType] = {
 _COLUMNS_BY_KIND = {"trials": TRIAL_COLUMNS, "iterations": ITERATION_COLUMNS}
 
 
-class ResultsSchemaError(ValueError):
+class ResultsSchemaError(TuneGridError, ValueError):
     """A results file is missing, unreadable, of another schema version, or lacks columns."""
 
 

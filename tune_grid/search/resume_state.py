@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tune_grid.errors import TuneGridError
+
 SNAPSHOT_FILE = "tune_state.snapshot"
 DISCARDED_DIR = ".tune_state_discarded"
 _VERSION = 1
@@ -220,7 +222,7 @@ def read_snapshot(results_dir: Path) -> tuple[str, dict[str, bytes]] | None:
         return None
 
 
-class ResumeStateError(RuntimeError):
+class ResumeStateError(TuneGridError, RuntimeError):
     """No complete Tune experiment state: ``--resume`` would silently start a new experiment."""
 
 

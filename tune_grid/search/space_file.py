@@ -9,20 +9,35 @@ from __future__ import annotations
 
 import itertools
 import re
-import types
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
+from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import METRIC_NAMES
+from tune_grid.search.distributions import (
+    DISTRIBUTIONS,
+    PARAM_KEYS,
+    DistributionType,
+    allowed_text,
+    hint_accepts,
+)
+from tune_grid.search.rules import RuleBroken
+from tune_grid.search.schedulers import SCHEDULERS, SchedulerType
 
-Distribution = Literal["loguniform", "uniform", "int", "choice", "bool"]
 Algorithm = Literal["optuna", "random", "grid"]
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
 STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
@@ -39,7 +54,7 @@ MAX_CHECK_COMBINATIONS = 256
 REWARD_SCALE_KEYS = ("penalty", "cost_scale")
 
 
-class SpaceFileError(ValueError):
+class SpaceFileError(TuneGridError, ValueError):
     """A search-space file is malformed or invalid; the message names the file and key path."""
 
     def __init__(self, file: str | Path, key_path: str, message: str) -> None:
@@ -72,69 +87,45 @@ class _Strict(BaseModel):
 
 class ParamSpec(_Strict):
     """One searched parameter: ``{type: loguniform|uniform|int, low, high}``, ``{type: choice,
-    values: [...]}`` or ``{type: bool}``. ``int`` includes ``high``."""
+    values: [...]}`` or ``{type: bool}``. ``int`` includes ``high``. The types and their rules are
+    the entries of :data:`tune_grid.search.distributions.DISTRIBUTIONS`."""
 
-    type: Distribution
+    type: str
     low: float | None = None
     high: float | None = None
     values: list[Any] | None = None
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> Any:
+        return _registered(value, DISTRIBUTIONS, "unknown distribution type")
+
     @model_validator(mode="after")
     def _check_shape(self) -> ParamSpec:
-        if self.type in ("loguniform", "uniform", "int"):
-            if self.values is not None:
-                raise _key_error("values", f"not allowed for type {self.type} (use low, high)")
-            for key in ("low", "high"):
-                if getattr(self, key) is None:
-                    raise _key_error(key, f"required for type {self.type}")
-            assert self.low is not None and self.high is not None
-            if self.type == "int":
-                for key in ("low", "high"):
-                    value = getattr(self, key)
-                    if not float(value).is_integer():
-                        raise _key_error(key, f"must be an integer for type int, got {_num(value)}")
-            if self.low >= self.high:
-                raise _key_error(
-                    "low", f"must be < high (low={_num(self.low)}, high={_num(self.high)})"
-                )
-            if self.type == "loguniform" and self.low <= 0:
-                raise _key_error("low", f"must be > 0 for loguniform, got {_num(self.low)}")
-        elif self.type == "choice":
-            for key in ("low", "high"):
-                if getattr(self, key) is not None:
-                    raise _key_error(key, "not allowed for type choice (use values)")
-            if not self.values:
-                raise _key_error("values", "must be a non-empty list for type choice")
-            for i, value in enumerate(self.values):
-                if isinstance(value, dict):
-                    raise _key_error(f"values[{i}]", f"must be a scalar or list, got {value!r}")
-            if len({_hashable(v) for v in self.values}) != len(self.values):
-                raise _key_error("values", f"contains duplicates: {self.values}")
-        else:  # bool
-            for key in ("low", "high", "values"):
-                if getattr(self, key) is not None:
-                    raise _key_error(key, "not allowed for type bool (it takes no arguments)")
+        kind = self.kind
+        for key in PARAM_KEYS:
+            if key not in kind.keys and getattr(self, key) is not None:
+                raise _key_error(key, f"not allowed for type {self.type} ({kind.usage})")
+        try:
+            kind.check(self)
+        except RuleBroken as exc:
+            raise _key_error(exc.key, exc.message) from None
         return self
+
+    @property
+    def kind(self) -> DistributionType:
+        """The registry entry of this parameter's type."""
+        return DISTRIBUTIONS[self.type]
 
     def candidates(self) -> list[Any]:
         """Representative values: the bounds of a range, every value of a choice or bool."""
-        if self.type == "bool":
-            return [False, True]
-        if self.type == "choice":
-            return list(self.values or [])
-        assert self.low is not None and self.high is not None
-        if self.type == "int":
-            return [int(self.low), int(self.high)]
-        return [self.low, self.high]
+        return self.kind.candidates(self)
 
     def grid_values(self) -> list[Any]:
         """All values for grid search (``int`` expands low..high); raises for continuous types."""
-        if self.type in ("loguniform", "uniform"):
+        if self.kind.grid_values is None:
             raise ValueError(f"type {self.type} cannot be grid-searched (use choice)")
-        if self.type == "int":
-            assert self.low is not None and self.high is not None
-            return list(range(int(self.low), int(self.high) + 1))
-        return self.candidates()
+        return self.kind.grid_values(self)
 
 
 class SearchSettings(_Strict):
@@ -146,21 +137,32 @@ class SearchSettings(_Strict):
 
 
 class SchedulerSettings(_Strict):
-    """``type: asha`` (async successive halving) with its rungs, or ``type: fifo``."""
+    """``type``: an entry of :data:`tune_grid.search.schedulers.SCHEDULERS` (``asha`` with its
+    rungs, or ``fifo``); the rung keys are read by ``asha`` only."""
 
-    type: Literal["asha", "fifo"] = "asha"
+    type: str = "asha"
     time_attr: TimeAttr = "training_iteration"
     max_t: int = Field(default=100, ge=1)
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=2.0, gt=1.0)
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> Any:
+        return _registered(value, SCHEDULERS, "unknown scheduler")
+
     @model_validator(mode="after")
-    def _check_rungs(self) -> SchedulerSettings:
-        if self.type == "asha" and self.grace_period > self.max_t:
-            raise _key_error(
-                "grace_period", f"must be <= max_t ({self.max_t}), got {self.grace_period}"
-            )
+    def _check_rules(self) -> SchedulerSettings:
+        try:
+            self.kind.check(self)
+        except RuleBroken as exc:
+            raise _key_error(exc.key, exc.message) from None
         return self
+
+    @property
+    def kind(self) -> SchedulerType:
+        """The registry entry of this scheduler type."""
+        return SCHEDULERS[self.type]
 
 
 class Resources(_Strict):
@@ -252,8 +254,11 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+def _registered(value: Any, registry: Mapping[str, Any], message: str) -> Any:
+    """``value`` if it names an entry of ``registry``; else the error a Literal field gives."""
+    if not isinstance(value, str) or value not in registry:
+        raise PydanticCustomError("literal_error", message, {"expected": allowed_text(registry)})
+    return value
 
 
 def _key_error(key: str, message: str) -> PydanticCustomError:
@@ -371,51 +376,18 @@ def load_space_file(path: str | Path) -> SpaceFile:
 # --- checks against RunConfig -------------------------------------------------------------------
 
 
-def _options(tp: Any) -> tuple[Any, ...]:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return typing.get_args(tp)
-    return (tp,)
-
-
-def _accepts(tp: Any, kinds: tuple[type, ...]) -> bool:
-    return any(option in kinds for option in _options(tp))
-
-
 def _yaml_number(value: Any, hint: Any) -> Any:
     """YAML 1.1 reads ``1e-4`` as a string; read it as the number a float field expects."""
-    if isinstance(value, str) and _accepts(hint, (float,)) and _FLOAT_RE.match(value.strip()):
+    if isinstance(value, str) and hint_accepts(hint, (float,)) and _FLOAT_RE.match(value.strip()):
         return float(value)
     return value
 
 
 def _check_types(name: str, param: ParamSpec, file: str | Path) -> None:
-    hint = _RUN_HINTS[name]
-    path = f"space.{name}"
-    if param.type in ("loguniform", "uniform") and not _accepts(hint, (float,)):
-        raise SpaceFileError(
-            file, f"{path}.type", f"{param.type} samples floats but {name} is {_type_text(hint)}"
-        )
-    if param.type == "int" and not _accepts(hint, (int, float)):
-        raise SpaceFileError(
-            file, f"{path}.type", f"int samples integers but {name} is {_type_text(hint)}"
-        )
-    if param.type == "bool" and not _accepts(hint, (bool,)):
-        raise SpaceFileError(
-            file, f"{path}.type", f"bool samples true/false but {name} is {_type_text(hint)}"
-        )
-    if param.type == "choice":
-        for i, value in enumerate(param.values or []):
-            try:
-                coerce_value(name, value, hint)
-            except ConfigError as exc:
-                raise SpaceFileError(file, f"{path}.values[{i}]", str(exc)) from None
-
-
-def _type_text(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(v) for v in typing.get_args(hint))
-    return getattr(hint, "__name__", str(hint)).replace("NoneType", "None")
+    try:
+        param.kind.check_field_type(param, name, _RUN_HINTS[name])
+    except RuleBroken as exc:
+        raise SpaceFileError(file, f"space.{name}.{exc.key}", exc.message) from None
 
 
 def _other_combinations(spec: SpaceFile, skip: str) -> Iterator[dict[str, Any]]:
@@ -480,17 +452,14 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
         if not any(k in message for k in spec.space):
             raise SpaceFileError(file, "fixed", message) from None
     for name, param in spec.space.items():
-        if param.type == "choice":
-            for i, value in enumerate(param.values or []):
-                _check_value(spec, name, value, f"space.{name}.values[{i}]", file)
-        elif param.type in ("loguniform", "uniform", "int"):
-            _check_value(spec, name, param.low, f"space.{name}.low", file)
-            _check_value(spec, name, param.high, f"space.{name}.high", file)
+        for key, value in param.kind.run_values(param):
+            _check_value(spec, name, value, f"space.{name}.{key}", file)
     if spec.search.algorithm == "grid":
+        discrete = ", ".join(n for n, kind in DISTRIBUTIONS.items() if kind.grid_values)
         for name, param in spec.space.items():
-            if param.type in ("loguniform", "uniform"):
+            if param.kind.grid_values is None:
                 raise SpaceFileError(
                     file,
                     f"space.{name}.type",
-                    f"grid search needs discrete parameters (choice, bool, int), got {param.type}",
+                    f"grid search needs discrete parameters ({discrete}), got {param.type}",
                 )

@@ -8,33 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from tune_grid.search.distributions import encode_value
 from tune_grid.search.space_file import ParamSpec, SpaceFile
 
-
-def encode_value(value: Any) -> Any:
-    """A search-safe scalar: lists of ints become ``"64x64"``; other values are unchanged."""
-    if isinstance(value, list | tuple):
-        return "x".join(str(int(v)) for v in value)
-    return value
+__all__ = [
+    "choice_values",
+    "encode_value",
+    "optuna_distribution",
+    "optuna_space",
+    "tune_domain",
+    "tune_param_space",
+    "wandb_sweep",
+]
 
 
 def choice_values(param: ParamSpec) -> list[Any]:
-    """The encoded values of a choice/bool parameter."""
+    """The encoded candidate values of a parameter (every value of a choice or bool)."""
     return [encode_value(v) for v in param.candidates()]
 
 
 def tune_domain(param: ParamSpec) -> Any:
     """A Ray Tune sampling domain (``int`` is inclusive of ``high``)."""
-    from ray import tune
-
-    if param.type == "loguniform":
-        return tune.loguniform(param.low, param.high)
-    if param.type == "uniform":
-        return tune.uniform(param.low, param.high)
-    if param.type == "int":
-        assert param.low is not None and param.high is not None
-        return tune.randint(int(param.low), int(param.high) + 1)
-    return tune.choice(choice_values(param))
+    return param.kind.tune_domain(param)
 
 
 def tune_param_space(spec: SpaceFile) -> dict[str, Any]:
@@ -52,36 +47,12 @@ def tune_param_space(spec: SpaceFile) -> dict[str, Any]:
 
 def optuna_distribution(param: ParamSpec) -> Any:
     """The Optuna distribution of one parameter."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    assert param.type in ("loguniform", "uniform", "int", "choice", "bool")
-    if param.type in ("loguniform", "uniform"):
-        assert param.low is not None and param.high is not None
-        return FloatDistribution(param.low, param.high, log=param.type == "loguniform")
-    if param.type == "int":
-        assert param.low is not None and param.high is not None
-        return IntDistribution(int(param.low), int(param.high))
-    return CategoricalDistribution(choice_values(param))
+    return param.kind.optuna_distribution(param)
 
 
 def optuna_space(spec: SpaceFile) -> dict[str, Any]:
     """Searched parameters as Optuna distributions (fixed keys are not part of the study)."""
     return {name: optuna_distribution(param) for name, param in spec.space.items()}
-
-
-def _wandb_param(param: ParamSpec) -> dict[str, Any]:
-    if param.type == "loguniform":
-        return {"distribution": "log_uniform_values", "min": param.low, "max": param.high}
-    if param.type == "uniform":
-        return {"distribution": "uniform", "min": param.low, "max": param.high}
-    if param.type == "int":
-        assert param.low is not None and param.high is not None
-        return {"distribution": "int_uniform", "min": int(param.low), "max": int(param.high)}
-    return {"values": param.candidates()}
 
 
 def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
@@ -95,7 +66,7 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     method = {"optuna": "bayes", "random": "random", "grid": "grid"}[spec.search.algorithm]
     parameters: dict[str, Any] = {k: {"value": v} for k, v in spec.fixed_config().items()}
     for name, param in spec.space.items():
-        parameters[name] = _wandb_param(param)
+        parameters[name] = param.kind.wandb_parameter(param)
     sweep: dict[str, Any] = {
         "name": spec.experiment,
         "project": spec.wandb.project,
@@ -120,10 +91,7 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     }
     if spec.search.algorithm != "grid":
         sweep["run_cap"] = spec.num_samples
-    if spec.scheduler.type == "asha":
-        sweep["early_terminate"] = {
-            "type": "hyperband",
-            "min_iter": spec.scheduler.grace_period,
-            "eta": max(2, round(spec.scheduler.reduction_factor)),
-        }
+    early_terminate = spec.scheduler.kind.wandb_early_terminate(spec)
+    if early_terminate is not None:
+        sweep["early_terminate"] = early_terminate
     return sweep

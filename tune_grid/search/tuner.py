@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tune_grid.errors import TuneGridError
 from tune_grid.results.export import (
     SearchMeta,
     export_experiment,
@@ -45,7 +46,7 @@ METRIC_COLUMNS = {
 }
 
 
-class SearchError(RuntimeError):
+class SearchError(TuneGridError, RuntimeError):
     """A search cannot start or resume (existing results, nothing to resume, bad storage)."""
 
 
@@ -108,6 +109,7 @@ def search_meta(spec: SpaceFile) -> SearchMeta:
         mode=spec.resolved_mode,
         stop=dict(spec.stop),
         param_names=tuple(sorted({*spec.fixed, *spec.space})),
+        early_stop=spec.scheduler.kind.stops.name,
     )
 
 
@@ -187,18 +189,8 @@ def make_searcher(spec: SpaceFile, paths: SearchPaths) -> Any:
 
 
 def make_scheduler(spec: SpaceFile) -> Any:
-    """ASHA on the file's rungs, or FIFO."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    s = spec.scheduler
-    if s.type == "fifo":
-        return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr=s.time_attr,
-        max_t=s.max_t,
-        grace_period=s.grace_period,
-        reduction_factor=s.reduction_factor,
-    )
+    """The Tune scheduler of the file's ``scheduler.type`` (its registry entry builds it)."""
+    return spec.scheduler.kind.build(spec)
 
 
 def param_space(spec: SpaceFile) -> dict[str, Any]:
@@ -453,7 +445,7 @@ def run_search(
             print_fn(f"search interrupted: continue it with --resume ({paths.results_dir})")
             return outcome
         if options.evaluate and spec.evaluation.enabled:
-            from tune_grid.search.test_eval import evaluate_search, format_summary
+            from tune_grid.search.heldout_evaluation import evaluate_search, format_summary
 
             report = evaluate_search(spec, paths.results_dir, print_fn=print_fn)
             trials, rows = _final_export(paths, meta, print_fn)

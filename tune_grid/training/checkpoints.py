@@ -21,6 +21,7 @@ from typing import Any
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.env.microgrid import ENV_NAME
 from tune_grid.env.protocols import obs_feature_names
+from tune_grid.errors import TuneGridError
 
 META_FILE = "tune_grid.json"
 META_FORMAT = "tune_grid.checkpoint"
@@ -31,7 +32,7 @@ BEST_DIR = "best"
 FINAL_DIR = "final"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TuneGridError, ValueError):
     """A checkpoint path is missing, not a tune-grid checkpoint, or unreadable."""
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tune_grid.config import RunConfig
+from tune_grid.config import ConfigError, RunConfig
 from tune_grid.env import ENV_NAME
 from tune_grid.training.checkpoints import (
     BEST_DIR,
@@ -62,25 +62,25 @@ class TrainOptions:
     """CPUs for ``ray.init`` when this process starts Ray (default: all)."""
 
     def validate(self) -> None:
-        """Raise ValueError on a bad option (called before Ray starts)."""
+        """Raise ConfigError on a bad option (called before Ray starts)."""
         if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
         if self.checkpoint_freq < 0:
-            raise ValueError(f"checkpoint_freq must be >= 0, got {self.checkpoint_freq}")
+            raise ConfigError(f"checkpoint_freq must be >= 0, got {self.checkpoint_freq}")
         if self.eval_days is not None and self.eval_days < 0:
-            raise ValueError(f"eval_days must be >= 0, got {self.eval_days}")
+            raise ConfigError(f"eval_days must be >= 0, got {self.eval_days}")
         if self.best_metric not in BEST_METRICS:
-            raise ValueError(
+            raise ConfigError(
                 f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}"
             )
         if self.best_mode not in ("max", "min"):
-            raise ValueError(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
+            raise ConfigError(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
         if self.num_cpus is not None and self.num_cpus < 1:
-            raise ValueError(f"num_cpus must be >= 1, got {self.num_cpus}")
+            raise ConfigError(f"num_cpus must be >= 1, got {self.num_cpus}")
         if self.experiment_name is not None and (
             not self.experiment_name or "/" in self.experiment_name
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"experiment_name must be non-empty without '/', got {self.experiment_name!r}"
             )
 
@@ -268,7 +268,7 @@ def train(
 
     evaluation = None
     if options.eval_days != 0:
-        from tune_grid.training.evaluate import evaluate_checkpoint, format_table
+        from tune_grid.training.checkpoint_evaluation import evaluate_checkpoint, format_table
 
         try:
             evaluation = evaluate_checkpoint(

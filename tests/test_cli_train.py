@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tune_grid.cli_train import build_parser, main, option_name, run_config_from_args
-from tune_grid.config import ConfigError, RunConfig
+from tune_grid.cli import build_parser, main
+from tune_grid.cli.run_options import option_name, run_config_from_args
+from tune_grid.config import ConfigError, RunConfig, field_docs
 from tune_grid.training.checkpoints import (
     META_FILE,
     RLLIB_MARKER,
@@ -31,7 +32,7 @@ def run_cli(*args: str) -> tuple[int, str, str, bool]:
     script = textwrap.dedent(
         f"""
         import sys
-        from tune_grid.cli_train import main
+        from tune_grid.cli import main
         try:
             rc = main({list(args)!r})
         except SystemExit as exc:
@@ -147,6 +148,15 @@ def test_every_run_config_key_is_an_option_with_its_default() -> None:
         assert option_name(key) in help_text
     assert "--no-share-reward" in help_text
     assert parse() == RunConfig()
+
+
+def test_train_help_shows_every_fields_docstring() -> None:
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    helps = {action.dest: action.help for action in train._actions}  # noqa: SLF001
+    for key, doc in field_docs(RunConfig).items():
+        assert helps[key].startswith(f"{doc} (default: "), key
+    assert "GAE lambda" in train.format_help()
 
 
 def test_cli_values_are_typed_and_override_the_config_file(tmp_path: Path) -> None:

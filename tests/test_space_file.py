@@ -195,7 +195,7 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(_with(lambda d: d["space"]["lr"].update(low=1, high=0.1))))
     for command in (["search", str(path)], ["wandb-sweep", str(path)]):
         proc = subprocess.run(
-            [sys.executable, "-m", "tune_grid.cli_search", *command],
+            [sys.executable, "-m", "tune_grid.cli", *command],
             capture_output=True,
             text=True,
             cwd=REPO,

@@ -1,8 +1,4 @@
-"""``tune-grid oracle``: the oracle's mean daily cost against the baselines on a data split.
-
-Wire it into the main parser with ``add_oracle_parser(subparsers)``; the handler is set with
-``set_defaults(func=...)`` like the other subcommands and returns the exit code.
-"""
+"""``tune-grid oracle``: the oracle's mean daily cost against the baselines on a data split."""
 
 from __future__ import annotations
 
@@ -10,13 +6,12 @@ import argparse
 import time
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from tune_grid.cli.common import Subparsers, check_days_in_split
 
 BASELINE_ROWS = ("do_nothing", "rule_based")
 
 
-def add_oracle_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_oracle_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``oracle`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
     p = subparsers.add_parser(
         "oracle",
@@ -51,6 +46,10 @@ def add_oracle_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_oracle_command(args: argparse.Namespace) -> int:
     """Handler of ``tune-grid oracle``: prints the comparison table, returns 0."""
+    check_days_in_split(args.days, args.split)
+    import numpy as np
+    import pandas as pd
+
     from tune_grid.env.evaluation import evaluate
     from tune_grid.oracle.core import day_list, optimality_gaps, oracle_cost
 
@@ -120,17 +119,3 @@ def run_oracle_command(args: argparse.Namespace) -> int:
         "schedule, not a proven lower bound: a policy can beat it."
     )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m tune_grid.oracle.cli --split test --days 30``."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m tune_grid.oracle.cli")
-    add_oracle_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["oracle", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""``tune-grid bench env | train | search``: the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+
+from tune_grid.cli.common import Subparsers
+from tune_grid.cli.run_options import add_run_config_arguments, run_config_from_args
+
+
+def run_bench_env_command(args: argparse.Namespace) -> int:
+    """Env-step time of each power-flow backend, side by side."""
+    from tune_grid.bench.env import run_env_benchmark
+
+    run_env_benchmark(
+        fast_steps=args.steps, pandapower_steps=args.pandapower_steps, rounds=args.rounds
+    )
+    return 0
+
+
+def run_bench_train_command(args: argparse.Namespace) -> int:
+    """PPO iteration time: RLlib's defaults vs tune-grid's vs a no-op env."""
+    from tune_grid.bench.train import check_variant_keys, run_train_benchmark
+
+    run, given = run_config_from_args(args)
+    variants = args.variants.split(",") if args.variants else None
+    if variants is not None:
+        check_variant_keys(variants)
+    run_train_benchmark(
+        iterations=args.iterations,
+        warmup=args.warmup,
+        quick=args.quick,
+        overrides={key: getattr(run, key) for key in given},
+        num_cpus=args.num_cpus,
+        variants=variants,
+    )
+    return 0
+
+
+def run_bench_search_command(args: argparse.Namespace) -> int:
+    """Optuna+ASHA vs random+FIFO at the same trial budget."""
+    from tune_grid.search.bench import BenchOptions, run_search_benchmark
+
+    options = BenchOptions(
+        repetitions=args.repetitions,
+        num_samples=args.num_samples,
+        iterations=args.iterations,
+        target=args.target,
+        storage=args.storage,
+        smoke=args.smoke,
+        num_cpus=args.num_cpus,
+    )
+    run_search_benchmark(options)
+    return 0
+
+
+def add_bench_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """Add ``bench {env,train,search}`` to ``subparsers``."""
+    parser = subparsers.add_parser("bench", help="benchmarks")
+    benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    _add_env(benches)
+    _add_train(benches)
+    _add_search(benches)
+    return parser
+
+
+def _add_env(benches: Subparsers) -> None:
+    p = benches.add_parser("env", help="env-step time of each power-flow backend, side by side")
+    p.add_argument(
+        "--steps", type=int, default=5000, help="timed steps of the fast and lightsim2grid backends"
+    )
+    p.add_argument("--pandapower-steps", type=int, default=100, help="timed pandapower steps")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds of the backends")
+    p.set_defaults(func=run_bench_env_command)
+
+
+def _add_train(benches: Subparsers) -> None:
+    p = benches.add_parser(
+        "train",
+        help="PPO iteration time: RLlib's defaults vs tune-grid's vs a no-op env",
+        description=(
+            "Trains (a) RLlib's default settings, (b) tune-grid's defaults and (c) (b) on a no-op "
+            "env, interleaved in one process; prints median sampling, learning and whole-iteration "
+            "seconds (wall and CPU) and the ratios. Run-config options change the hyperparameters "
+            "of all three (layout options only (b) and (c))."
+        ),
+    )
+    p.add_argument(
+        "--iterations", type=int, default=3, metavar="N", help="timed iterations (default 3)"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=1, metavar="N", help="untimed iterations first (default 1)"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny budget (batch 480, 2 epochs, 64x64, 4 envs): a smoke test, not a measurement",
+    )
+    p.add_argument(
+        "--num-cpus", type=int, default=2, metavar="N", help="CPUs of the local Ray (default 2)"
+    )
+    p.add_argument(
+        "--variants",
+        default=None,
+        metavar="LIST",
+        help="comma-separated subset of a,a1,b,b1,c,d (default: all that apply here)",
+    )
+    add_run_config_arguments(p)
+    p.set_defaults(func=run_bench_train_command)
+
+
+def _add_search(benches: Subparsers) -> None:
+    p = benches.add_parser(
+        "search",
+        help="Optuna+ASHA vs random+FIFO: time and env steps to reach a target objective",
+    )
+    p.add_argument(
+        "--repetitions", type=int, default=3, metavar="N", help="repetitions (median; default 3)"
+    )
+    p.add_argument(
+        "--num-samples", type=int, default=8, metavar="N", help="trials per search (default 8)"
+    )
+    p.add_argument(
+        "--iterations", type=int, default=8, metavar="N", help="max iterations per trial"
+    )
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        metavar="X",
+        help="target objective (default: a quantile of what both searches reach)",
+    )
+    p.add_argument(
+        "--storage", metavar="DIR", default=None, help="results root (default: a temp dir)"
+    )
+    p.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of the local Ray")
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny budget: checks the benchmark runs end to end"
+    )
+    p.set_defaults(func=run_bench_search_command)

@@ -1,0 +1,68 @@
+"""``tune-grid baselines`` and ``tune-grid data build``: the environment's policies and data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tune_grid.cli.common import Subparsers, check_days_in_split
+from tune_grid.config import ConfigError
+
+
+def run_baselines_command(args: argparse.Namespace) -> int:
+    """Do-nothing, random and rule-based on whole days of a split: one line each."""
+    check_days_in_split(args.days, args.split)
+    from tune_grid.env.evaluation import evaluate, summarize
+
+    rows = []
+    for name in ("do_nothing", "random", "rule_based"):
+        per_day = evaluate(name, split=args.split, days=args.days)
+        rows.append((name, summarize(per_day)))
+    print(f"baselines on {args.split} split, {rows[0][1]['days']} days (per day, all 3 MGs):")
+    print(f"{'policy':<12}{'cost $':>12}{'safety':>10}{'viol. h':>10}{'return':>10}")
+    for name, s in rows:
+        print(
+            f"{name:<12}{s['daily_cost']:>12.2f}{s['safety']:>10.4f}"
+            f"{s['violation_hours']:>10.2f}{s['return']:>10.2f}"
+        )
+    return 0
+
+
+def add_baselines_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """Add ``baselines`` to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "baselines", help="evaluate the baseline policies on a data split"
+    )
+    parser.add_argument("--split", choices=["train", "test"], default="test")
+    parser.add_argument(
+        "--days", type=int, default=None, help="N evenly spaced days (default: all)"
+    )
+    parser.set_defaults(func=run_baselines_command)
+    return parser
+
+
+def run_data_build_command(args: argparse.Namespace) -> int:
+    """Rebuild the packaged hourly profiles from the raw CAISO parquet."""
+    from tune_grid.grid.data import build_profiles, packaged_profiles_path
+
+    raw = Path(args.raw)
+    if not raw.exists():
+        raise ConfigError(f"{raw}: no such file (expected the CAISO hourly parquet)")
+    out = Path(args.out) if args.out else packaged_profiles_path()
+    table = build_profiles(raw)
+    table.to_parquet(out, index=False, compression="zstd")
+    print(f"wrote {len(table)} hourly rows ({table['day'].nunique()} days) to {out}")
+    return 0
+
+
+def add_data_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """Add ``data build`` to ``subparsers``."""
+    parser = subparsers.add_parser("data", help="packaged data")
+    actions = parser.add_subparsers(dest="data", required=True, metavar="ACTION")
+    build = actions.add_parser(
+        "build", help="rebuild the packaged profiles from the raw CAISO parquet"
+    )
+    build.add_argument("raw", help="path to caiso_2023_2024_hourly.parquet")
+    build.add_argument("--out", default=None, help="output path (default: the packaged file)")
+    build.set_defaults(func=run_data_build_command)
+    return parser

@@ -1,0 +1,124 @@
+"""Trial schedulers (``scheduler.type`` of a search file), one table entry each.
+
+An entry says how its settings are checked, how it becomes a Ray Tune scheduler, what it maps to
+in a W&B sweep and how its stops read in the results (:mod:`tune_grid.results.early_stop`). A new
+scheduler is one :func:`register` call, plus its keys in ``SchedulerSettings`` when it takes keys
+of its own. A population scheduler (PBT/PB2) would read ``spec.space`` in ``build`` for its
+mutations and use the ``never`` reading: it replaces weights instead of stopping trials.
+
+Importing this module does not import Ray; ``build`` imports it when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tune_grid.results.early_stop import NEVER, RUNG, StopReading
+from tune_grid.search.rules import RuleBroken
+
+if TYPE_CHECKING:
+    from tune_grid.search.space_file import SchedulerSettings, SpaceFile
+
+
+@dataclass(frozen=True)
+class SchedulerType:
+    """Everything one ``scheduler.type`` needs (every field is required)."""
+
+    name: str
+    summary: str
+    """One line for docs and ``--help``."""
+    check: Callable[[SchedulerSettings], None]
+    """Rules across the scheduler's keys; raises :class:`RuleBroken` (key under ``scheduler``)."""
+    build: Callable[[SpaceFile], Any]
+    """The Ray Tune scheduler of a validated search file."""
+    wandb_early_terminate: Callable[[SpaceFile], dict[str, Any] | None]
+    """The W&B sweep's ``early_terminate`` block, or None for none."""
+    stops: StopReading
+    """What ``stopped_early`` means for its trials."""
+
+
+SCHEDULERS: dict[str, SchedulerType] = {}
+"""Registered schedulers by name, in registration order."""
+
+
+def register(kind: SchedulerType) -> SchedulerType:
+    """Add ``kind`` to :data:`SCHEDULERS`; ValueError for a missing piece or a taken name."""
+    if not kind.name or not kind.name.isidentifier():
+        raise ValueError(f"scheduler name must be an identifier, got {kind.name!r}")
+    if kind.name in SCHEDULERS:
+        raise ValueError(f"scheduler {kind.name!r} is already registered")
+    for field in dataclasses.fields(SchedulerType):
+        value = getattr(kind, field.name)
+        if field.name in ("check", "build", "wandb_early_terminate") and not callable(value):
+            raise ValueError(f"scheduler {kind.name!r}: {field.name} must be a function")
+    if not isinstance(kind.stops, StopReading):
+        raise ValueError(f"scheduler {kind.name!r}: stops must be a StopReading")
+    SCHEDULERS[kind.name] = kind
+    return kind
+
+
+# --- asha ---------------------------------------------------------------------------------------
+
+
+def _check_asha(settings: SchedulerSettings) -> None:
+    if settings.grace_period > settings.max_t:
+        raise RuleBroken(
+            "grace_period", f"must be <= max_t ({settings.max_t}), got {settings.grace_period}"
+        )
+
+
+def _build_asha(spec: SpaceFile) -> Any:
+    from ray.tune.schedulers import ASHAScheduler
+
+    s = spec.scheduler
+    return ASHAScheduler(
+        time_attr=s.time_attr,
+        max_t=s.max_t,
+        grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor,
+    )
+
+
+def _wandb_hyperband(spec: SpaceFile) -> dict[str, Any]:
+    return {
+        "type": "hyperband",
+        "min_iter": spec.scheduler.grace_period,
+        "eta": max(2, round(spec.scheduler.reduction_factor)),
+    }
+
+
+register(
+    SchedulerType(
+        name="asha",
+        summary="async successive halving: stops poor trials at rungs "
+        "grace_period * reduction_factor^k",
+        check=_check_asha,
+        build=_build_asha,
+        wandb_early_terminate=_wandb_hyperband,
+        stops=RUNG,
+    )
+)
+
+
+# --- fifo ---------------------------------------------------------------------------------------
+
+
+def _build_fifo(spec: SpaceFile) -> Any:
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+register(
+    SchedulerType(
+        name="fifo",
+        summary="every trial runs to the stop condition",
+        check=lambda settings: None,
+        build=_build_fifo,
+        wandb_early_terminate=lambda spec: None,
+        stops=NEVER,
+    )
+)
