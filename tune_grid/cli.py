@@ -2,7 +2,7 @@
 
 Subcommands: quickstart | train | evaluate | search | export | report | wandb-sweep | oracle |
 baselines |
-bench {env,train,search} | data build. Bad input prints one ``error: ...`` line and exits 2.
+bench {env,train,search,driver} | data build. Bad input prints one ``error: ...`` line and exits 2.
 Heavy imports (Ray, torch) happen inside the handlers, so ``--help`` and input errors are fast.
 """
 
@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_train_parser(bench)
     add_bench_search_parser(bench)
+    from tune_grid.bench.driver import add_bench_driver_parser
+
+    add_bench_driver_parser(bench)
 
     data = sub.add_parser("data", help="packaged data").add_subparsers(
         dest="data", required=True, metavar="ACTION"
