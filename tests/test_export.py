@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tune_grid.results.export import (
@@ -21,11 +22,13 @@ from tune_grid.results.export import (
     write_search_meta,
     write_tables,
 )
+from tune_grid.results.parts import PARTS_DIR, part_files, read_merged
 from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
     TRIAL_COLUMNS,
     TRIALS_FILE,
+    ResultsSchemaError,
     read_results,
 )
 
@@ -133,15 +136,20 @@ def test_write_read_roundtrip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_incremental_callback_rewrites_after_each_step(tmp_path: Path) -> None:
-    """Events update the records; files are written at the end of Tune's step (after its
-    experiment snapshot), so they never show a trial --resume would not know."""
+def _trial(trial_id: str = "t1") -> SimpleNamespace:
+    return SimpleNamespace(
+        trial_id=trial_id, config={**CONFIG, "__trial_info__": 1}, path=None, status="RUNNING"
+    )
+
+
+def test_rewrite_mode_rewrites_after_each_step(tmp_path: Path) -> None:
+    """The previous code path (kept for ``bench driver``): events update the records; both
+    files are rewritten at the end of Tune's step (after its experiment snapshot)."""
     from tune_grid.search.callbacks import ParquetExportCallback
 
-    callback = ParquetExportCallback(tmp_path, META)
+    callback = ParquetExportCallback(tmp_path, META, write_mode="rewrite")
     callback.setup()
-    trial = SimpleNamespace(trial_id="t1", config={**CONFIG, "__trial_info__": 1}, path=None)
-    trial.status = "RUNNING"
+    trial = _trial()
     callback.on_trial_start(0, [trial], trial)
     callback.on_trial_result(0, [trial], trial, _result(1, 1.0))
     assert not (tmp_path / ITERATIONS_FILE).exists()  # not before the step ends
@@ -150,18 +158,120 @@ def test_incremental_callback_rewrites_after_each_step(tmp_path: Path) -> None:
     callback.on_trial_result(1, [trial], trial, _result(2, 2.0))
     callback.on_step_end(2, [trial])
     assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 2
-    callback.on_trial_complete(2, [trial], trial)
-    callback.on_step_end(3, [trial])
-    status = read_results(tmp_path / TRIALS_FILE, "trials").column("status").to_pylist()
-    assert status == ["TERMINATED"]
-    resumed = ParquetExportCallback(tmp_path, META)  # a resumed driver starts from the files
+    assert not (tmp_path / PARTS_DIR).exists()
+
+
+def test_parts_mode_appends_only_what_changed(tmp_path: Path) -> None:
+    """After the first flush (which writes the two files), a flush writes one pair of part
+    files holding only the new rows; the merged view has everything, and a resumed driver
+    starts from files plus parts; the end merges and deletes the parts."""
+    from tune_grid.search.callbacks import ParquetExportCallback
+
+    callback = ParquetExportCallback(tmp_path, META, flush_interval_s=0, merge_time_share=1e-9)
+    callback.setup()
+    trial, other = _trial("t1"), _trial("t2")
+    callback.on_trial_start(0, [trial], trial)
+    callback.on_trial_result(0, [trial], trial, _result(1, 1.0))
+    callback.on_step_end(1, [trial])
+    assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 1
+    callback.on_step_end(2, [trial])  # nothing changed: nothing written
+    assert part_files(tmp_path, "iterations") == []
+    for step, (t, i) in enumerate([(trial, 2), (other, 1), (trial, 3)], start=3):
+        callback.on_trial_result(step, [trial, other], t, _result(i, float(i)))
+        callback.on_step_end(step, [trial, other])
+    parts = part_files(tmp_path, "iterations")
+    assert [seq for seq, _ in parts] == [1, 2, 3]
+    assert [pq.read_table(p).num_rows for _, p in parts] == [1, 1, 1]
+    last_trials = pq.read_table(part_files(tmp_path, "trials")[-1][1]).to_pylist()
+    assert [(t["trial_id"], t["iterations"]) for t in last_trials] == [("t1", 3)]
+    assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 1  # base lags
+    merged = read_merged(tmp_path, "iterations").to_pylist()
+    assert [(r["trial_id"], r["iteration"]) for r in merged] == [
+        ("t1", 1),
+        ("t1", 2),
+        ("t1", 3),
+        ("t2", 1),
+    ]
+
+    resumed = ParquetExportCallback(tmp_path, META, flush_interval_s=0, merge_time_share=1e-9)
     resumed.setup()
-    other = SimpleNamespace(trial_id="t2", config=dict(CONFIG), path=None, status="RUNNING")
-    resumed.on_trial_result(0, [other], other, _result(1, 7.0))
-    resumed.on_step_end(1, [trial, other])
+    assert sorted(resumed._records["t1"].rows) == [1, 2, 3]
+    resumed.on_trial_result(0, [trial, other], other, _result(2, 9.0))
+    resumed.on_step_end(1, [trial, other])  # a resumed driver's first flush merges
+    assert part_files(tmp_path, "iterations") == []
+    resumed.on_trial_result(1, [trial, other], other, _result(3, 9.0))
+    resumed.on_step_end(2, [trial, other])
+    assert [seq for seq, _ in part_files(tmp_path, "iterations")] == [4]
+    trial.status = other.status = "TERMINATED"
+    resumed.on_experiment_end([trial, other])
+    assert not list((tmp_path / PARTS_DIR).iterdir())
     trials = read_results(tmp_path / TRIALS_FILE, "trials").to_pylist()
-    assert [t["trial_id"] for t in trials] == ["t1", "t2"]
-    assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 3
+    assert [(t["trial_id"], t["status"], t["iterations"]) for t in trials] == [
+        ("t1", "TERMINATED", 3),
+        ("t2", "TERMINATED", 3),
+    ]
+    assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 6
+
+
+def test_parts_mode_flushes_at_most_every_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tune_grid.search import callbacks as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    callback = module.ParquetExportCallback(tmp_path, META, flush_interval_s=5.0)
+    callback.setup()
+    trial = _trial()
+    callback.on_trial_result(0, [trial], trial, _result(1, 1.0))
+    callback.on_step_end(1, [trial])
+    assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 1
+    # The next merge waits until merging took at most merge_time_share of the time since.
+    callback._merge_s = 1.0  # as if that merge took 1 s: the next one 50 s after it
+    now[0] += 4.0
+    callback.on_trial_result(1, [trial], trial, _result(2, 2.0))
+    callback.on_step_end(2, [trial])
+    assert part_files(tmp_path, "iterations") == [] and callback.pending
+    now[0] += 1.0
+    callback.on_step_end(3, [trial])
+    assert len(part_files(tmp_path, "iterations")) == 1 and not callback.pending
+    now[0] += 30.0
+    callback.on_trial_result(3, [trial], trial, _result(3, 3.0))
+    callback.on_step_end(4, [trial])
+    assert len(part_files(tmp_path, "iterations")) == 2
+    now[0] += 30.0
+    callback.on_trial_result(4, [trial], trial, _result(4, 4.0))
+    callback.on_step_end(5, [trial])
+    assert part_files(tmp_path, "iterations") == []
+    assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 4
+
+
+def test_callback_rejects_bad_settings(tmp_path: Path) -> None:
+    from tune_grid.search.callbacks import ParquetExportCallback
+
+    with pytest.raises(ValueError, match="write_mode must be one of"):
+        ParquetExportCallback(tmp_path, META, write_mode="append")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="merge_time_share must be in"):
+        ParquetExportCallback(tmp_path, META, merge_time_share=0)
+
+
+def test_read_merged_skips_parts_the_base_includes(tmp_path: Path) -> None:
+    """A driver killed between writing the merged files and deleting the parts: the parts the
+    files record as merged are not applied again (they would undo a later row)."""
+    from tune_grid.results.export import iterations_table
+    from tune_grid.results.parts import write_part
+
+    old = _record("x", [1.0])
+    write_part(tmp_path, 1, iterations_table([old], META), "iterations")
+    new = _record("x", [5.0, 6.0])
+    write_tables(tmp_path, [new], META)
+    assert read_merged(tmp_path, "iterations").column("objective").to_pylist() == [1.0, 6.0]
+    write_tables(tmp_path, [new], META, parts_through=1)
+    assert part_files(tmp_path, "iterations") == []
+    write_part(tmp_path, 1, iterations_table([old], META), "iterations")  # left behind
+    assert read_merged(tmp_path, "iterations").column("objective").to_pylist() == [5.0, 6.0]
+    with pytest.raises(ResultsSchemaError, match="no such file"):
+        read_merged(tmp_path / "empty", "trials")
 
 
 def _fake_experiment(root: Path) -> Path:

@@ -124,7 +124,7 @@ def test_a_failed_snapshot_is_removed(tmp_path: Path, monkeypatch: pytest.Monkey
         status="RUNNING",
         storage=SimpleNamespace(experiment_driver_staging_path=str(staging)),
     )
-    callback = ParquetExportCallback(tmp_path, SearchMeta(experiment="x"))
+    callback = ParquetExportCallback(tmp_path, SearchMeta(experiment="x"), flush_interval_s=0)
     callback.setup()
     callback.on_step_end(1, [trial])
     assert (tmp_path / SNAPSHOT_FILE).exists()

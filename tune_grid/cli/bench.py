@@ -1,4 +1,4 @@
-"""``tune-grid bench env | train | search``: the benchmarks."""
+"""``tune-grid bench env | train | search | driver``: the benchmarks."""
 
 from __future__ import annotations
 
@@ -55,12 +55,15 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    """Add ``bench {env,train,search}`` to ``subparsers``."""
+    """Add ``bench {env,train,search,driver}`` to ``subparsers``."""
+    from tune_grid.bench.driver import add_bench_driver_parser
+
     parser = subparsers.add_parser("bench", help="benchmarks")
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     _add_env(benches)
     _add_train(benches)
     _add_search(benches)
+    add_bench_driver_parser(benches)
     return parser
 
 

@@ -29,6 +29,12 @@ import pyarrow as pa
 
 from tune_grid.config import RunConfig
 from tune_grid.results.early_stop import DEFAULT_READING, STOP_READINGS
+from tune_grid.results.parts import (
+    last_part_seq,
+    read_merged,
+    remove_parts_through,
+    with_parts_through,
+)
 from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
@@ -36,7 +42,6 @@ from tune_grid.results.schema import (
     TRIAL_COLUMNS,
     TRIALS_FILE,
     ResultsSchemaError,
-    read_results,
     write_results,
 )
 
@@ -146,15 +151,19 @@ class TrialRecord:
     checkpoints: dict[int, str] = field(default_factory=dict)
     """Iteration -> checkpoint folder name (as reported by Tune)."""
 
-    def add_result(self, result: Mapping[str, Any]) -> None:
-        """Record one reported result (a later report of the same iteration replaces it)."""
+    def add_result(self, result: Mapping[str, Any]) -> int | None:
+        """Record one reported result (a later report of the same iteration replaces it).
+
+        Returns the iteration it recorded, None for a result without iteration or objective.
+        """
         row = iteration_row(result)
         if row is None:
-            return
+            return None
         self.rows[row["iteration"]] = row
         name = result.get("checkpoint_dir_name")
         if name:
             self.checkpoints[row["iteration"]] = str(name)
+        return int(row["iteration"])
 
 
 def _float(value: Any) -> float:
@@ -335,28 +344,45 @@ def trial_row(
     return row
 
 
-def build_tables(
+def _param_names(records: list[TrialRecord], meta: SearchMeta) -> list[str]:
+    return list(meta.param_names) or sorted(
+        {k for r in records for k in r.config if k in _RUN_HINTS}
+    )
+
+
+def trials_table(
     records: Iterable[TrialRecord],
     meta: SearchMeta,
     evaluation: Mapping[str, Mapping[str, Any]] | None = None,
-) -> tuple[pa.Table, pa.Table]:
-    """The (trials, iterations) tables, sorted by trial_id and iteration."""
+) -> pa.Table:
+    """The trials table of ``records``, sorted by trial_id."""
     evaluation = evaluation or {}
     records = sorted(records, key=lambda r: r.trial_id)
     trial_rows = [trial_row(r, meta, evaluation.get(r.trial_id)) for r in records]
-    names = list(meta.param_names) or sorted(
-        {k for r in records for k in r.config if k in _RUN_HINTS}
-    )
     trial_schema = pa.schema(
         [pa.field(n, t) for n, t in TRIAL_COLUMNS.items()]
-        + [pa.field(PARAM_PREFIX + n, param_type(n)) for n in names]
+        + [pa.field(PARAM_PREFIX + n, param_type(n)) for n in _param_names(records, meta)]
     )
-    trials = pa.Table.from_pylist(trial_rows, schema=trial_schema)
+    return pa.Table.from_pylist(trial_rows, schema=trial_schema)
 
+
+def iterations_table(
+    records: Iterable[TrialRecord],
+    meta: SearchMeta,
+    only: Mapping[str, Iterable[int]] | None = None,
+) -> pa.Table:
+    """The iterations table of ``records`` (with ``only``: just those trial ids' iterations),
+    sorted by trial_id and iteration."""
     iteration_rows: list[dict[str, Any]] = []
     extras: set[str] = set()
-    for record in records:
-        for iteration in sorted(record.rows):
+    for record in sorted(records, key=lambda r: r.trial_id):
+        if only is None:
+            wanted: Iterable[int] = record.rows
+        elif record.trial_id in only:
+            wanted = [i for i in only[record.trial_id] if i in record.rows]
+        else:
+            continue
+        for iteration in sorted(wanted):
             row = {k: v for k, v in record.rows[iteration].items() if k not in ("node_ip", "seed")}
             row["experiment"] = meta.experiment
             row["trial_id"] = record.trial_id
@@ -366,8 +392,17 @@ def build_tables(
         [pa.field(n, t) for n, t in ITERATION_COLUMNS.items()]
         + [pa.field(n, pa.float64()) for n in sorted(extras)]
     )
-    iterations = pa.Table.from_pylist(iteration_rows, schema=iteration_schema)
-    return trials, iterations
+    return pa.Table.from_pylist(iteration_rows, schema=iteration_schema)
+
+
+def build_tables(
+    records: Iterable[TrialRecord],
+    meta: SearchMeta,
+    evaluation: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """The (trials, iterations) tables, sorted by trial_id and iteration."""
+    records = list(records)
+    return trials_table(records, meta, evaluation), iterations_table(records, meta)
 
 
 def write_tables(
@@ -375,12 +410,22 @@ def write_tables(
     records: Iterable[TrialRecord],
     meta: SearchMeta,
     evaluation: Mapping[str, Mapping[str, Any]] | None = None,
+    parts_through: int = 0,
 ) -> tuple[int, int]:
-    """Write both files atomically (iterations first); return (trials, iteration rows)."""
+    """Write both files atomically (iterations first); return (trials, iteration rows).
+
+    ``parts_through``: the last part file (:mod:`tune_grid.results.parts`) ``records`` include;
+    it is recorded in both files, and those parts are deleted once both are written.
+    """
     trials, iterations = build_tables(records, meta, evaluation)
     results_dir = Path(results_dir)
+    if parts_through:
+        trials = with_parts_through(trials, parts_through)
+        iterations = with_parts_through(iterations, parts_through)
     write_results(iterations, results_dir / ITERATIONS_FILE, "iterations")
     write_results(trials, results_dir / TRIALS_FILE, "trials")
+    if parts_through:
+        remove_parts_through(results_dir, parts_through)
     return trials.num_rows, iterations.num_rows
 
 
@@ -397,8 +442,8 @@ def records_from_parquet(results_dir: str | Path) -> dict[str, TrialRecord]:
     """Trial records from existing Parquet files ({} when there are none or they are unreadable)."""
     results_dir = Path(results_dir)
     try:
-        trials = read_results(results_dir / TRIALS_FILE, "trials").to_pylist()
-        iterations = read_results(results_dir / ITERATIONS_FILE, "iterations").to_pylist()
+        trials = read_merged(results_dir, "trials").to_pylist()
+        iterations = read_merged(results_dir, "iterations").to_pylist()
     except ResultsSchemaError:
         return {}
     records: dict[str, TrialRecord] = {}
@@ -555,6 +600,8 @@ def export_experiment(
         raise FileNotFoundError(f"{experiment_dir}: no such experiment directory")
     results_dir = Path(results_dir) if results_dir is not None else experiment_dir
     meta = meta or read_search_meta(results_dir) or read_search_meta(experiment_dir)
+    # Parts written after this point (a driver still running) are not merged, nor deleted.
+    parts_through = last_part_seq(results_dir)
     records = records_from_experiment(experiment_dir)
     if merge:
         records = merge_records(records_from_parquet(results_dir), records)
@@ -563,4 +610,4 @@ def export_experiment(
     if meta is None:
         meta = SearchMeta(experiment=experiment_dir.resolve().name)
     evaluation = read_evaluation(results_dir)
-    return write_tables(results_dir, records.values(), meta, evaluation)
+    return write_tables(results_dir, records.values(), meta, evaluation, parts_through)

@@ -182,6 +182,15 @@ class EvaluationSettings(_Strict):
     oracle: bool = True
 
 
+class ExportSettings(_Strict):
+    """How the driver mirrors the search into Parquet (:class:`ParquetExportCallback`)."""
+
+    flush_interval_s: float = Field(default=2.0, ge=0)
+    """Write new rows (as part files) at most this often, in seconds."""
+    merge_time_share: float = Field(default=0.02, gt=0, le=1)
+    """Largest share of the driver's time spent merging parts into the two Parquet files."""
+
+
 class WandbSettings(_Strict):
     """W&B project for ``--wandb`` (group = experiment name)."""
 
@@ -208,6 +217,7 @@ class SpaceFile(_Strict):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     max_failures: int = Field(default=2, ge=0)
     checkpoint_num_to_keep: int = Field(default=2, ge=1)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
 
     @model_validator(mode="before")

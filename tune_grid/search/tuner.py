@@ -222,9 +222,19 @@ def make_reporter(spec: SpaceFile) -> Any:
 
 def make_callbacks(spec: SpaceFile, paths: SearchPaths, wandb: bool) -> list[Any]:
     """Incremental Parquet export, plus W&B logging with ``--wandb``."""
+    from ray.tune.logger import JsonLoggerCallback
+
     from tune_grid.search.callbacks import ParquetExportCallback, WandbTrialCallback
 
-    callbacks: list[Any] = [ParquetExportCallback(paths.results_dir, search_meta(spec))]
+    callbacks: list[Any] = [
+        JsonLoggerCallback(),  # each trial's result.json (Tune's other loggers are off)
+        ParquetExportCallback(
+            paths.results_dir,
+            search_meta(spec),
+            flush_interval_s=spec.export.flush_interval_s,
+            merge_time_share=spec.export.merge_time_share,
+        ),
+    ]
     if wandb:
         callbacks.append(
             WandbTrialCallback(
@@ -351,6 +361,27 @@ def _export_pythonpath() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, current) if p)
 
 
+def configure_tune_env(state_period_s: float = 2.0) -> None:
+    """Tune settings of every tune-grid search driver (environment variables, if unset).
+
+    :param state_period_s: how often Tune saves its experiment state (besides the saves it
+        forces when a trial wrote ``num_to_keep`` checkpoints since the last one); the Parquet
+        export flushes in steps with a save (``export.flush_interval_s`` of the search file).
+    """
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
+    # Every iteration checkpoints, so Tune snapshots its state often: wanted for --resume.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Save the experiment state at this period (not Tune's adaptive >= 10 s); the Parquet
+    # callback copies each save into tune_state.snapshot and writes the Parquet mirror only in a
+    # step with a save: a driver killed at any moment then leaves no trial or row in the
+    # Parquet files that --resume does not know. (`tune-grid bench driver` measures the cost.)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", f"{state_period_s:g}")
+    # Tune's automatic CSV and TensorBoard loggers cost the driver milliseconds per result and
+    # nothing reads them; result.json (read by `tune-grid export`) comes from the JSON logger
+    # that make_callbacks adds.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
 def run_tune(
     spec: SpaceFile,
     paths: SearchPaths,
@@ -360,14 +391,7 @@ def run_tune(
     """Fit a fresh Tuner or restore and continue an interrupted one; return the ResultGrid."""
     from ray import tune
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
-    # Every iteration checkpoints, so Tune snapshots its state often: wanted for --resume.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Save the experiment state at every controller step (not Tune's adaptive >= 10 s); the
-    # Parquet callback copies it into tune_state.snapshot before it writes the Parquet mirror in
-    # the same step: a driver killed at any moment then leaves no trial in trials.parquet that
-    # --resume does not know. Raise it for very large searches (the guarantee then weakens).
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    configure_tune_env(spec.export.flush_interval_s)
     if options.resume:
         _repair_state(paths, print_fn)
         tuner = tune.Tuner.restore(
