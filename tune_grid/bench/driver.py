@@ -38,11 +38,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tune_grid.results.export import SearchMeta
+from tune_grid.results.parts import WRITE_MODES
 from tune_grid.results.schema import METRIC_NAMES
-from tune_grid.search.callbacks import WRITE_MODES, ParquetExportCallback
+
+if TYPE_CHECKING:  # the callback imports Ray; the CLI builds this parser without it
+    from tune_grid.search.callbacks import ParquetExportCallback
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FULL_SPACE = REPO_ROOT / "search_spaces" / "full.yaml"
@@ -193,6 +196,7 @@ class DriverMeter:
 
 def timed_export_callback(meter: DriverMeter) -> type[ParquetExportCallback]:
     """A :class:`ParquetExportCallback` whose hooks add their wall time to ``meter.export_s``."""
+    from tune_grid.search.callbacks import ParquetExportCallback
 
     def timed(name: str) -> Callable[..., None]:
         method = getattr(ParquetExportCallback, name)

@@ -22,7 +22,9 @@ This module imports only pyarrow (analysis scripts may use it).
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,6 +43,10 @@ PARTS_THROUGH_KEY = b"tune_grid.parts_through"
 BASE_FILES = {"trials": TRIALS_FILE, "iterations": ITERATIONS_FILE}
 KEYS = {"trials": ("trial_id",), "iterations": ("trial_id", "iteration")}
 _PART_NAME = re.compile(r"^(?P<seq>\d{8})\.(?P<kind>trials|iterations)\.parquet$")
+
+WriteMode = Literal["parts", "rewrite"]
+"""How the search driver writes results: append-only part files, or v0's full rewrite."""
+WRITE_MODES: tuple[str, ...] = typing.get_args(WriteMode)
 
 
 def part_path(results_dir: str | Path, seq: int, kind: str) -> Path:

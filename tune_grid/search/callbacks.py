@@ -9,10 +9,9 @@ import contextlib
 import math
 import os
 import time
-import typing
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ray.tune import Callback
 
@@ -24,7 +23,7 @@ from tune_grid.results.export import (
     trials_table,
     write_tables,
 )
-from tune_grid.results.parts import last_part_seq, write_part
+from tune_grid.results.parts import WRITE_MODES, WriteMode, last_part_seq, write_part
 
 _RUN_KEYS: set[str] | None = None
 
@@ -41,10 +40,6 @@ def _run_keys() -> set[str]:
 def run_config_of(trial: Any) -> dict[str, Any]:
     """The trial's run-config keys (Tune adds its own entries to ``trial.config``)."""
     return {k: v for k, v in dict(trial.config).items() if k in _run_keys()}
-
-
-WriteMode = Literal["parts", "rewrite"]
-WRITE_MODES: tuple[str, ...] = typing.get_args(WriteMode)
 
 
 class ParquetExportCallback(Callback):
