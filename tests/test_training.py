@@ -145,7 +145,7 @@ def test_train_writes_checkpoints_progress_and_evaluation(trained) -> None:  # n
     progress = [line for line in lines if line.startswith("iter ")]
     assert len(progress) == 2 and "steps/s" in progress[0] and "cost/day" in progress[0]
     run_dir = result.run_dir
-    assert result.run_name.startswith("networked_microgrids_v0__ppo_shared__0__")
+    assert result.run_name.startswith("networked_microgrids_v1__ppo_shared__0__")
     for name in ("checkpoint_000001", "checkpoint_000002", "best", "final"):
         assert (run_dir / name / "rllib_checkpoint.json").is_file(), name
         assert (run_dir / name / "tune_grid.json").is_file(), name
