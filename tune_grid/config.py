@@ -278,6 +278,13 @@ class TrainingFields(_Validated):
     """Torch intra-op threads in learner and runners (more than 1 only on otherwise idle CPUs)."""
     seed: int = 0
     """Seed of RLlib, torch and the env; with ``seeds: K`` a search trains seed, seed+1, ..."""
+    eval_interval: int = 20_000
+    """Env steps between validations of the greedy policy on the validation days (the search
+    metric ``val_objective`` and the best checkpoint); also at the first and last iteration.
+    0: validate only at the first and last iteration."""
+    val_days: int | None = None
+    """Validation days rolled at each validation: N evenly spaced of the split's 46, or None for
+    all of them (one batched rollout, tens of milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +355,12 @@ class RunConfig(EnvConfig, TrainingFields):
             1 <= self.torch_threads <= 256, f"torch_threads must be >= 1, got {self.torch_threads}"
         )
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _require(
+            self.eval_interval >= 0,
+            f"eval_interval must be >= 0 env steps, got {self.eval_interval}",
+        )
+        if self.val_days is not None:
+            _require(self.val_days >= 1, f"val_days must be >= 1 or null, got {self.val_days}")
         self.env_config()  # validates the environment keys with the env's own rules
 
 

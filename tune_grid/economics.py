@@ -91,3 +91,11 @@ def safety_price(cost_scale: float, penalty: float) -> float:
 def terminal_price(day_prices: np.ndarray) -> np.ndarray:
     """The terminal price ($/MWh) of each day (rows of ``day_prices``): mean LMP, floored at 0."""
     return np.maximum(np.asarray(day_prices, float).mean(axis=-1), 0.0)
+
+
+def relative_gap(policy: float, reference: float) -> float:
+    """``(policy - reference) / |reference|``: a policy's gap to the oracle (0 = as good, 0.2 =
+    20 % worse); NaN when the reference is 0 or not finite. Pool days first (means), then gap."""
+    if not np.isfinite(reference) or reference == 0.0:
+        return float("nan")
+    return (float(policy) - float(reference)) / abs(float(reference))

@@ -29,6 +29,7 @@ __all__ = [
     "DispatchOptions",
     "OptimalityGaps",
     "OracleDay",
+    "config_key",
     "day_list",
     "evaluate_with_oracle",
     "optimality_gaps",

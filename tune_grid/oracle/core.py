@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -437,6 +438,15 @@ def _physics(config: EnvConfig) -> EnvConfig:
     return config.replace(**{k: getattr(defaults, k) for k in keys})
 
 
+def config_key(config: Mapping[str, Any] | EnvConfig) -> str:
+    """Key of the part of an env config the oracle's days depend on (every key but
+    ``REWARD_ONLY_KEYS``): configs with one key share oracle results."""
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config)
+    return json.dumps(
+        {k: v for k, v in sorted(values.items()) if k not in REWARD_ONLY_KEYS}, sort_keys=True
+    )
+
+
 def cache_key(
     config: EnvConfig,
     day: int,
@@ -718,10 +728,9 @@ def _relative(policy: np.ndarray, oracle: np.ndarray) -> tuple[np.ndarray, float
     """Per-day and pooled (policy - oracle) / |oracle|."""
     denom = np.abs(oracle)
     per_day = np.divide(policy - oracle, denom, out=np.full(len(denom), np.nan), where=denom > 0)
-    mean_oracle = float(oracle.mean()) if len(oracle) else math.nan
     pooled = (
-        (float(policy.mean()) - mean_oracle) / abs(mean_oracle)
-        if len(oracle) and mean_oracle != 0
+        economics.relative_gap(float(policy.mean()), float(oracle.mean()))
+        if len(oracle)
         else math.nan
     )
     return per_day, pooled

@@ -39,8 +39,10 @@ from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
     PARAM_PREFIX,
+    STOP_KEY,
     TRIAL_COLUMNS,
     TRIALS_FILE,
+    VALIDATION_METRIC_NAMES,
     ResultsSchemaError,
     write_results,
 )
@@ -207,6 +209,8 @@ def iteration_row(result: Mapping[str, Any]) -> dict[str, Any] | None:
         "daily_cost_mean": _float(result.get("daily_cost_mean")),
         "safety_mean": _float(result.get("safety_mean")),
         "violation_hours_mean": _float(result.get("violation_hours_mean")),
+        **{name: _float(result.get(name)) for name in VALIDATION_METRIC_NAMES},
+        "val_env_steps": _int_or_none(result.get("val_env_steps")),
         "node_id": str(result.get("node_id") or ""),
         "node_ip": str(result.get("node_ip") or ""),
         "seed": _int_or_none(result.get("seed")),
@@ -301,6 +305,7 @@ def trial_row(
     rows = record.rows
     last = rows[max(rows)] if rows else {}
     best_value, best_iteration = _best(rows, meta.mode)
+    best = rows[best_iteration] if best_iteration is not None else {}
     base_seed = _int_or_none(record.config.get("seed"))
     if base_seed is None:
         base_seed = _int_or_none(last.get("seed")) or 0
@@ -326,6 +331,10 @@ def trial_row(
         "last_episode_return_mean": _float(last.get("episode_return_mean")),
         "last_daily_cost_mean": _float(last.get("daily_cost_mean")),
         "last_safety_mean": _float(last.get("safety_mean")),
+        "best_env_steps": _int_or_none(best.get("env_steps")),
+        "best_val_objective": _float(best.get("val_objective")),
+        "best_val_daily_cost": _float(best.get("val_daily_cost")),
+        "best_val_gap": _float(best.get("val_gap")),
         "test_daily_cost": _float(evaluation.get("test_daily_cost")),
         "test_daily_cost_per_seed": _float_list(evaluation.get("test_daily_cost_per_seed")),
         "test_safety": _float(evaluation.get("test_safety")),
@@ -363,7 +372,8 @@ def trials_table(
         [pa.field(n, t) for n, t in TRIAL_COLUMNS.items()]
         + [pa.field(PARAM_PREFIX + n, param_type(n)) for n in _param_names(records, meta)]
     )
-    return pa.Table.from_pylist(trial_rows, schema=trial_schema)
+    table = pa.Table.from_pylist(trial_rows, schema=trial_schema)
+    return table.replace_schema_metadata({STOP_KEY: json.dumps(dict(meta.stop)).encode()})
 
 
 def iterations_table(

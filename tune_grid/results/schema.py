@@ -21,7 +21,16 @@ Metric definitions (per training iteration, mean over the trial's seeds):
 * ``daily_cost_mean``: total operating cost of the three microgrids per 24-hour episode, $.
 * ``safety_mean``: summed safety (voltage pu outside [0.95, 1.05] + line overload) per episode.
 * ``violation_hours_mean``: agent-hours with a safety violation per episode.
-* ``objective``: the search metric (named in the trial's ``metric`` column), mean over seeds.
+* ``val_objective``, ``val_daily_cost``, ``val_safety``, ``val_violation_hours``, ``val_gap``:
+  the latest validation of the trial's greedy policies on the validation days
+  (:mod:`tune_grid.training.validation`), seed means, measured at ``val_env_steps``; the
+  objective is cost + penalty x cost_scale x safety in $ per day, the gap is relative to the
+  oracle's objective on the same days.
+* ``objective``: the search metric (named in the trial's ``metric`` column), mean over seeds;
+  by default ``val_objective``.
+
+The training metrics (the first four) describe the exploring policy's training episodes: they
+are diagnostics, not measures of the policy a search hands out.
 """
 
 from __future__ import annotations
@@ -33,23 +42,38 @@ import pyarrow.parquet as pq
 
 from tune_grid.errors import TuneGridError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""2: validation metrics (``val_*``), the default objective; budgets in env steps."""
 VERSION_KEY = b"tune_grid.schema_version"
 KIND_KEY = b"tune_grid.kind"
 TRIALS_FILE = "trials.parquet"
 ITERATIONS_FILE = "iterations.parquet"
 PARAM_PREFIX = "param_"
-# Optional key-value metadata a writer may add: the stop condition's iteration bound as decimal
-# text (e.g. b"50"). Analysis uses it to price early stopping; without it, the largest observed
-# ``iterations`` stands in.
-MAX_ITERATIONS_KEY = b"tune_grid.max_iterations"
+STOP_KEY = b"tune_grid.stop"
+"""Key-value metadata of ``trials.parquet``: the search's stop condition as JSON (e.g.
+``{"env_steps": 100000}``), the budget every trial would have run to without early stopping."""
 
-METRIC_NAMES = (
+MAX_ITERATIONS_KEY = b"tune_grid.max_iterations"
+"""Metadata of results written before ``STOP_KEY``: the stop's iteration bound as text."""
+
+TRAINING_METRIC_NAMES = (
     "episode_return_mean",
     "daily_cost_mean",
     "safety_mean",
     "violation_hours_mean",
 )
+"""Metrics of the exploring policy's training episodes (diagnostics)."""
+VALIDATION_METRIC_NAMES = (
+    "val_objective",
+    "val_daily_cost",
+    "val_safety",
+    "val_violation_hours",
+    "val_gap",
+)
+"""Metrics of the greedy policy on the validation days (see the module doc)."""
+METRIC_NAMES = (*VALIDATION_METRIC_NAMES, *TRAINING_METRIC_NAMES)
+"""Every metric a search may rank trials by."""
+DEFAULT_METRIC = "val_objective"
 
 TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "experiment": pa.string(),
@@ -69,6 +93,10 @@ TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "last_episode_return_mean": pa.float64(),
     "last_daily_cost_mean": pa.float64(),
     "last_safety_mean": pa.float64(),
+    "best_env_steps": pa.int64(),  # env steps at the best objective
+    "best_val_objective": pa.float64(),  # validation metrics at the best objective
+    "best_val_daily_cost": pa.float64(),
+    "best_val_gap": pa.float64(),
     "test_daily_cost": pa.float64(),  # held-out evaluation, NaN when not evaluated
     "test_daily_cost_per_seed": pa.list_(pa.float64()),
     "test_safety": pa.float64(),
@@ -94,6 +122,12 @@ ITERATION_COLUMNS: dict[str, pa.DataType] = {
     "daily_cost_mean": pa.float64(),
     "safety_mean": pa.float64(),
     "violation_hours_mean": pa.float64(),
+    "val_objective": pa.float64(),
+    "val_daily_cost": pa.float64(),
+    "val_safety": pa.float64(),
+    "val_violation_hours": pa.float64(),
+    "val_gap": pa.float64(),
+    "val_env_steps": pa.int64(),
     "node_id": pa.string(),
 }
 

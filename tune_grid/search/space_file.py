@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
 from tune_grid.errors import TuneGridError
-from tune_grid.results.schema import METRIC_NAMES
+from tune_grid.results.schema import DEFAULT_METRIC, METRIC_NAMES
 from tune_grid.search.distributions import (
     DISTRIBUTIONS,
     PARAM_KEYS,
@@ -41,17 +41,24 @@ from tune_grid.search.schedulers import SCHEDULERS, SchedulerType
 Algorithm = Literal["optuna", "random", "grid"]
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
 STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
-DEFAULT_MODE = {
-    "episode_return_mean": "max",
-    "daily_cost_mean": "min",
-    "safety_mean": "min",
-    "violation_hours_mean": "min",
-}
+DEFAULT_MODE = {m: "max" if m == "episode_return_mean" else "min" for m in METRIC_NAMES}
 _RUN_HINTS = typing.get_type_hints(RunConfig)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 MAX_CHECK_COMBINATIONS = 256
 REWARD_SCALE_KEYS = ("penalty", "cost_scale")
+"""Weights of the reward and of the objective: a metric that applies them cannot rank them."""
+PRICE_KEYS = ("export_discount", "congestion_price", "setpoint_penalty_price")
+"""Tariffs and protocol prices that enter the cost: a metric that charges them cannot rank them
+(the cheapest price would win by definition)."""
+METRIC_CHARGES: dict[str, tuple[str, ...]] = {
+    "episode_return_mean": (*REWARD_SCALE_KEYS, *PRICE_KEYS),
+    "daily_cost_mean": PRICE_KEYS,
+    "val_objective": (*REWARD_SCALE_KEYS, *PRICE_KEYS),
+    "val_gap": (*REWARD_SCALE_KEYS, *PRICE_KEYS),
+    "val_daily_cost": PRICE_KEYS,
+}
+"""Metric -> the run keys its own definition charges (the rest charge none of them)."""
 
 
 class SpaceFileError(TuneGridError, ValueError):
@@ -141,9 +148,9 @@ class SchedulerSettings(_Strict):
     rungs, or ``fifo``); the rung keys are read by ``asha`` only."""
 
     type: str = "asha"
-    time_attr: TimeAttr = "training_iteration"
-    max_t: int = Field(default=100, ge=1)
-    grace_period: int = Field(default=1, ge=1)
+    time_attr: TimeAttr = "env_steps"
+    max_t: int = Field(default=100_000, ge=1)
+    grace_period: int = Field(default=10_000, ge=1)
     reduction_factor: float = Field(default=2.0, gt=1.0)
 
     @field_validator("type", mode="before")
@@ -182,6 +189,15 @@ class EvaluationSettings(_Strict):
     oracle: bool = True
 
 
+class ValidationSettings(_Strict):
+    """Periodic validation of the trials' greedy policies (``eval_interval`` and ``val_days``
+    are run-config keys, set under ``fixed``)."""
+
+    oracle: bool = True
+    """Solve the oracle on the validation days before the trials start (``val_gap``; cached on
+    disk, so only a first search pays the few seconds per day)."""
+
+
 class ExportSettings(_Strict):
     """How the driver mirrors the search into Parquet (:class:`ParquetExportCallback`)."""
 
@@ -210,10 +226,11 @@ class SpaceFile(_Strict):
     max_concurrent_trials: int | None = Field(default=None, ge=1)
     resources_per_trial: Resources = Field(default_factory=Resources)
     seeds: int = Field(default=1, ge=1, le=64)
-    metric: Literal[METRIC_NAMES] = "episode_return_mean"  # type: ignore[valid-type]
+    metric: Literal[METRIC_NAMES] = DEFAULT_METRIC  # type: ignore[valid-type]
     mode: Literal["max", "min"] | None = None
-    stop: dict[TimeAttr, float] = Field(default_factory=lambda: {"training_iteration": 10})
+    stop: dict[TimeAttr, float] = Field(default_factory=lambda: {"env_steps": 100_000})
     storage: str = "results"
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     max_failures: int = Field(default=2, ge=0)
     checkpoint_num_to_keep: int = Field(default=2, ge=1)
@@ -443,12 +460,14 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
             raise SpaceFileError(file, f"space.{name}", "is also set in fixed; remove one of them")
         if name == "seed":
             raise SpaceFileError(file, "space.seed", "seeds are set by the top-level key seeds")
-        if name in REWARD_SCALE_KEYS and spec.metric == "episode_return_mean":
+        if name in METRIC_CHARGES.get(spec.metric, ()):
+            fair = ", ".join(m for m in METRIC_NAMES if name not in METRIC_CHARGES.get(m, ()))
             raise SpaceFileError(
                 file,
                 f"space.{name}",
-                "changes the reward's scale, so episode_return_mean is not comparable across "
-                "trials; use metric daily_cost_mean, safety_mean or violation_hours_mean",
+                f"metric {spec.metric} charges {name} itself, so the search would pick the "
+                f"value that makes it cheapest by definition; rank by a metric it does not "
+                f"enter ({fair}) or fix it",
             )
         _check_types(name, param, file)
     try:
@@ -464,6 +483,7 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
     for name, param in spec.space.items():
         for key, value in param.kind.run_values(param):
             _check_value(spec, name, value, f"space.{name}.{key}", file)
+    check_budgets(spec, file)
     if spec.search.algorithm == "grid":
         discrete = ", ".join(n for n, kind in DISTRIBUTIONS.items() if kind.grid_values)
         for name, param in spec.space.items():
@@ -473,3 +493,32 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
                     f"space.{name}.type",
                     f"grid search needs discrete parameters ({discrete}), got {param.type}",
                 )
+
+
+BATCH_KEYS = ("train_batch_size",)
+"""Searched keys that change how many env steps an iteration takes."""
+
+
+def check_budgets(spec: SpaceFile, file: str | Path = "<space>") -> None:
+    """Budgets counted in iterations are unequal when a searched key sets the env steps of an
+    iteration: then rungs and stops must count env steps."""
+    searched = [k for k in BATCH_KEYS if k in spec.space]
+    if not searched:
+        return
+    why = (
+        f"{searched[0]} is searched, so one iteration is a different number of env steps in "
+        "each trial and trials would be compared after unequal experience"
+    )
+    if spec.scheduler.kind.stops.stops_trials and spec.scheduler.time_attr == "training_iteration":
+        raise SpaceFileError(
+            file,
+            "scheduler.time_attr",
+            f"training_iteration: {why}; write time_attr: env_steps with max_t and "
+            "grace_period in env steps",
+        )
+    if "training_iteration" in spec.stop:
+        raise SpaceFileError(
+            file,
+            "stop.training_iteration",
+            f"{why}; write stop: {{env_steps: N}}",
+        )

@@ -1,18 +1,23 @@
 """The Tune function trainable: one sampled configuration, K seeds trained in lockstep.
 
-Every iteration trains each of the K PPO algorithms (seeds ``seed, seed+1, ...``) once, reports
-the seed means as the trial's metrics (``objective`` = the mean of the search metric) with every
-seed's value in ``objective_per_seed``, and checkpoints all K algorithms in one Tune checkpoint
-(``seed_<k>/``, each a tune-grid checkpoint, plus ``trial_state.json``). A restarted trial
-restores all K from ``tune.get_checkpoint()`` and continues the iteration counter.
+Every iteration trains each of the K PPO algorithms (seeds ``seed, seed+1, ...``, each with its
+own random stream, :class:`~tune_grid.training.seed_group.SeedGroup`) once and reports the seed
+means as the trial's metrics, with every seed's value in ``<metric>_per_seed``. Every
+``eval_interval`` env steps (and at the first and last iteration) each seed's greedy policy is
+validated on the validation days (:mod:`tune_grid.training.validation`); the ``val_*`` metrics
+of the latest validation are carried on every row (``val_env_steps`` says when they were
+measured). ``objective`` is the search metric's seed mean (``val_objective`` by default).
 
-The trainable enforces the ``stop`` conditions itself, so a trial restored from a checkpoint that
-already met them ends at once instead of training again.
+A trial checkpoints at each validation only, so a kept checkpoint always holds the weights its
+objective was measured on: the best checkpoint is the best validation point. One Tune checkpoint
+holds all K algorithms (``seed_<k>/``, each a tune-grid checkpoint with its random state, plus
+``trial_state.json``). A restarted trial restores all K from ``tune.get_checkpoint()`` and
+continues the counters; it enforces the ``stop`` conditions itself, so a trial restored from a
+checkpoint that already met them ends at once instead of training again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_grid.config import RunConfig
-from tune_grid.results.schema import METRIC_NAMES
+from tune_grid.results.schema import TRAINING_METRIC_NAMES, VALIDATION_METRIC_NAMES
 
 STATE_FILE = "trial_state.json"
 SEED_DIR = "seed_{k}"
@@ -42,6 +47,15 @@ class TrialSettings:
     mode: str
     stop: dict[str, float]
     fail_once: tuple[str, int] | None = None
+    oracle: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Oracle objective per validation date, by :func:`tune_grid.oracle.config_key` of the env
+    config it was solved for (solved by the driver before the trials start)."""
+
+    def oracle_for(self, run: RunConfig) -> dict[str, float]:
+        """The oracle's validation days for ``run``'s env config (empty: no ``val_gap``)."""
+        from tune_grid.oracle import config_key
+
+        return self.oracle.get(config_key(run.env_config()), {})
 
 
 @dataclass
@@ -53,6 +67,8 @@ class TrialState:
     time_total_s: float = 0.0
     restores: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    validation: dict[str, Any] = field(default_factory=dict)
+    """The latest validation's row values (``val_*``, per seed, ``val_env_steps``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +77,7 @@ class TrialState:
             "time_total_s": self.time_total_s,
             "restores": self.restores,
             "history": self.history,
+            "validation": _json_safe(self.validation),
         }
 
     @classmethod
@@ -71,7 +88,14 @@ class TrialState:
             time_total_s=float(data["time_total_s"]),
             restores=int(data.get("restores", 0)),
             history=list(data.get("history", [])),
+            validation=_from_json(dict(data.get("validation", {}))),
         )
+
+    @property
+    def validated_at(self) -> int | None:
+        """Env steps of the latest validation (None before the first)."""
+        value = self.validation.get("val_env_steps")
+        return None if value is None else int(value)
 
 
 def stop_reached(stop: dict[str, float], values: dict[str, float]) -> bool:
@@ -105,20 +129,52 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def aggregate(per_seed: list[dict[str, float]], metric: str) -> dict[str, Any]:
-    """Seed means of the iteration metrics; ``objective`` and per-seed lists of it."""
+def _from_json(row: dict[str, Any]) -> dict[str, Any]:
+    """Undo :func:`_json_safe` (None back to NaN)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if value is None:
+            out[key] = math.nan
+        elif isinstance(value, list):
+            out[key] = [math.nan if v is None else v for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def _seed_means(per_seed: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
     row: dict[str, Any] = {}
-    for name in METRIC_NAMES:
+    for name in names:
         row[name] = _mean([m[name] for m in per_seed])
         row[f"{name}_per_seed"] = [float(m[name]) for m in per_seed]
-    row["objective"] = row[metric]
-    row["objective_per_seed"] = list(row[f"{metric}_per_seed"])
+    return row
+
+
+def aggregate(per_seed: list[dict[str, float]]) -> dict[str, Any]:
+    """Seed means of the training iterations' metrics (and per-seed lists of them)."""
+    row = _seed_means(per_seed, TRAINING_METRIC_NAMES)
     row["env_steps"] = int(round(_mean([float(m["env_steps"]) for m in per_seed])))
     row["env_steps_this_iter"] = int(sum(int(m["env_steps_this_iter"]) for m in per_seed))
     row["episodes"] = int(sum(int(m["episodes"]) for m in per_seed))
     for timer in ("timers/sample_s", "timers/learn_s"):
         row[timer] = float(sum(m[timer] for m in per_seed if not _isnan(m[timer])))
     return row
+
+
+def aggregate_validation(per_seed: list[dict[str, float]], env_steps: int) -> dict[str, Any]:
+    """Seed means of one validation (``val_*``), per-seed lists and ``val_env_steps``."""
+    row = _seed_means(per_seed, VALIDATION_METRIC_NAMES)
+    row["val_env_steps"] = int(env_steps)
+    return row
+
+
+def with_objective(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    """``row`` plus ``objective`` (the search metric's seed mean) and ``objective_per_seed``."""
+    return {
+        **row,
+        "objective": row.get(metric, math.nan),
+        "objective_per_seed": list(row.get(f"{metric}_per_seed", [])),
+    }
 
 
 def _maybe_fail(settings: TrialSettings, iteration: int) -> None:
@@ -146,15 +202,14 @@ def _node() -> tuple[str, str]:
 
 def _save(
     directory: Path,
-    algos: list[Any],
-    runs: list[RunConfig],
+    group: Any,
     state: TrialState,
     trial_id: str,
     per_seed: list[dict[str, float]],
 ) -> None:
     from tune_grid.training.checkpoints import CheckpointMeta, save_checkpoint
 
-    for k, (algo, run) in enumerate(zip(algos, runs, strict=True)):
+    for k, (algo, run) in enumerate(zip(group.algos, group.runs, strict=True)):
         meta = CheckpointMeta(
             run_name=f"{trial_id}_seed{run.seed}",
             run_config=run,
@@ -162,14 +217,15 @@ def _save(
             env_steps=int(per_seed[k]["env_steps"]),
             time_total_s=state.time_total_s,
         )
-        save_checkpoint(algo, directory / SEED_DIR.format(k=k), meta)
+        seed_dir = directory / SEED_DIR.format(k=k)
+        save_checkpoint(algo, seed_dir, meta)
+        group.save_rng(seed_dir, k)
     (directory / STATE_FILE).write_text(json.dumps(state.to_json()) + "\n")
 
 
-def _restore(directory: Path, algos: list[Any]) -> TrialState:
+def _restore(directory: Path, group: Any) -> TrialState:
     state = TrialState.from_json(json.loads((directory / STATE_FILE).read_text()))
-    for k, algo in enumerate(algos):
-        algo.restore_from_path(str((directory / SEED_DIR.format(k=k)).resolve()))
+    group.restore([directory / SEED_DIR.format(k=k) for k in range(len(group.algos))])
     state.restores += 1
     return state
 
@@ -178,34 +234,37 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable (use with ``tune.with_parameters(train_trial, settings=...)``)."""
     from ray import tune
 
-    from tune_grid.training.metrics import iteration_metrics
-    from tune_grid.training.ppo import build_ppo_config
-    from tune_grid.training.rllib_env import register_rllib_env
+    from tune_grid.training.seed_group import SeedGroup
+    from tune_grid.training.validation import due
 
-    register_rllib_env()
     run = RunConfig.from_dict(config)
     runs = [run.replace(seed=run.seed + k) for k in range(settings.seeds)]
     context = tune.get_context()
     trial_id = context.get_trial_id() or "trial"
     node_id, node_ip = _node()
-    algos = [build_ppo_config(r).build_algo() for r in runs]
+    group = SeedGroup(runs, oracle=settings.oracle_for(run))
     try:
         state = TrialState()
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
-                state = _restore(Path(directory), algos)
+                state = _restore(Path(directory), group)
         if stop_reached(settings.stop, _counters(state)):
             return
         while True:
             start = time.perf_counter()
-            per_seed = [iteration_metrics(algo.train()) for algo in algos]
+            per_seed = group.train()
             state.iteration += 1
             _maybe_fail(settings, state.iteration)
+            row = aggregate(per_seed)
+            state.env_steps = row["env_steps"]
+            final = stop_reached(settings.stop, _counters(state, time.perf_counter() - start))
+            validate = final or due(state.env_steps, state.validated_at, run.eval_interval)
+            if validate:
+                state.validation = aggregate_validation(group.validate(), state.env_steps)
             elapsed = time.perf_counter() - start
             state.time_total_s += elapsed
-            row = aggregate(per_seed, settings.metric)
-            state.env_steps = row["env_steps"]
+            row = with_objective({**row, **state.validation}, settings.metric)
             row.update(
                 iteration=state.iteration,
                 env_steps_per_s=row["env_steps_this_iter"] / elapsed if elapsed > 0 else math.nan,
@@ -218,20 +277,22 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 node_ip=node_ip,
             )
             state.history.append(_json_safe(row))
-            with tempfile.TemporaryDirectory(prefix="tune_grid_ckpt_") as tmp:
-                _save(Path(tmp), algos, runs, state, trial_id, per_seed)
-                tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
-            if stop_reached(settings.stop, _counters(state)):
+            if validate:
+                with tempfile.TemporaryDirectory(prefix="tune_grid_ckpt_") as tmp:
+                    _save(Path(tmp), group, state, trial_id, per_seed)
+                    tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
+            else:
+                tune.report(row)
+            if final:
                 return
     finally:
-        for algo in algos:
-            with contextlib.suppress(Exception):  # best-effort cleanup
-                algo.stop()
+        group.stop()
 
 
-def _counters(state: TrialState) -> dict[str, float]:
+def _counters(state: TrialState, pending_s: float = 0.0) -> dict[str, float]:
+    """The stop counters; ``pending_s``: seconds of this iteration not yet in the state."""
     return {
         "iteration": state.iteration,
         "env_steps": state.env_steps,
-        "time_total_s": state.time_total_s,
+        "time_total_s": state.time_total_s + pending_s,
     }

@@ -42,6 +42,8 @@ METRIC_COLUMNS = {
     "daily_cost_mean": "cost/day",
     "safety_mean": "safety",
     "violation_hours_mean": "viol.h",
+    "val_objective": "val obj $",
+    "val_gap": "val gap",
     "env_steps": "env steps",
 }
 
@@ -137,8 +139,37 @@ def _fail_once() -> tuple[str, int] | None:
     return marker, int(iteration)
 
 
-def make_trainable(spec: SpaceFile) -> Any:
-    """``train_trial`` bound to the search's settings and per-trial resources."""
+def validation_oracle(
+    spec: SpaceFile, print_fn: Callable[[str], None] = print
+) -> dict[str, dict[str, float]]:
+    """The oracle's objective per validation day under the search's fixed env config, keyed by
+    :func:`tune_grid.oracle.config_key` (``validation.oracle: false``: none, no ``val_gap``).
+
+    Solved here, once, before any trial starts (read from the oracle's disk cache after the
+    first search); trials whose searched keys change the oracle's problem report no gap.
+    """
+    if not spec.validation.oracle:
+        return {}
+    from tune_grid.config import RunConfig
+    from tune_grid.oracle import config_key
+    from tune_grid.training.validation import oracle_objectives, validation_days
+
+    run = RunConfig.from_dict(spec.fixed_config())
+    print_fn(
+        f"oracle: {len(validation_days(run))} validation days (a few seconds per day not yet "
+        "in the cache)"
+    )
+    try:
+        table = oracle_objectives(run, print_fn)
+    except Exception as exc:  # noqa: BLE001 - the gap is optional; the search is not
+        print_fn(f"warning: oracle failed, no val_gap: {str(exc).splitlines()[0]}")
+        return {}
+    return {config_key(run.env_config()): table}
+
+
+def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None = None) -> Any:
+    """``train_trial`` bound to the search's settings (and the validation days' oracle
+    objectives, see :func:`validation_oracle`) and per-trial resources."""
     from ray import tune
 
     settings = TrialSettings(
@@ -148,6 +179,7 @@ def make_trainable(spec: SpaceFile) -> Any:
         mode=spec.resolved_mode,
         stop=dict(spec.stop),
         fail_once=_fail_once(),
+        oracle=dict(oracle or {}),
     )
     resources = functools.partial(
         trial_resources,
@@ -248,7 +280,12 @@ def make_callbacks(spec: SpaceFile, paths: SearchPaths, wandb: bool) -> list[Any
 
 
 def make_tuner(
-    spec: SpaceFile, paths: SearchPaths, *, wandb: bool = False, verbose: int = 1
+    spec: SpaceFile,
+    paths: SearchPaths,
+    *,
+    wandb: bool = False,
+    verbose: int = 1,
+    oracle: dict[str, dict[str, float]] | None = None,
 ) -> Any:
     """A fresh Tuner for the search file (``tune.Tuner``; never a registered string)."""
     from ray import tune
@@ -277,7 +314,7 @@ def make_tuner(
         trial_name_creator=trial_dirname,
     )
     return tune.Tuner(
-        make_trainable(spec),
+        make_trainable(spec, oracle),
         param_space=param_space(spec),
         tune_config=tune_config,
         run_config=run_config,
@@ -392,18 +429,19 @@ def run_tune(
     from ray import tune
 
     configure_tune_env(spec.export.flush_interval_s)
+    oracle = validation_oracle(spec, print_fn)
     if options.resume:
         _repair_state(paths, print_fn)
         tuner = tune.Tuner.restore(
             str(paths.results_dir),
-            trainable=make_trainable(spec),
+            trainable=make_trainable(spec, oracle),
             resume_unfinished=True,
             resume_errored=True,
             restart_errored=False,
             param_space=param_space(spec),
         )
     else:
-        tuner = make_tuner(spec, paths, wandb=options.wandb, verbose=options.verbose)
+        tuner = make_tuner(spec, paths, wandb=options.wandb, verbose=options.verbose, oracle=oracle)
     return tuner.fit()
 
 

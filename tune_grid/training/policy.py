@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tune_grid.grid.devices import MICROGRIDS
 from tune_grid.training.checkpoints import META_FILE, CheckpointError, first_line, read_meta
 from tune_grid.training.ppo import SHARED_MODULE_ID, module_for_agent, module_ids
 
@@ -70,13 +71,32 @@ class TrainedPolicy:
         for agent in observations:
             by_module.setdefault(module_for_agent(self.policy_sharing, agent), []).append(agent)
         actions: dict[str, np.ndarray] = {}
-        with torch.no_grad():
-            for module_id, agents in by_module.items():
-                module = self.modules[module_id]
-                obs = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
-                out = module.forward_inference({"obs": torch.from_numpy(obs)})
-                dist = module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
-                batch = dist.to_deterministic().sample().cpu().numpy()
-                for agent, action in zip(agents, batch, strict=True):
-                    actions[agent] = np.clip(action, -1.0, 1.0).astype(np.float32)
+        for module_id, agents in by_module.items():
+            obs = np.stack([np.asarray(observations[a], dtype=np.float32) for a in agents])
+            batch = self._greedy(module_id, obs)
+            for agent, action in zip(agents, batch, strict=True):
+                actions[agent] = action
         return actions
+
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        """Actions ``(envs, agents, 3)`` for observations ``(envs, agents, features)`` of
+        many envs, agents in ``MICROGRIDS`` order: one forward pass per module."""
+        envs, agents, features = observations.shape
+        obs = np.ascontiguousarray(observations, dtype=np.float32)
+        if self.policy_sharing == "shared":
+            flat = self._greedy(SHARED_MODULE_ID, obs.reshape(envs * agents, features))
+            return flat.reshape(envs, agents, -1)
+        columns = [
+            self._greedy(module_for_agent(self.policy_sharing, agent), obs[:, i])
+            for i, agent in enumerate(MICROGRIDS[:agents])
+        ]
+        return np.stack(columns, axis=1)
+
+    def _greedy(self, module_id: str, obs: np.ndarray) -> np.ndarray:
+        """The mean action of ``module_id`` for a (rows, features) batch, clipped to [-1, 1]."""
+        module = self.modules[module_id]
+        with torch.no_grad():
+            out = module.forward_inference({"obs": torch.from_numpy(obs)})
+            dist = module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
+            actions = dist.to_deterministic().sample().cpu().numpy()
+        return np.clip(actions, -1.0, 1.0).astype(np.float32)
