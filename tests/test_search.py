@@ -27,6 +27,8 @@ TINY: dict[str, Any] = {
         "hidden_sizes": [16, 16],
         "num_env_runners": 0,
         "num_envs_per_env_runner": 4,
+        "eval_interval": 96,
+        "val_days": 2,
     },
     "space": {
         "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},
@@ -35,11 +37,18 @@ TINY: dict[str, Any] = {
         "share_reward": {"type": "bool"},
     },
     "search": {"algorithm": "optuna", "seed": 0, "n_startup_trials": 2},
-    "scheduler": {"type": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
+    "scheduler": {
+        "type": "asha",
+        "time_attr": "env_steps",
+        "max_t": 288,
+        "grace_period": 96,
+        "reduction_factor": 2,
+    },
     "num_samples": 4,
     "max_concurrent_trials": 2,
     "seeds": 2,
-    "stop": {"training_iteration": 3},
+    "stop": {"env_steps": 288},
+    "validation": {"oracle": False},
     "evaluation": {"top_k": 2, "days": 2, "oracle": False},
     "max_failures": 1,
 }
@@ -92,13 +101,15 @@ def test_optuna_asha_multiseed_search_exports_parquet(local_ray: None, tmp_path:
         assert row["status"] == "TERMINATED" and row["experiment"] == "tiny"
         assert row["seeds"] == [0, 1] and len(row["last_objective_per_seed"]) == 2
         assert row["node_id"] and row["node_ip"] and row["checkpoint_path"]
-        assert 1 <= row["iterations"] <= 3
-        assert row["stopped_early"] == (row["iterations"] < 3)
+        assert 1 <= row["iterations"] <= 3 and row["env_steps"] <= 288
+        assert row["stopped_early"] == (row["env_steps"] < 288)
         trial_rows = [r for r in iterations.to_pylist() if r["trial_id"] == row["trial_id"]]
         assert [r["iteration"] for r in trial_rows] == list(range(1, row["iterations"] + 1))
         for r in trial_rows:
             assert len(r["objective_per_seed"]) == 2
             assert r["objective"] == pytest.approx(sum(r["objective_per_seed"]) / 2)
+            assert r["objective"] == r["val_objective"]  # the default metric
+            assert r["val_env_steps"] == r["env_steps"]  # every iteration crosses 96 steps
     evaluated = [r for r in rows if not math.isnan(r["test_daily_cost"])]
     assert len(evaluated) == 2
     for row in evaluated:
@@ -138,6 +149,8 @@ def test_failed_trial_recovers_from_its_checkpoint(
         tmp_path,
         experiment="failonce",
         num_samples=1,
+        fixed={**TINY["fixed"], "train_batch_size": 96},
+        space={"lr": TINY["space"]["lr"]},
         scheduler={"type": "fifo"},
         evaluation={"enabled": False},
     )
@@ -167,3 +180,55 @@ def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
         assert summary[arm]["reached"] == summary[arm]["runs"] == 1
     assert math.isfinite(summary["ratio"]["seconds"])
     assert "ratio random+FIFO / Optuna+ASHA: time" in "\n".join(lines)
+
+
+def test_reported_objective_is_the_seed_mean_of_the_greedy_validation_objective(
+    local_ray: None, tmp_path: Path
+) -> None:
+    """Recomputed independently: each seed's checkpointed policy rolled day by day (not batched)
+    on the validation days, its mean daily objective averaged over the seeds; the gap against
+    the oracle's days."""
+    from tune_grid.env.evaluation import evaluate
+    from tune_grid.oracle import optimality_gaps, oracle_days
+    from tune_grid.training.checkpoints import read_meta
+    from tune_grid.training.policy import TrainedPolicy
+    from tune_grid.training.validation import validation_days
+
+    path = write_space(
+        tmp_path,
+        experiment="valobj",
+        num_samples=1,
+        fixed={**TINY["fixed"], "train_batch_size": 96},
+        space={"lr": {"type": "loguniform", "low": 3e-3, "high": 1e-2}},
+        scheduler={"type": "fifo"},
+        validation={"oracle": True},
+        evaluation={"enabled": False},
+    )
+    outcome = _search(path, tmp_path / "results")
+    results = outcome.paths.results_dir
+    trial = read_results(results / TRIALS_FILE, "trials").to_pylist()[0]
+    rows = {
+        r["iteration"]: r for r in read_results(results / ITERATIONS_FILE, "iterations").to_pylist()
+    }
+    checkpoint = Path(trial["checkpoint_path"])
+    seed_dirs = sorted(checkpoint.glob("seed_*"))
+    assert len(seed_dirs) == 2
+    meta = read_meta(seed_dirs[0])
+    row = rows[meta.iteration]
+    assert trial["best_objective"] == row["objective"] == row["val_objective"]
+
+    env_config = meta.run_config.env_config().to_dict()
+    days = validation_days(meta.run_config)
+    frames = [
+        evaluate(TrainedPolicy.load(d), split="validation", days=days, config=env_config)
+        for d in seed_dirs
+    ]
+    per_seed = [float(f["objective"].mean()) for f in frames]
+    assert row["objective_per_seed"] == pytest.approx(per_seed, rel=1e-9)
+    assert row["objective"] == pytest.approx(sum(per_seed) / 2, rel=1e-9)
+    assert row["val_daily_cost"] == pytest.approx(
+        sum(float(f["cost"].mean()) for f in frames) / 2, rel=1e-9
+    )
+    oracle = oracle_days("validation", days, {**env_config, "split": "validation"})
+    gaps = [optimality_gaps(f, oracle).objective_gap for f in frames]
+    assert row["val_gap"] == pytest.approx(sum(gaps) / 2, rel=1e-9)

@@ -68,11 +68,13 @@ def test_good_file_and_defaults(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text(yaml.safe_dump(BASE))
     spec = load_space_file(path)
-    assert spec.metric == "episode_return_mean" and spec.resolved_mode == "max"
+    assert spec.metric == "val_objective" and spec.resolved_mode == "min"
+    assert spec.scheduler.time_attr == "env_steps" and spec.validation.oracle
     assert spec.search.algorithm == "optuna" and spec.scheduler.type == "asha"
     assert spec.with_name("other").experiment == "other"
     cost = parse_space({**BASE, "metric": "daily_cost_mean"})
     assert cost.resolved_mode == "min"
+    assert parse_space({**BASE, "metric": "episode_return_mean"}).resolved_mode == "max"
 
 
 def test_yaml_11_exponents_are_numbers(tmp_path: Path) -> None:
@@ -150,14 +152,14 @@ def test_yaml_11_exponents_are_numbers(tmp_path: Path) -> None:
         (
             lambda d: d["space"].update(penalty={"type": "uniform", "low": 1, "high": 20}),
             "space.penalty",
-            "not comparable",
+            "metric val_objective charges penalty",
         ),
         (lambda d: d.pop("experiment"), "experiment", "required key is missing"),
         (lambda d: d.update(experiment="a b"), "experiment", "letters, digits"),
         (lambda d: d.update(space={}), "space", "at least one"),
         (lambda d: d["space"].update(lr="loguniform"), "space.lr", "expected a mapping"),
         (lambda d: d.update(seeds=0), "seeds", "must be >= 1"),
-        (lambda d: d.update(metric="reward"), "metric", "'episode_return_mean'"),
+        (lambda d: d.update(metric="reward"), "metric", "'val_objective'"),
         (lambda d: d.update(mode="maximize"), "mode", "'max' or 'min'"),
         (lambda d: d.update(stop={"iterations": 3}), "stop.iterations", "'training_iteration'"),
         (lambda d: d.update(stop={"env_steps": 0}), "stop.env_steps", "must be > 0"),

@@ -152,7 +152,8 @@ def test_train_writes_checkpoints_progress_and_evaluation(trained) -> None:  # n
     assert result.best_checkpoint == run_dir / "best"
     meta = json.loads((run_dir / "final" / "tune_grid.json").read_text())
     assert meta["iteration"] == 2 and meta["env_steps"] == 2 * TINY["train_batch_size"]
-    assert meta["best_metric"] == "episode_return_mean" and meta["best_mode"] == "max"
+    assert meta["best_metric"] == "val_objective" and meta["best_mode"] == "min"
+    assert all(math.isfinite(row["val_objective"]) for row in meta["history"])
     assert [row["iteration"] for row in meta["history"]] == [1, 2]
 
     assert any("wandb sync" in line for line in lines)

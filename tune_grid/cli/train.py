@@ -33,7 +33,8 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="train PPO (shared or independent policies) on the networked microgrids",
         description=(
             "Train RLlib PPO on the networked-microgrid env: one progress line per iteration, "
-            "checkpoints every N iterations plus best/ (highest episode_return_mean unless "
+            "checkpoints every N iterations plus best/ (lowest val_objective of the greedy policy "
+            "on the validation days, validated every eval_interval env steps, unless "
             "--best-metric/--best-mode say otherwise) and final/, then a held-out evaluation "
             "against the baselines (table + final/evaluation.json)."
         ),
@@ -72,10 +73,15 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     group.add_argument(
         "--best-metric",
         metavar="METRIC",
-        default="episode_return_mean",
-        help="iteration metric that picks best/ (default: episode_return_mean)",
+        default="val_objective",
+        help="iteration metric that picks best/ (default: val_objective)",
     )
-    group.add_argument("--best-mode", choices=("max", "min"), default="max", help="(default: max)")
+    group.add_argument(
+        "--best-mode",
+        choices=("max", "min"),
+        default=None,
+        help="(default: the metric's direction: max for return and throughput, min otherwise)",
+    )
     group.add_argument(
         "--eval-days",
         default=DEFAULT_EVAL_DAYS,

@@ -47,6 +47,15 @@ def _best_value(record: TrialRecord, mode: str) -> float:
     return max(finite) if mode == "max" else min(finite)
 
 
+def _best_row(record: TrialRecord, mode: str) -> dict[str, Any]:
+    """The iteration row of the trial's best objective (the first one reaching it)."""
+    best = _best_value(record, mode)
+    for iteration in sorted(record.rows):
+        if record.rows[iteration]["objective"] == best:
+            return dict(record.rows[iteration])
+    return {}
+
+
 def rank_trials(records: dict[str, TrialRecord], mode: str) -> list[TrialRecord]:
     """Trials with a checkpoint and a finite best objective, best first (ties by trial_id)."""
     ranked = [
@@ -228,6 +237,17 @@ def format_summary(spec: SpaceFile, results_dir: str | Path, report: dict[str, A
     lines = [f"best trial {best_id} by {spec.metric} ({spec.resolved_mode}):"]
     for name in sorted(spec.space):
         lines.append(f"  {name} = {best.config.get(name)!r}")
+    chosen = _best_row(best, spec.resolved_mode)
+    if chosen and chosen.get("val_objective") is not None:
+        gap = chosen.get("val_gap")
+        gap_text = (
+            f", gap to the oracle {gap:+.1%}" if gap is not None and math.isfinite(gap) else ""
+        )
+        lines.append(
+            f"validation days at {chosen.get('env_steps', 0):,} env steps: objective "
+            f"${chosen['val_objective']:.1f}/day, "
+            f"cost ${chosen.get('val_daily_cost', math.nan):.1f}/day{gap_text}"
+        )
     result = report["trials"].get(best_id)
     policies = report.get("groups", {}).get(best_id) or report["baselines"]["policies"]
     lines.append(

@@ -156,15 +156,25 @@ def validation_oracle(
 
     run = RunConfig.from_dict(spec.fixed_config())
     print_fn(
-        f"oracle: {len(validation_days(run))} validation days (a few seconds per day not yet "
-        "in the cache)"
+        f"oracle: {len(validation_days(run))} validation days, spread over the cluster's CPUs "
+        "(seconds per day not yet in the oracle cache)"
     )
     try:
-        table = oracle_objectives(run, print_fn)
+        table = oracle_objectives(run, solve=_solve_on_ray)
     except Exception as exc:  # noqa: BLE001 - the gap is optional; the search is not
         print_fn(f"warning: oracle failed, no val_gap: {str(exc).splitlines()[0]}")
         return {}
     return {config_key(run.env_config()): table}
+
+
+def _solve_on_ray(days: list[int], config: Any) -> list[dict[str, Any]]:
+    """Solve oracle days as Ray tasks (one CPU each), in parallel across the cluster."""
+    import ray
+
+    from tune_grid.training.validation import solve_days
+
+    task = ray.remote(num_cpus=1)(solve_days)
+    return [row for rows in ray.get([task.remote([d], config) for d in days]) for row in rows]
 
 
 def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None = None) -> Any:

@@ -45,8 +45,8 @@ class CheckpointMeta:
     iteration: int = 0
     env_steps: int = 0
     time_total_s: float = 0.0
-    best_metric: str = "episode_return_mean"
-    best_mode: str = "max"
+    best_metric: str = "val_objective"
+    best_mode: str = "min"
     best_value: float | None = None
     best_iteration: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)

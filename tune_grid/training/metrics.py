@@ -17,6 +17,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from tune_grid.results.schema import VALIDATION_METRIC_NAMES
 from tune_grid.training.callbacks import DAILY_COST_MEAN, SAFETY_MEAN, VIOLATION_HOURS_MEAN
 
 RESULT_KEYS: dict[str, tuple[str, str]] = {
@@ -38,7 +39,10 @@ ITERATION_METRIC_NAMES = (
     "time_this_iter_s",
     "time_total_s",
     "env_steps_per_s",
+    *VALIDATION_METRIC_NAMES,
 )
+"""What a ``tune-grid train`` iteration records: :func:`iteration_metrics` plus, from the
+latest validation of the greedy policy, ``VALIDATION_METRIC_NAMES``."""
 
 
 def _get(result: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -100,4 +104,9 @@ def format_progress(metrics: Mapping[str, float]) -> str:
         f"{metrics['env_steps_per_s']:6.0f} steps/s "
         f"(sample {metrics['timers/sample_s']:5.1f}s learn {metrics['timers/learn_s']:5.1f}s) | "
         f"{metrics['time_total_s']:7.1f}s"
+        + (
+            f" | val obj ${metrics['val_objective']:8.1f}"
+            if math.isfinite(metrics.get("val_objective", math.nan))
+            else ""
+        )
     )

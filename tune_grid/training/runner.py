@@ -24,9 +24,13 @@ from tune_grid.training.checkpoints import (
     save_checkpoint,
 )
 
-DEFAULT_BEST_METRIC = "episode_return_mean"
-"""The best checkpoint is the iteration with the highest ``episode_return_mean`` by default."""
+DEFAULT_BEST_METRIC = "val_objective"
+"""The best checkpoint is the validation with the lowest ``val_objective`` by default."""
 BEST_METRICS = (
+    "val_objective",
+    "val_daily_cost",
+    "val_safety",
+    "val_violation_hours",
     "episode_return_mean",
     "daily_cost_mean",
     "safety_mean",
@@ -57,7 +61,8 @@ class TrainOptions:
     """Test days for the final evaluation: N evenly spaced, None for all, 0 to skip."""
     eval_split: str = "test"
     best_metric: str = DEFAULT_BEST_METRIC
-    best_mode: Literal["max", "min"] = "max"
+    best_mode: Literal["max", "min"] | None = None
+    """None: the metric's natural direction (max for return and throughput, min otherwise)."""
     num_cpus: int | None = None
     """CPUs for ``ray.init`` when this process starts Ray (default: all)."""
 
@@ -73,7 +78,7 @@ class TrainOptions:
             raise ConfigError(
                 f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}"
             )
-        if self.best_mode not in ("max", "min"):
+        if self.best_mode not in ("max", "min", None):
             raise ConfigError(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise ConfigError(f"num_cpus must be >= 1, got {self.num_cpus}")
@@ -127,6 +132,11 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         ray.init(**ray_init_kwargs(num_cpus))
 
 
+def natural_mode(metric: str) -> Literal["max", "min"]:
+    """The better direction of a best metric: up for return and throughput, down otherwise."""
+    return "max" if metric in ("episode_return_mean", "env_steps_per_s") else "min"
+
+
 def _improved(value: float, best: float | None, mode: str) -> bool:
     if value is None or not math.isfinite(value):
         return False
@@ -170,8 +180,10 @@ def train(
     Starts Ray if needed; does not shut it down.
     """
     from tune_grid.training.metrics import format_progress, iteration_metrics
+    from tune_grid.training.policy import TrainedPolicy
     from tune_grid.training.ppo import build_ppo_config
     from tune_grid.training.rllib_env import register_rllib_env
+    from tune_grid.training.validation import Validator, due
     from tune_grid.training.wandb_logging import WandbLogger
 
     options.validate()
@@ -211,7 +223,7 @@ def train(
             run_name=run_name,
             run_config=run,
             best_metric=options.best_metric,
-            best_mode=options.best_mode,
+            best_mode=options.best_mode or natural_mode(options.best_metric),
         )
         print_fn(f"run {run_name}: folder {run_dir}")
 
@@ -225,11 +237,20 @@ def train(
         print_fn=print_fn,
     )
     best_path = _carry_best(options.resume, meta, run_dir) if previous is not None else None
+    validator = Validator.for_run(run)
+    validation: dict[str, float] = {}
+    validated_at: int | None = None
     start = time.perf_counter()
     base_time = meta.time_total_s
     try:
-        for _ in range(options.iterations):
+        for i in range(options.iterations):
             metrics = iteration_metrics(algo.train())
+            last = i == options.iterations - 1
+            if last or due(int(metrics["env_steps"]), validated_at, run.eval_interval):
+                policy = TrainedPolicy.from_algorithm(algo, run.policy_sharing)
+                validation = validator(policy.act_batch)
+                validated_at = int(metrics["env_steps"])
+            metrics.update(validation)
             metrics["time_total_s"] = base_time + time.perf_counter() - start
             meta.history.append(metrics)
             meta.iteration = int(metrics["iteration"])

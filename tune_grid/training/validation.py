@@ -23,7 +23,7 @@ once, before the trials start, and hands every trial the per-day objectives
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,21 +54,26 @@ def validation_days(run: RunConfig) -> list[int]:
     return [int(d) for d in select_days(num_days, run.val_days)]
 
 
-def oracle_objectives(run: RunConfig, print_fn: Any = None) -> dict[str, float]:
-    """The oracle's replayed objective per validation date of ``run`` (solved or read from the
-    oracle's disk cache; a few seconds per uncached day)."""
+def oracle_objectives(
+    run: RunConfig, solve: Callable[[list[int], EnvConfig], list[dict[str, Any]]] | None = None
+) -> dict[str, float]:
+    """The oracle's replayed objective per validation date of ``run``.
+
+    ``solve(days, config)`` returns the oracle's rows (``OracleDay.to_row``) of those days; by
+    default they are solved here one after the other (or read from the oracle's disk cache; a
+    few seconds per uncached day). The search driver passes a solver that spreads the days over
+    the cluster.
+    """
+    config = validation_env_config(run)
+    rows = (solve or solve_days)(validation_days(run), config)
+    return {str(row["date"]): float(row["objective"]) for row in rows}
+
+
+def solve_days(days: list[int], config: EnvConfig) -> list[dict[str, Any]]:
+    """The oracle's rows of ``days`` of ``config.split``, solved in this process (cached)."""
     from tune_grid.oracle import oracle_cost
 
-    config = validation_env_config(run)
-    out: dict[str, float] = {}
-    days = validation_days(run)
-    for i, day in enumerate(days):
-        result = oracle_cost(VALIDATION_SPLIT, day, config)
-        row = result.to_row(config)
-        out[str(row["date"])] = float(row["objective"])
-        if print_fn is not None and not row.get("cached", True):
-            print_fn(f"oracle: validation day {i + 1}/{len(days)} ({row['date']}) solved")
-    return out
+    return [oracle_cost(config.split, day, config).to_row(config) for day in days]
 
 
 @dataclass
