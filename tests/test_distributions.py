@@ -19,7 +19,7 @@ BATCH_SPACE: dict[str, Any] = {
     "experiment": "pow2",
     "fixed": {"minibatch_size": 32},
     "space": {"train_batch_size": {"type": "pow2", "low": 256, "high": 1024}},
-    "stop": {"training_iteration": 3},
+    "stop": {"env_steps": 3072},
 }
 
 

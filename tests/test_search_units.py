@@ -9,7 +9,12 @@ import pytest
 
 from tune_grid.search.bench import SearchTrace, default_target, summarize
 from tune_grid.search.space_file import parse_space
-from tune_grid.search.trainable import aggregate, stop_reached
+from tune_grid.search.trainable import (
+    aggregate,
+    aggregate_validation,
+    stop_reached,
+    with_objective,
+)
 from tune_grid.search.tuner import SearchError, has_experiment, num_samples, resolve_paths
 
 SPEC = parse_space(
@@ -61,15 +66,38 @@ def _metrics(value: float, steps: int = 96) -> dict[str, float]:
 
 
 def test_seed_aggregation() -> None:
-    row = aggregate([_metrics(-2.0), _metrics(-4.0), _metrics(math.nan)], "episode_return_mean")
+    training = aggregate([_metrics(-2.0), _metrics(-4.0), _metrics(math.nan)])
+    row = with_objective(training, "episode_return_mean")
     assert row["objective"] == pytest.approx(-3.0)  # NaN seeds (no episode yet) are skipped
     assert row["objective_per_seed"][:2] == [-2.0, -4.0] and math.isnan(
         row["objective_per_seed"][2]
     )
     assert row["env_steps"] == 96 and row["env_steps_this_iter"] == 288
     assert row["timers/sample_s"] == pytest.approx(1.5) and row["timers/learn_s"] == 0.0
-    cost = aggregate([_metrics(-2.0), _metrics(-4.0)], "daily_cost_mean")
+    cost = with_objective(aggregate([_metrics(-2.0), _metrics(-4.0)]), "daily_cost_mean")
     assert cost["objective"] == pytest.approx(-30.0)
+    validation = aggregate_validation(
+        [
+            {
+                "val_objective": 900.0,
+                "val_daily_cost": 800.0,
+                "val_safety": 1.0,
+                "val_violation_hours": 2.0,
+                "val_gap": 0.5,
+            },
+            {
+                "val_objective": 700.0,
+                "val_daily_cost": 650.0,
+                "val_safety": 0.5,
+                "val_violation_hours": 1.0,
+                "val_gap": math.nan,
+            },
+        ],
+        env_steps=1920,
+    )
+    row = with_objective({**training, **validation}, "val_objective")
+    assert row["objective"] == 800.0 and row["objective_per_seed"] == [900.0, 700.0]
+    assert row["val_daily_cost"] == 725.0 and row["val_env_steps"] == 1920
 
 
 def test_stop_rules() -> None:

@@ -32,8 +32,8 @@ SPACE = {
         "share_reward": {"type": "bool"},
         "train_batch_size": {"type": "choice", "values": [96, 192]},
     },
-    "scheduler": {"type": "asha", "grace_period": 2, "max_t": 8, "reduction_factor": 3},
-    "stop": {"training_iteration": 8},
+    "scheduler": {"type": "asha", "grace_period": 192, "max_t": 768, "reduction_factor": 3},
+    "stop": {"env_steps": 768},
     "num_samples": 5,
 }
 
@@ -96,13 +96,14 @@ def test_list_choices_are_encoded_for_optuna() -> None:
 
 def test_wandb_sweep_config() -> None:
     sweep = wandb_sweep(parse_space(SPACE))
-    assert sweep["method"] == "bayes" and sweep["metric"]["goal"] == "maximize"
+    assert sweep["method"] == "bayes" and sweep["metric"]["goal"] == "minimize"
     params = sweep["parameters"]
     assert params["lr"] == {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}
     assert params["num_epochs"]["distribution"] == "int_uniform"
     assert params["share_reward"] == {"values": [False, True]}
     assert params["minibatch_size"] == {"value": 32}
-    assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": 2, "eta": 3}
+    # 192 env steps of grace are 1 iteration of the largest batch (192).
+    assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": 1, "eta": 3}
     assert "${args_json_file}" in sweep["command"]
     yaml.safe_load(yaml.safe_dump(sweep))
 

@@ -12,6 +12,7 @@ Importing this module does not import Ray; ``build`` imports it when called.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,9 +84,19 @@ def _build_asha(spec: SpaceFile) -> Any:
 
 
 def _wandb_hyperband(spec: SpaceFile) -> dict[str, Any]:
+    """W&B's hyperband counts logged iterations: a grace period in env steps becomes the
+    iterations the largest batch needs for it (every trial then gets at least that much)."""
+    grace = spec.scheduler.grace_period
+    if spec.scheduler.time_attr == "env_steps":
+        from tune_grid.config import RunConfig
+
+        param = spec.space.get("train_batch_size")
+        batches = param.candidates() if param is not None else []
+        batch = max(batches, default=RunConfig.from_dict(spec.fixed_config()).train_batch_size)
+        grace = max(1, math.ceil(grace / batch))
     return {
         "type": "hyperband",
-        "min_iter": spec.scheduler.grace_period,
+        "min_iter": grace,
         "eta": max(2, round(spec.scheduler.reduction_factor)),
     }
 

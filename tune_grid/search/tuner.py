@@ -28,6 +28,7 @@ from tune_grid.results.export import (
     write_search_meta,
 )
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
+from tune_grid.search.oracle_tasks import solve_on_ray
 from tune_grid.search.resume_state import SNAPSHOT_FILE
 from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
 from tune_grid.search.spaces import optuna_space, tune_param_space
@@ -160,21 +161,11 @@ def validation_oracle(
         "(seconds per day not yet in the oracle cache)"
     )
     try:
-        table = oracle_objectives(run, solve=_solve_on_ray)
+        table = oracle_objectives(run, solve=solve_on_ray)
     except Exception as exc:  # noqa: BLE001 - the gap is optional; the search is not
         print_fn(f"warning: oracle failed, no val_gap: {str(exc).splitlines()[0]}")
         return {}
     return {config_key(run.env_config()): table}
-
-
-def _solve_on_ray(days: list[int], config: Any) -> list[dict[str, Any]]:
-    """Solve oracle days as Ray tasks (one CPU each), in parallel across the cluster."""
-    import ray
-
-    from tune_grid.training.validation import solve_days
-
-    task = ray.remote(num_cpus=1)(solve_days)
-    return [row for rows in ray.get([task.remote([d], config) for d in days]) for row in rows]
 
 
 def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None = None) -> Any:

@@ -1,0 +1,22 @@
+"""Oracle days solved as Ray tasks, spread over the CPUs of the running Ray (local or cluster).
+
+A day takes seconds to solve and is cached on disk by the process that solves it, so a search
+driver solves the days its trials and its held-out evaluation need in parallel, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def solve_on_ray(days: list[int], config: Any) -> list[dict[str, Any]]:
+    """The oracle's rows of ``days`` of ``config.split``, one Ray task (one CPU) per day; solved
+    in this process when no Ray is running."""
+    import ray
+
+    from tune_grid.training.validation import solve_days
+
+    if not ray.is_initialized():
+        return solve_days(days, config)
+    task = ray.remote(num_cpus=1)(solve_days)
+    return [row for rows in ray.get([task.remote([d], config) for d in days]) for row in rows]
