@@ -105,6 +105,7 @@ def test_wandb_sweep_config() -> None:
     # 192 env steps of grace are 1 iteration of the largest batch (192).
     assert sweep["early_terminate"] == {"type": "hyperband", "min_iter": 1, "eta": 3}
     assert "${args_json_file}" in sweep["command"]
+    assert sweep["command"][sweep["command"].index("--env-steps") + 1] == "768"
     yaml.safe_load(yaml.safe_dump(sweep))
 
 

@@ -46,6 +46,13 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--iterations", type=int, metavar="N", default=50, help="iterations (default: 50)"
     )
     group.add_argument(
+        "--env-steps",
+        type=int,
+        metavar="N",
+        default=None,
+        help="also stop once the run has sampled N env steps, if before --iterations",
+    )
+    group.add_argument(
         "--checkpoint-freq",
         type=int,
         metavar="N",
@@ -126,6 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     options = TrainOptions(
         iterations=args.iterations,
+        env_steps=args.env_steps,
         checkpoint_freq=args.checkpoint_freq,
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume,

@@ -59,9 +59,9 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     """The equivalent W&B sweep configuration (a plain dict, ready for ``yaml.safe_dump``).
 
     Each sweep run trains one configuration (one seed) with ``tune-grid train --config FILE``,
-    FILE being the agent's JSON of sampled values (``${args_json_file}``), for the file's
-    ``stop.training_iteration`` iterations (default 10). W&B has no TPE: ``optuna`` maps to
-    ``bayes``; ASHA maps to W&B's hyperband early termination.
+    FILE being the agent's JSON of sampled values (``${args_json_file}``), until the file's
+    ``stop.env_steps`` env steps or ``stop.training_iteration`` iterations (default 10). W&B
+    has no TPE: ``optuna`` maps to ``bayes``; ASHA maps to W&B's hyperband early termination.
     """
     method = {"optuna": "bayes", "random": "random", "grid": "grid"}[spec.search.algorithm]
     parameters: dict[str, Any] = {k: {"value": v} for k, v in spec.fixed_config().items()}
@@ -82,8 +82,7 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
             "train",
             "--config",
             "${args_json_file}",
-            "--iterations",
-            str(int(spec.stop.get("training_iteration", 10))),
+            *_stop_arguments(spec),
             "--wandb",
             "--wandb-project",
             spec.wandb.project,
@@ -95,3 +94,10 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     if early_terminate is not None:
         sweep["early_terminate"] = early_terminate
     return sweep
+
+
+def _stop_arguments(spec: SpaceFile) -> list[str]:
+    """``tune-grid train`` options for the search file's stop condition."""
+    if "env_steps" in spec.stop:
+        return ["--iterations", "1000000", "--env-steps", str(int(spec.stop["env_steps"]))]
+    return ["--iterations", str(int(spec.stop.get("training_iteration", 10)))]

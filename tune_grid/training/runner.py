@@ -46,6 +46,8 @@ class TrainOptions:
 
     iterations: int = 50
     """Training iterations to run in this invocation (with --resume: this many more)."""
+    env_steps: int | None = None
+    """Also stop once the run has sampled this many env steps (lifetime), if sooner."""
     checkpoint_freq: int = 10
     """Save ``checkpoint_<iteration>`` every this many iterations (0: only best and final)."""
     checkpoint_dir: str | Path = "runs"
@@ -70,6 +72,8 @@ class TrainOptions:
         """Raise ConfigError on a bad option (called before Ray starts)."""
         if self.iterations < 1:
             raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
+        if self.env_steps is not None and self.env_steps < 1:
+            raise ConfigError(f"env_steps must be >= 1, got {self.env_steps}")
         if self.checkpoint_freq < 0:
             raise ConfigError(f"checkpoint_freq must be >= 0, got {self.checkpoint_freq}")
         if self.eval_days is not None and self.eval_days < 0:
@@ -245,7 +249,8 @@ def train(
     try:
         for i in range(options.iterations):
             metrics = iteration_metrics(algo.train())
-            last = i == options.iterations - 1
+            reached = options.env_steps is not None and metrics["env_steps"] >= options.env_steps
+            last = reached or i == options.iterations - 1
             if last or due(int(metrics["env_steps"]), validated_at, run.eval_interval):
                 policy = TrainedPolicy.from_algorithm(algo, run.policy_sharing)
                 validation = validator(policy.act_batch)
@@ -264,6 +269,8 @@ def train(
                 best_path = save_checkpoint(algo, run_dir / BEST_DIR, meta)
             if options.checkpoint_freq and meta.iteration % options.checkpoint_freq == 0:
                 save_checkpoint(algo, run_dir / checkpoint_name(meta.iteration), meta)
+            if reached:
+                break
         final_path = save_checkpoint(algo, run_dir / FINAL_DIR, meta)
     except KeyboardInterrupt:
         path = save_checkpoint(algo, run_dir / FINAL_DIR, meta)
