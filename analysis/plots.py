@@ -104,18 +104,18 @@ def curve_panels(trials: pd.DataFrame, iterations: pd.DataFrame) -> list[tuple[s
 
 
 def curve_points(rows: pd.DataFrame, column: str, steps_column: str) -> pd.DataFrame:
-    """A trial's measured points of ``column``: one per distinct ``steps_column`` value, so a
-    validation carried on later iteration rows counts once, at the steps it was measured at."""
+    """Measured points (``trial_id``, ``steps``, ``value``) of ``column`` in iteration ``rows``:
+    one per trial and distinct ``steps_column`` value, so a validation carried on later rows
+    counts once, at the steps it was measured at."""
     if steps_column not in rows or column not in rows:
-        return pd.DataFrame(columns=["steps", "value"])
+        return pd.DataFrame(columns=["trial_id", "steps", "value"])
+    steps = pd.to_numeric(rows[steps_column], errors="coerce").to_numpy(dtype=float)
+    values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(steps) & np.isfinite(values)
     data = pd.DataFrame(
-        {
-            "steps": pd.to_numeric(rows[steps_column], errors="coerce"),
-            "value": pd.to_numeric(rows[column], errors="coerce"),
-        }
+        {"trial_id": rows["trial_id"].to_numpy()[keep], "steps": steps[keep], "value": values[keep]}
     )
-    data = data[np.isfinite(data["steps"]) & np.isfinite(data["value"])]
-    return data.groupby("steps", as_index=False)["value"].mean().sort_values("steps")
+    return data.groupby(["trial_id", "steps"], as_index=False, sort=True)["value"].mean()
 
 
 def _grid(points: list[pd.DataFrame]) -> np.ndarray:
@@ -158,7 +158,6 @@ def learning_curves(
     if iterations.empty or trials.empty:
         return None
     labels = group_labels(trials, factor) if factor else pd.Series("all trials", trials.index)
-    by_trial = dict(tuple(iterations.groupby("trial_id")))
     panels = curve_panels(trials, iterations)
     figure = _figure(5.5 * len(panels), 4.2)
     axes = np.atleast_1d(figure.subplots(1, len(panels)))
@@ -166,15 +165,12 @@ def learning_curves(
     drawn = False
     for ax, (column, steps_column, label) in zip(axes, panels, strict=True):
         groups = sorted(pd.unique(labels))
+        by_trial = dict(tuple(curve_points(iterations, column, steps_column).groupby("trial_id")))
         points = {
-            group: [
-                curve_points(by_trial[t], column, steps_column)
-                for t in trials.loc[labels == group, "trial_id"]
-                if t in by_trial
-            ]
+            group: [by_trial[t] for t in trials.loc[labels == group, "trial_id"] if t in by_trial]
             for group in groups
         }
-        measured = [p for ps in points.values() for p in ps if not p.empty]
+        measured = [p for ps in points.values() for p in ps]
         if not measured:
             continue
         grid = _grid(measured)
