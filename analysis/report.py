@@ -142,9 +142,9 @@ def _factor_section(page: _Page, results: Results, out: Path, options: dict) -> 
     level = f"{options['confidence']:.0%}"
     page.add("<h2 id='factors'>Factors</h2>")
     page.add(
-        "<p class='note'>Trials are compared at equal budget: each trial's objective as it "
-        "reported it on first reaching budget_env_steps, the most env steps every finished trial "
-        "ran (what ASHA ranks by at a rung that high). A validation objective is the latest "
+        "<p class='note'>Trials are compared at equal budget: the objective each trial reported "
+        "when it first reached budget_env_steps, the most env steps every finished trial ran "
+        "(what ASHA ranks by at a rung that high). A validation objective is the latest "
         "validation by then (measured at measured_env_steps). Trials that never reached the "
         "budget (errored, still running) are left out; stopped_early counts the compared trials "
         "the scheduler stopped. test_daily_cost rows are each evaluated trial's best "
