@@ -1,7 +1,9 @@
 """Load one or more results folders into pandas, with one-line errors for unusable input.
 
 A results folder holds ``trials.parquet`` and ``iterations.parquet`` (see
-``tune_grid.results.schema``) and may hold ``optuna.db`` and ``baselines.json``.
+``tune_grid.results.schema``) and may hold ``optuna.db`` and ``baselines.json``. The search's stop
+condition comes from the trials file's ``tune_grid.stop`` metadata (files written before it carry
+only ``tune_grid.max_iterations``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from tune_grid.results.schema import (
     ITERATIONS_FILE,
     MAX_ITERATIONS_KEY,
     PARAM_PREFIX,
+    STOP_KEY,
     TRIALS_FILE,
+    VALIDATION_METRIC_NAMES,
     ResultsSchemaError,
     read_results,
 )
@@ -41,6 +45,21 @@ class AnalysisError(ResultsSchemaError):
     """
 
 
+@dataclass(frozen=True)
+class StopBound:
+    """Where every trial would have ended without early stopping (the first bound reached).
+
+    ``env_steps`` and ``iterations`` are None when the stop condition does not bound them (a
+    time limit alone bounds neither); ``source`` says where the bound was read.
+    """
+
+    env_steps: float | None = None
+    iterations: int | None = None
+    source: str = "none"  # "stop" (tune_grid.stop), "max_iterations" (older files), "none"
+    text: str = ""
+    """The stop condition as written, e.g. ``env_steps=100000``."""
+
+
 @dataclass
 class Results:
     """Trials and iterations of every experiment loaded, plus per-experiment side files."""
@@ -51,7 +70,7 @@ class Results:
     source: dict[str, Path] = field(default_factory=dict)
     optuna_db: dict[str, Path] = field(default_factory=dict)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    max_iterations: dict[str, int | None] = field(default_factory=dict)
+    stop_bound: dict[str, StopBound] = field(default_factory=dict)
     study_name: dict[str, str] = field(default_factory=dict)  # the Optuna study in optuna.db
 
     def experiment_trials(self, experiment: str) -> pd.DataFrame:
@@ -76,17 +95,52 @@ def _read(path: Path, kind: str) -> pa.Table:
         ) from None
 
 
-def _max_iterations(table: pa.Table, path: Path) -> int | None:
-    raw = (table.schema.metadata or {}).get(MAX_ITERATIONS_KEY)
+def _is_limit(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value) and value > 0
+
+
+def stop_bound(table: pa.Table, path: Path) -> StopBound:
+    """The stop bound in ``table``'s metadata: ``tune_grid.stop``, else the older
+    ``tune_grid.max_iterations``, else none (callers fall back to what was observed)."""
+    metadata = table.schema.metadata or {}
+    raw = metadata.get(STOP_KEY)
+    if raw is not None:
+        try:
+            stop = json.loads(raw.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            stop = None
+        if not isinstance(stop, dict) or not all(_is_number(v) for v in stop.values()):
+            raise AnalysisError(
+                f"{path}: metadata {STOP_KEY.decode()} is {raw!r}, expected a JSON object of "
+                "stop keys to numbers"
+            )
+        env_steps = stop.get("env_steps")
+        iterations = stop.get("training_iteration", stop.get("iteration"))
+        text = ", ".join(f"{k}={_number_text(v)}" for k, v in sorted(stop.items()))
+        if _is_limit(env_steps) or _is_limit(iterations):
+            return StopBound(
+                env_steps=float(env_steps) if _is_limit(env_steps) else None,
+                iterations=math.ceil(iterations) if _is_limit(iterations) else None,
+                source="stop",
+                text=text,
+            )
+        return StopBound(text=text)
+    raw = metadata.get(MAX_ITERATIONS_KEY)
     if raw is None:
-        return None
+        return StopBound()
     try:
         value = int(raw.decode())
     except ValueError:
         raise AnalysisError(
             f"{path}: metadata {MAX_ITERATIONS_KEY.decode()} is {raw!r}, expected an integer"
         ) from None
-    return value if value > 0 else None
+    if value <= 0:
+        return StopBound()
+    return StopBound(iterations=value, source="max_iterations", text=f"training_iteration={value}")
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def read_baselines(path: Path) -> dict[str, Any]:
@@ -140,7 +194,7 @@ def load_results(results_dirs: list[Path] | list[str]) -> Results:
             raise AnalysisError(f"{trials_path}: no trials (empty experiment)")
         if trials["experiment"].isna().any() or (trials["experiment"] == "").any():
             raise AnalysisError(f"{trials_path}: trials without an experiment name")
-        max_iterations = _max_iterations(trials_table, trials_path)
+        bound = stop_bound(trials_table, trials_path)
         baselines = None
         if (directory / BASELINES_FILE).exists():
             baselines = read_baselines(directory / BASELINES_FILE)
@@ -157,7 +211,7 @@ def load_results(results_dirs: list[Path] | list[str]) -> Results:
             results.experiments.append(new_name)
             results.source[new_name] = directory
             results.study_name[new_name] = name
-            results.max_iterations[new_name] = max_iterations
+            results.stop_bound[new_name] = bound
             if (directory / OPTUNA_DB_FILE).exists():
                 results.optuna_db[new_name] = directory / OPTUNA_DB_FILE
             if baselines is not None:
@@ -190,6 +244,17 @@ def experiment_mode(trials: pd.DataFrame, experiment: str) -> str:
 def experiment_metric(trials: pd.DataFrame) -> str:
     metrics = sorted(str(m) for m in trials["metric"].dropna().unique())
     return ", ".join(metrics) if metrics else "objective"
+
+
+def is_validation_metric(metric: str) -> bool:
+    """Whether ``metric`` is measured by validating the greedy policy (``val_*``), so its value on
+    an iteration row is the latest validation's, measured at that row's ``val_env_steps``."""
+    return metric in VALIDATION_METRIC_NAMES
+
+
+def better_word(mode: str) -> str:
+    """'higher' for mode max, 'lower' for mode min."""
+    return "higher" if mode == "max" else "lower"
 
 
 def param_columns(trials: pd.DataFrame) -> list[str]:

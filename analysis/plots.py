@@ -16,11 +16,33 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from analysis.load import is_categorical, short_name, value_label, varying_params
+from analysis.load import (
+    better_word,
+    experiment_metric,
+    is_categorical,
+    is_validation_metric,
+    short_name,
+    value_label,
+    varying_params,
+)
 from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, curve_band
 from analysis.tables import group_labels
 
-CURVE_METRICS = (("objective", "objective"), ("daily_cost_mean", "daily cost ($/day)"))
+METRIC_LABELS = {
+    "val_objective": "validation objective ($/day)",
+    "val_daily_cost": "validation daily cost ($/day)",
+    "val_safety": "validation safety (per day)",
+    "val_violation_hours": "validation violation hours (per day)",
+    "val_gap": "validation gap to the oracle",
+    "episode_return_mean": "training episode return",
+    "daily_cost_mean": "training daily cost ($/day)",
+    "safety_mean": "training safety (per episode)",
+    "violation_hours_mean": "training violation hours (per episode)",
+}
+SECOND_CURVES = ("val_daily_cost", "val_objective", "daily_cost_mean", "episode_return_mean")
+"""The right-hand learning-curve panel: the first of these that is not the search metric and
+has data."""
+MAX_RUN_LENGTH_BARS = 12
 MAX_GRID_POINTS = 80
 MAX_PARALLEL_AXES = 16
 DPI = 100
@@ -49,21 +71,66 @@ def _save(figure: Figure, path: Path) -> Path:
 # Learning curves
 
 
-def _grid(iterations: pd.DataFrame) -> np.ndarray:
-    steps = np.unique(iterations["env_steps"].dropna().to_numpy(dtype=float))
+def metric_label(metric: str) -> str:
+    """Axis text for a metric: what it measures, and its unit."""
+    return METRIC_LABELS.get(metric, metric)
+
+
+def _steps_column(column: str) -> str:
+    """Where a column's values were measured: validations at ``val_env_steps``, the rest at the
+    iteration's ``env_steps``."""
+    return "val_env_steps" if is_validation_metric(column) else "env_steps"
+
+
+def curve_panels(trials: pd.DataFrame, iterations: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(iterations column, steps column, axis label) of each learning-curve panel: the search
+    objective, then the first of :data:`SECOND_CURVES` with data."""
+    metric = experiment_metric(trials)
+    mode = str(trials["mode"].dropna().iloc[0]) if trials["mode"].notna().any() else "max"
+    panels = [
+        (
+            "objective",
+            _steps_column(metric),
+            f"{metric_label(metric)}, {better_word(mode)} is better",
+        )
+    ]
+    for column in SECOND_CURVES:
+        if column == metric or column not in iterations:
+            continue
+        if np.isfinite(iterations[column].astype(float)).any():
+            panels.append((column, _steps_column(column), metric_label(column)))
+            break
+    return panels
+
+
+def curve_points(rows: pd.DataFrame, column: str, steps_column: str) -> pd.DataFrame:
+    """Measured points (``trial_id``, ``steps``, ``value``) of ``column`` in iteration ``rows``:
+    one per trial and distinct ``steps_column`` value, so a validation carried on later rows
+    counts once, at the steps it was measured at."""
+    if steps_column not in rows or column not in rows:
+        return pd.DataFrame(columns=["trial_id", "steps", "value"])
+    steps = pd.to_numeric(rows[steps_column], errors="coerce").to_numpy(dtype=float)
+    values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(steps) & np.isfinite(values)
+    data = pd.DataFrame(
+        {"trial_id": rows["trial_id"].to_numpy()[keep], "steps": steps[keep], "value": values[keep]}
+    )
+    return data.groupby(["trial_id", "steps"], as_index=False, sort=True)["value"].mean()
+
+
+def _grid(points: list[pd.DataFrame]) -> np.ndarray:
+    steps = np.unique(np.concatenate([p["steps"].to_numpy(dtype=float) for p in points]))
     if steps.size <= MAX_GRID_POINTS:
         return steps
     return np.linspace(steps.min(), steps.max(), MAX_GRID_POINTS)
 
 
-def _trial_curve(rows: pd.DataFrame, metric: str, grid: np.ndarray) -> np.ndarray:
-    """The trial's metric interpolated on ``grid``; NaN outside the steps it reached."""
-    data = rows[["env_steps", metric]].astype(float).dropna().sort_values("env_steps")
-    data = data.groupby("env_steps", as_index=False)[metric].mean()
+def _trial_curve(points: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """A trial's points interpolated on ``grid``; NaN outside the steps it measured."""
     curve = np.full(grid.size, np.nan)
-    if data.empty:
+    if points.empty:
         return curve
-    x, y = data["env_steps"].to_numpy(), data[metric].to_numpy()
+    x, y = points["steps"].to_numpy(dtype=float), points["value"].to_numpy(dtype=float)
     inside = (grid >= x[0]) & (grid <= x[-1])
     curve[inside] = np.interp(grid[inside], x, y)
     return curve
@@ -76,32 +143,39 @@ def learning_curves(
     title: str,
     path: Path,
     *,
+    budget: int | None = None,
     n_resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> Path | None:
-    """Objective and daily cost vs. env steps, one mean line and bootstrap band per group.
+    """The search objective and a cost (:func:`curve_panels`) against env steps: one mean line
+    and bootstrap band per group, the comparison ``budget`` as a dashed line.
 
-    Early-stopped trials leave the mean where their data ends, so late steps average the
-    survivors. Returns None when there is no iteration data.
+    Each trial's curve joins its measured points (:func:`curve_points`: real validations for a
+    validation metric); early-stopped trials leave the mean where their data ends, so late steps
+    average the survivors. Returns None when there is no data to draw.
     """
-    if iterations.empty or iterations["env_steps"].dropna().empty:
+    if iterations.empty or trials.empty:
         return None
-    grid = _grid(iterations)
     labels = group_labels(trials, factor) if factor else pd.Series("all trials", trials.index)
-    by_trial = dict(tuple(iterations.groupby("trial_id")))
-    figure = _figure(11, 4.2)
-    axes = figure.subplots(1, 2)
+    panels = curve_panels(trials, iterations)
+    figure = _figure(5.5 * len(panels), 4.2)
+    axes = np.atleast_1d(figure.subplots(1, len(panels)))
     colors = colormaps["tab10"]
     drawn = False
-    for ax, (metric, label) in zip(axes, CURVE_METRICS, strict=True):
-        for index, group in enumerate(sorted(pd.unique(labels))):
-            ids = trials.loc[labels == group, "trial_id"]
-            curves = [
-                _trial_curve(by_trial[t], metric, grid)
-                for t in ids
-                if t in by_trial and metric in by_trial[t]
-            ]
+    for ax, (column, steps_column, label) in zip(axes, panels, strict=True):
+        groups = sorted(pd.unique(labels))
+        by_trial = dict(tuple(curve_points(iterations, column, steps_column).groupby("trial_id")))
+        points = {
+            group: [by_trial[t] for t in trials.loc[labels == group, "trial_id"] if t in by_trial]
+            for group in groups
+        }
+        measured = [p for ps in points.values() for p in ps]
+        if not measured:
+            continue
+        grid = _grid(measured)
+        for index, group in enumerate(groups):
+            curves = [_trial_curve(p, grid) for p in points[group]]
             curves = [c for c in curves if np.isfinite(c).any()]
             if not curves:
                 continue
@@ -113,14 +187,20 @@ def learning_curves(
             ax.plot(grid, mean, color=color, marker=marker, label=f"{group} (n={len(curves)})")
             ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
             drawn = True
-        ax.set_xlabel("env steps")
+        if budget is not None:
+            ax.axvline(budget, color="black", linestyle="--", linewidth=0.8, label="budget")
+        x_label = "env steps" + (" (at validation)" if steps_column == "val_env_steps" else "")
+        ax.set_xlabel(x_label)
         ax.xaxis.set_major_formatter(EngFormatter())
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     if not drawn:
         return None
     axes[0].legend(fontsize=8, loc="best")
-    figure.suptitle(f"{title}: mean and {confidence:.0%} bootstrap band over trials")
+    budget_text = f"; dashed: comparison budget {budget:,} env steps" if budget is not None else ""
+    figure.suptitle(
+        f"{title}: mean and {confidence:.0%} bootstrap band over trials{budget_text}", fontsize=10
+    )
     return _save(figure, path)
 
 
@@ -163,22 +243,24 @@ def importance_bars(frame: pd.DataFrame, title: str, path: Path) -> Path | None:
 
 
 def parallel_coordinates(trials: pd.DataFrame, title: str, path: Path) -> Path | None:
-    """One line per trial across the varying params and the objective, on normalised axes.
+    """One line per trial across the varying params and its objective at the comparison budget
+    (``trials`` from :func:`analysis.budget.at_budget`), on normalised axes.
 
     Numbers are min-max scaled (log10 first when positive and spanning two decades or more);
     categories are evenly spaced. Lines are colored by the objective (yellow = best, whatever the
-    mode) and the best are drawn on top. None when no param varies.
+    mode) and the best are drawn on top; trials without a value at the budget are grey. None when
+    no param varies.
     """
     params = varying_params(trials)[:MAX_PARALLEL_AXES]
     if not params:
         return None
-    objective = trials["last_objective"].astype(float).to_numpy()
-    columns = [*params, "last_objective"]
+    objective = trials["objective_at_budget"].astype(float).to_numpy()
+    columns = [*params, "objective_at_budget"]
     positions = np.zeros((len(trials), len(columns)))
     ticks: list[tuple[list[float], list[str]]] = []
     for j, column in enumerate(columns):
         series = trials[column]
-        if column != "last_objective" and is_categorical(series):
+        if column != "objective_at_budget" and is_categorical(series):
             labels = series.map(value_label)
             categories = sorted(pd.unique(labels), key=_category_key)
             spacing = {
@@ -210,12 +292,17 @@ def parallel_coordinates(trials: pd.DataFrame, title: str, path: Path) -> Path |
         ax.axvline(j, color="black", linewidth=0.8)
         for position, text in zip(tick_positions, tick_labels, strict=True):
             ax.text(j + 0.03, position, text, fontsize=7, va="center", ha="left")
-    ax.set_xticks(x, [short_name(c) if c != "last_objective" else "objective" for c in columns])
+    budget = trials["budget_env_steps"].iloc[0]
+    at = f" at {int(budget):,} env steps" if pd.notna(budget) else ""
+    ax.set_xticks(
+        x, [short_name(c) if c != "objective_at_budget" else "objective" for c in columns]
+    )
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     ax.set_yticks([])
     ax.set_ylim(_MISSING - 0.05, 1.05)
     ax.set_xlim(-0.2, len(columns) - 0.5)
-    figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="objective")
+    label = f"{experiment_metric(trials)}{at} ({better_word(mode)} is better)"
+    figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
     ax.set_title(title)
     return _save(figure, path)
 
@@ -253,24 +340,40 @@ def _numeric_axis(values: pd.Series) -> tuple[np.ndarray, tuple[list[float], lis
 # Early stopping
 
 
-def early_stopping_plot(trials: pd.DataFrame, compute: dict, title: str, path: Path) -> Path | None:
-    """Left: trials per final iteration count, stopped early or not. Right: compute run vs. full."""
-    iterations = trials["iterations"].fillna(0).astype(int)
-    stopped = trials["stopped_early"].fillna(False).astype(bool)
-    levels = sorted(set(iterations))
+def _run_length_bars(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Bar index per trial and bar labels: one bar per run length, or equal-width bins of them
+    when there are more than :data:`MAX_RUN_LENGTH_BARS` (env-step rungs overshoot by a batch)."""
+    levels = np.unique(values)
+    if levels.size <= MAX_RUN_LENGTH_BARS:
+        return np.searchsorted(levels, values), [f"{int(v):,}" for v in levels]
+    edges = np.linspace(levels[0], levels[-1], MAX_RUN_LENGTH_BARS + 1)
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, MAX_RUN_LENGTH_BARS - 1)
+    labels = [f"{int(a):,}-{int(b):,}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return index, labels
+
+
+def early_stopping_plot(
+    trials: pd.DataFrame, compute: dict, unit: str, title: str, path: Path
+) -> Path | None:
+    """Left: trials per run length in ``unit`` (env steps or iterations), stopped early or not.
+    Right: env steps and iterations run, as a fraction of every stopped trial run to the bound."""
+    lengths = trials[unit].fillna(0).astype(float).to_numpy()
+    stopped = trials["stopped_early"].fillna(False).astype(bool).to_numpy()
+    bars, labels = _run_length_bars(lengths)
     figure = _figure(11, 4)
     left, right = figure.subplots(1, 2)
-    x = np.arange(len(levels))
-    stopped_counts = [int(((iterations == v) & stopped).sum()) for v in levels]
-    other_counts = [int(((iterations == v) & ~stopped).sum()) for v in levels]
+    x = np.arange(len(labels))
+    stopped_counts = [int(((bars == i) & stopped).sum()) for i in x]
+    other_counts = [int(((bars == i) & ~stopped).sum()) for i in x]
     left.bar(x, stopped_counts, color="tab:red", label="stopped early (rung)")
     left.bar(x, other_counts, bottom=stopped_counts, color="tab:blue", label="not stopped")
-    left.set_xticks(x, [str(v) for v in levels])
-    left.set_xlabel("iterations run")
+    left.set_xticks(x, labels)
+    left.tick_params(axis="x", labelsize=8, labelrotation=20 if len(labels) > 6 else 0)
+    left.set_xlabel(f"{unit.replace('_', ' ')} run")
     left.set_ylabel("trials")
     left.legend(fontsize=8)
     left.grid(axis="y", alpha=0.3)
-    kinds = ["iterations", "env_steps"]
+    kinds = ["env_steps", "iterations"]
     run = [compute[f"{k}_run"] / compute[f"{k}_full"] if compute[f"{k}_full"] else 0 for k in kinds]
     right.bar(
         np.arange(2) - 0.2, [1.0, 1.0], width=0.4, color="lightgray", label="all to the bound"
@@ -280,8 +383,9 @@ def early_stopping_plot(trials: pd.DataFrame, compute: dict, title: str, path: P
         right.text(
             i + 0.2, run[i], f"-{compute[f'{kind}_saved_frac']:.0%}", ha="center", va="bottom"
         )
-    right.set_xticks(np.arange(2), kinds)
-    right.set_ylabel(f"fraction of running all to {compute['max_iterations']} iterations")
+    right.set_xticks(np.arange(2), [k.replace("_", " ") for k in kinds])
+    bound = compute["stop"] if compute["bound_source"] != "observed" else "the most observed"
+    right.set_ylabel(f"fraction of running to {bound}", fontsize=9)
     right.set_ylim(0, 1.15)
     right.legend(fontsize=8, loc="lower right")
     figure.suptitle(title)

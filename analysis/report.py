@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
-from analysis.early_stopping import early_stopping_tables
+from analysis.budget import at_budget, comparison_budget
+from analysis.early_stopping import early_stopping_tables, rung_unit
 from analysis.importance import importance_table
-from analysis.load import Results, load_results
+from analysis.load import Results, StopBound, load_results
 from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from analysis.tables import (
     ALL_EXPERIMENTS,
     baseline_table,
+    budget_table,
     constant_params,
     factor_definitions,
     factor_name,
@@ -108,8 +110,15 @@ def _summary_section(page: _Page, results: Results, out: Path) -> None:
 
 def _leaderboard_section(page: _Page, results: Results, out: Path, top: int) -> None:
     page.add("<h2 id='leaderboard'>Leaderboards</h2>")
+    page.add(
+        "<p class='note'>best_objective is a trial's best reported value (its best checkpoint, "
+        "the one the test days evaluate), reached after best_env_steps of a run of env_steps; "
+        "stopped_early marks the trials the scheduler (ASHA) stopped at a rung, whose runs are "
+        "shorter. objective_at_budget compares every trial at the same budget_env_steps (see "
+        "Factors).</p>"
+    )
     for by, stem, heading in (
-        ("objective", "leaderboard_objective", "By search objective (last reported value)"),
+        ("objective", "leaderboard_objective", "By search objective (best reported value)"),
         ("test_daily_cost", "leaderboard_test_cost", "By test-day daily cost (lower is better)"),
     ):
         full = leaderboard(results, by=by)
@@ -125,11 +134,31 @@ def _leaderboard_section(page: _Page, results: Results, out: Path, top: int) -> 
 
 
 def _factor_section(page: _Page, results: Results, out: Path, options: dict) -> None:
+    budgets = budget_table(results)
     factors, improvements = factor_tables(results, **options)
+    page.tables += write_table(budgets, out, "budget")
     page.tables += write_table(factors, out, "factors")
     page.tables += write_table(improvements, out, "improvement")
     level = f"{options['confidence']:.0%}"
     page.add("<h2 id='factors'>Factors</h2>")
+    page.add(
+        "<p class='note'>Trials are compared at equal budget: the objective each trial reported "
+        "when it first reached budget_env_steps, the most env steps every finished trial ran "
+        "(what ASHA ranks by at a rung that high). A validation objective is the latest "
+        "validation by then (measured at measured_env_steps). Trials that never reached the "
+        "budget (errored, still running) are left out; stopped_early counts the compared trials "
+        "the scheduler stopped. test_daily_cost rows are each evaluated trial's best "
+        "checkpoint on the test days.</p>"
+    )
+    page.add(_table(budgets))
+    for record in budgets.itertuples():
+        if record.not_reached or record.no_value:
+            page.add(
+                f"<p class='note warn'>{_e(record.experiment)}: {record.compared} of "
+                f"{record.trials} trials compared at {format_value(record.budget_env_steps)} "
+                f"env steps ({record.not_reached} did not reach it, {record.no_value} had no "
+                "finite value there).</p>"
+            )
     if factors.empty:
         page.add("<p class='note'>No categorical hyperparameter varies: no factor table.</p>")
         return
@@ -140,14 +169,29 @@ def _factor_section(page: _Page, results: Results, out: Path, options: dict) -> 
     compact = factors.assign(
         mean=[_with_ci(r.mean, r.mean_ci_low, r.mean_ci_high) for r in factors.itertuples()],
         iqm=[_with_ci(r.iqm, r.iqm_ci_low, r.iqm_ci_high) for r in factors.itertuples()],
-    )[["experiment", "factor", "metric", "better", "group", "n_trials", "n_values", "mean", "iqm"]]
+    )[
+        [
+            "experiment",
+            "factor",
+            "metric",
+            "better",
+            "budget_env_steps",
+            "group",
+            "n_trials",
+            "n_stopped_early",
+            "n_values",
+            "mean",
+            "iqm",
+        ]
+    ]
     page.add(
         _table(compact.rename(columns={"mean": f"mean [{level} CI]", "iqm": f"IQM [{level} CI]"}))
     )
     page.add("<h3>Probability of improvement</h3>")
     page.add(
-        "<p class='note'>P(a seed-level value of X beats one of Y), ties count one half; "
-        "beating follows the metric's direction.</p>"
+        "<p class='note'>P(a seed-level value of X beats one of Y) at the same budget, ties "
+        "count one half; beating follows the metric's direction (lower beats higher for a "
+        "cost).</p>"
     )
     page.add(_table(improvements))
 
@@ -158,12 +202,13 @@ def _curves_section(page: _Page, results: Results, plots_dir: Path, options: dic
     for name in results.experiments:
         trials = results.experiment_trials(name)
         iterations = results.experiment_iterations(name)
+        budget = comparison_budget(trials, iterations)
         factors = factor_definitions(trials) or [None]
         for factor in factors:
             label = factor_name(factor) if factor else "all trials"
             path = plots_dir / f"curves_{plots.slug(name)}_{plots.slug(label)}.png"
             made = plots.learning_curves(
-                trials, iterations, factor, f"{name}: {label}", path, **options
+                trials, iterations, factor, f"{name}: {label}", path, budget=budget, **options
             )
             if made is not None:
                 _figure(page, made, f"{name}: learning curves by {label}")
@@ -190,7 +235,7 @@ def _importance_section(
             _figure(page, path, f"{name}: normalised importance per method and target")
         if not subset.empty:
             page.add(_table(subset))
-        trials = results.experiment_trials(name)
+        trials = at_budget(results.experiment_trials(name), results.experiment_iterations(name))
         path = plots.parallel_coordinates(
             trials, f"{name}: parallel coordinates", plots_dir / f"parallel_{plots.slug(name)}.png"
         )
@@ -206,9 +251,11 @@ def _early_stopping_section(page: _Page, results: Results, out: Path, plots_dir:
     page.tables += write_table(compute, out, "early_stopping_compute")
     page.add("<h2 id='early-stopping'>Early stopping</h2>")
     page.add(
-        "<p class='note'>Saved compute compares what ran with every early-stopped trial run to "
-        "the iteration bound (the stop condition's max_iterations when recorded, else the most "
-        "iterations observed); other trials count as run.</p>"
+        "<p class='note'>Saved compute, in env steps per seed (iterations alongside), compares "
+        "what ran with every early-stopped trial run on to the stop bound: the search's stop "
+        "condition (stop, from the results' tune_grid.stop metadata), else the most env steps "
+        "observed (bound_source observed); other trials count as run. Rungs are how far each "
+        "stopped trial had got, in env steps (a report can pass a rung by up to one batch).</p>"
     )
     page.add(_table(compute))
     page.add("<h3>Trials stopped per rung</h3>")
@@ -218,6 +265,7 @@ def _early_stopping_section(page: _Page, results: Results, out: Path, plots_dir:
         path = plots.early_stopping_plot(
             results.experiment_trials(name),
             record,
+            rung_unit(results.stop_bound.get(name, StopBound())),
             f"{name}: early stopping",
             plots_dir / f"early_stopping_{plots.slug(name)}.png",
         )
@@ -236,8 +284,9 @@ def _baselines_section(page: _Page, results: Results, out: Path, plots_dir: Path
         return
     page.add(
         "<p class='note'><i>selected by objective</i> is the trial with the best search objective "
-        "among the evaluated ones (chosen without the test days); <i>best on test</i> is "
-        "optimistic. delta_vs_do_nothing: cost minus the do-nothing cost.</p>"
+        "(best_objective, as the search ranks trials) among the evaluated ones, chosen without "
+        "the test days; <i>best on test</i> is optimistic. delta_vs_do_nothing: cost minus the "
+        "do-nothing cost.</p>"
     )
     page.add(_table(table))
     for name in results.experiments:
@@ -260,17 +309,24 @@ def _baselines_section(page: _Page, results: Results, out: Path, plots_dir: Path
 def _methods_section(page: _Page, n_resamples: int, confidence: float, seed: int) -> None:
     page.add("<h2 id='methods'>Methods</h2><ul class='note'>")
     for item in (
-        "Search objective: a trial's last reported objective, ranked by its mode (max or min).",
+        "Search objective: the trial's metric (val_objective by default: the greedy policy's "
+        "cost plus safety penalty on the validation days, $/day, lower is better), ordered by "
+        "its mode. Leaderboards rank by each trial's best reported value; factor tables, "
+        "importance and parallel coordinates compare every trial at one budget, the most env "
+        "steps every finished trial reached, reading the value it reported on first reaching "
+        "it.",
         "IQM: mean of the middle 50% of seed-level values (25% trimmed each side).",
         f"CIs: {confidence:.0%} percentile intervals from {n_resamples} stratified bootstrap "
         f"resamples (seed {seed}): within each experiment, trials are drawn with replacement and "
         "then each drawn trial's seeds; pooled rows keep each experiment's size (strata).",
         "Probability of improvement: P(X beats Y) + P(tie)/2 over seed-level value pairs; the "
         f"{ALL_EXPERIMENTS} rows average it over experiments.",
-        "Importance: fANOVA (Optuna, random forest) on the stored study when optuna.db exists; "
-        "binned_variance is a model-free one-way ANOVA effect size (epsilon squared) on "
-        "quantile-binned params, main effects only.",
-        "Learning curves: each trial interpolated on a common env-steps grid; the band "
+        "Importance: fANOVA (Optuna's evaluator, random forest) on the objective at the budget, "
+        "numeric ranges from optuna.db when it has them; binned_variance is a model-free "
+        "one-way ANOVA effect size (epsilon squared) on quantile-binned params, main effects "
+        "only.",
+        "Learning curves: each trial's measured points (one per validation, at val_env_steps, "
+        "for a validation metric) joined and interpolated on a common env-steps grid; the band "
         "resamples trials; early-stopped trials drop out where their data ends.",
     ):
         page.add(f"<li>{_e(item)}</li>")

@@ -1,22 +1,29 @@
 """Tables: leaderboards, factor statistics, probability of improvement, test day vs. baselines.
 
 Every function returns a pandas DataFrame; :func:`write_table` saves it as CSV and Markdown.
-The *search objective* of a trial is ``last_objective`` (the metric at its last reported iteration,
-as Ray Tune ranks with ``scope="last"``), ordered by the trial's ``mode``.
+The *search objective* is the trial's ``metric`` (``val_objective`` by default), ordered by its
+``mode``. Leaderboards and the baseline table's honest pick rank trials by ``best_objective``, the
+trial's best reported value: its best checkpoint, the one the held-out evaluation tests and the
+search hands out. Factor tables compare trials at equal budget instead: each trial's objective at
+the scope's comparison budget (:mod:`analysis.budget`), never its best over a run of its own
+length.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.budget import at_budget, budget_counts, measured_by
 from analysis.load import (
     Results,
+    better_word,
     categorical_params,
     experiment_metric,
     experiment_mode,
@@ -35,9 +42,9 @@ from analysis.stats import (
 
 ALL_EXPERIMENTS = "(all)"
 CROSS_FACTOR = ("param_policy_sharing", "param_share_reward")
-# metric name -> (per-seed list column, scalar column)
+# metric name -> (per-seed list column, scalar column); the objective is read at the budget
 FACTOR_METRICS = {
-    "objective": ("last_objective_per_seed", "last_objective"),
+    "objective": ("objective_at_budget_per_seed", "objective_at_budget"),
     "test_daily_cost": ("test_daily_cost_per_seed", "test_daily_cost"),
 }
 LEADERBOARD_COLUMNS = [
@@ -45,12 +52,16 @@ LEADERBOARD_COLUMNS = [
     "rank",
     "trial_id",
     "status",
-    "iterations",
     "stopped_early",
+    "iterations",
+    "env_steps",
     "metric",
     "mode",
-    "last_objective",
     "best_objective",
+    "best_env_steps",
+    "last_objective",
+    "objective_at_budget",
+    "budget_env_steps",
     "test_daily_cost",
     "test_safety",
     "test_violation_hours",
@@ -62,7 +73,9 @@ FACTOR_COLUMNS = [
     "group",
     "metric",
     "better",
+    "budget_env_steps",
     "n_trials",
+    "n_stopped_early",
     "n_values",
     "mean",
     "mean_ci_low",
@@ -75,6 +88,7 @@ IMPROVEMENT_COLUMNS = [
     "experiment",
     "factor",
     "metric",
+    "budget_env_steps",
     "group_x",
     "group_y",
     "p_x_beats_y",
@@ -94,6 +108,20 @@ BASELINE_COLUMNS = [
     "delta_vs_do_nothing",
     "trials_beating",
 ]
+BUDGET_COLUMNS = [
+    "experiment",
+    "metric",
+    "mode",
+    "measured_by",
+    "budget_env_steps",
+    "trials",
+    "compared",
+    "stopped_early",
+    "not_reached",
+    "no_value",
+    "measured_env_steps_min",
+    "measured_env_steps_max",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,8 +131,10 @@ BASELINE_COLUMNS = [
 def leaderboard(
     results: Results, by: str = "objective", top: int | None = None, params: str = "all"
 ) -> pd.DataFrame:
-    """Trials ranked per experiment by the search objective (``by="objective"``, trial's mode) or
-    by ``test_daily_cost`` (lower is better; unevaluated trials left out).
+    """Trials ranked per experiment by the search objective (``by="objective"``: the trial's
+    ``best_objective`` in its mode, ties by ``last_objective``) or by ``test_daily_cost`` (lower is
+    better; unevaluated trials left out). Every row also says whether the scheduler stopped the
+    trial early and its objective at the experiment's comparison budget.
 
     ``params="varying"`` keeps only the ``param_*`` columns that vary within the experiment.
     """
@@ -112,15 +142,15 @@ def leaderboard(
         raise ValueError(f"by must be 'objective' or 'test_daily_cost', got {by!r}")
     frames = []
     for name in results.experiments:
-        trials = results.experiment_trials(name)
+        trials = at_budget(results.experiment_trials(name), results.experiment_iterations(name))
+        objective_ascending = experiment_mode(trials, name) == "min"
         if by == "objective":
-            column, ascending = "last_objective", experiment_mode(trials, name) == "min"
+            keys = ["best_objective", "last_objective"]
+            ascending = [objective_ascending, objective_ascending]
         else:
-            column, ascending = "test_daily_cost", True
-        ranked = trials[np.isfinite(trials[column].astype(float))]
-        ranked = ranked.sort_values(
-            [column, "best_objective", "trial_id"], ascending=[ascending, ascending, True]
-        )
+            keys, ascending = ["test_daily_cost", "best_objective"], [True, objective_ascending]
+        ranked = trials[np.isfinite(trials[keys[0]].astype(float))]
+        ranked = ranked.sort_values([*keys, "trial_id"], ascending=[*ascending, True])
         if top is not None:
             ranked = ranked.head(top)
         ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
@@ -165,26 +195,44 @@ def group_labels(trials: pd.DataFrame, factor: Sequence[str]) -> pd.Series:
     return labels
 
 
-def _scopes(results: Results) -> list[tuple[str, pd.DataFrame, dict[str, bool]]]:
-    """(name, trials, which metrics may be pooled) per experiment, plus the pooled scope."""
-    scopes = [
-        (name, results.experiment_trials(name), {m: True for m in FACTOR_METRICS})
-        for name in results.experiments
-    ]
+@dataclass(frozen=True)
+class _Scope:
+    """Trials compared together: one experiment, or all of them pooled."""
+
+    name: str
+    trials: pd.DataFrame
+    """With their values at the scope's budget (:func:`analysis.budget.at_budget`)."""
+    iterations: pd.DataFrame
+    poolable: dict[str, bool]
+    """Which factor metrics may be compared in this scope."""
+
+
+def _scopes(results: Results) -> list[_Scope]:
+    """One scope per experiment, plus the pooled one (one budget over all trials)."""
+    scopes = []
+    for name in results.experiments:
+        iterations = results.experiment_iterations(name)
+        trials = at_budget(results.experiment_trials(name), iterations)
+        scopes.append(_Scope(name, trials, iterations, {m: True for m in FACTOR_METRICS}))
     if len(results.experiments) > 1:
-        trials = results.trials
+        trials = at_budget(results.trials, results.iterations)
         same_objective = trials[["metric", "mode"]].drop_duplicates().shape[0] == 1
-        scopes.append(
-            (ALL_EXPERIMENTS, trials, {"objective": same_objective, "test_daily_cost": True})
-        )
+        poolable = {"objective": same_objective, "test_daily_cost": True}
+        scopes.append(_Scope(ALL_EXPERIMENTS, trials, results.iterations, poolable))
     return scopes
 
 
-def _better(results: Results, trials: pd.DataFrame, metric: str) -> str:
+def _better(trials: pd.DataFrame, metric: str) -> str:
     if metric != "objective":
         return "lower"
-    mode = experiment_mode(trials, str(trials["experiment"].iloc[0]))
-    return "higher" if mode == "max" else "lower"
+    return better_word(experiment_mode(trials, str(trials["experiment"].iloc[0])))
+
+
+def _budget(trials: pd.DataFrame, metric: str) -> int | None:
+    """The env steps a factor metric is compared at (None: each trial's best checkpoint)."""
+    if metric != "objective" or trials.empty or pd.isna(trials["budget_env_steps"].iloc[0]):
+        return None
+    return int(trials["budget_env_steps"].iloc[0])
 
 
 def factor_tables(
@@ -196,6 +244,9 @@ def factor_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(group statistics, pairwise probability of improvement) for every factor and metric.
 
+    ``objective`` rows compare every trial at the scope's comparison budget
+    (``budget_env_steps``, :mod:`analysis.budget`); trials that did not reach it are left out.
+    ``test_daily_cost`` rows are the held-out cost of each evaluated trial's best checkpoint.
     Values are seed-level (the per-seed list columns exploded). Within one experiment the CI is
     the two-stage bootstrap over the group's trials and their seeds; the pooled ``(all)`` scope
     stratifies by experiment, and its probability of improvement is the mean of the
@@ -204,18 +255,21 @@ def factor_tables(
     factor_rows: list[dict[str, Any]] = []
     improvement_rows: list[dict[str, Any]] = []
     counter = 0
-    for scope, trials, poolable in _scopes(results):
+    for scope in _scopes(results):
+        trials, poolable = scope.trials, scope.poolable
         metric_values = {
             metric: [seed_values(row, *columns) for _, row in trials.iterrows()]
             for metric, columns in FACTOR_METRICS.items()
             if poolable[metric]
         }
+        stopped = trials["stopped_early"].fillna(False).astype(bool).to_numpy()
         for factor in factor_definitions(trials):
             labels = group_labels(trials, factor)
             for metric, values in metric_values.items():
                 if not any(v.size for v in values):
                     continue
-                better = _better(results, trials, metric)
+                better = _better(trials, metric)
+                budget = _budget(trials, metric)
                 groups = sorted(pd.unique(labels))
                 by_group: dict[str, list[int]] = {
                     g: [i for i in range(len(trials)) if labels.iloc[i] == g] for g in groups
@@ -236,12 +290,16 @@ def factor_tables(
                         continue
                     factor_rows.append(
                         {
-                            "experiment": scope,
+                            "experiment": scope.name,
                             "factor": factor_name(factor),
                             "group": group,
                             "metric": metric,
                             "better": better,
+                            "budget_env_steps": budget,
                             "n_trials": sum(1 for c in clusters if c.size),
+                            "n_stopped_early": sum(
+                                1 for i in rows if values[i].size and stopped[i]
+                            ),
                             "n_values": summary.n_values,
                             "mean": summary.mean,
                             "mean_ci_low": summary.mean_low,
@@ -252,7 +310,9 @@ def factor_tables(
                         }
                     )
                 improvement_rows.extend(
-                    _improvements(scope, factor, metric, better, trials, by_group, values)
+                    _improvements(
+                        scope.name, factor, metric, better, budget, trials, by_group, values
+                    )
                 )
     return (
         pd.DataFrame(factor_rows, columns=FACTOR_COLUMNS),
@@ -260,11 +320,48 @@ def factor_tables(
     )
 
 
+def budget_table(results: Results) -> pd.DataFrame:
+    """Per scope: the comparison budget of the factor tables and how many trials it compares.
+
+    ``not_reached``: trials that never got to the budget (errored, still running, no rows);
+    ``no_value``: trials that reached it with a non-finite objective; ``stopped_early``: compared
+    trials the scheduler stopped; ``measured_env_steps_*``: the steps the compared values were
+    measured at (a validation metric's latest validation by then).
+    """
+    rows = []
+    for scope in _scopes(results):
+        if not scope.poolable["objective"]:
+            continue
+        trials = scope.trials
+        counts = budget_counts(trials, scope.iterations)
+        measured = trials["measured_env_steps"].astype(float)
+        measured = measured[np.isfinite(trials["objective_at_budget"].astype(float))]
+        metric = experiment_metric(trials)
+        rows.append(
+            {
+                "experiment": scope.name,
+                "metric": metric,
+                "mode": experiment_mode(trials, scope.name),
+                "measured_by": measured_by(metric),
+                "budget_env_steps": _budget(trials, "objective"),
+                "trials": counts.trials,
+                "compared": counts.compared,
+                "stopped_early": counts.stopped_early,
+                "not_reached": counts.not_reached,
+                "no_value": counts.no_value,
+                "measured_env_steps_min": int(measured.min()) if measured.notna().any() else None,
+                "measured_env_steps_max": int(measured.max()) if measured.notna().any() else None,
+            }
+        )
+    return pd.DataFrame(rows, columns=BUDGET_COLUMNS)
+
+
 def _improvements(
     scope: str,
     factor: Sequence[str],
     metric: str,
     better: str,
+    budget: int | None,
     trials: pd.DataFrame,
     by_group: dict[str, list[int]],
     values: list[np.ndarray],
@@ -297,6 +394,7 @@ def _improvements(
                     "experiment": scope,
                     "factor": factor_name(factor),
                     "metric": metric,
+                    "budget_env_steps": budget,
                     "group_x": x,
                     "group_y": y,
                     "p_x_beats_y": float(np.mean(per_stratum)),
@@ -314,11 +412,11 @@ def _improvements(
 def baseline_table(results: Results) -> pd.DataFrame:
     """Per experiment: each baseline policy, then trials on the test days.
 
-    Trial rows: the trial with the best search objective among the evaluated ones (the honest
-    pick: it is chosen without looking at the test days), the best on the test days (optimistic)
-    and the median over evaluated trials. ``delta_vs_do_nothing`` is cost minus the do-nothing
-    policy's cost (negative is better); ``trials_beating`` is the fraction of evaluated trials
-    cheaper than that baseline.
+    Trial rows: the trial with the best search objective (``best_objective``, as the search ranks
+    its trials) among the evaluated ones (the honest pick: it is chosen without the test days),
+    the best on the test days (optimistic) and the median over evaluated trials.
+    ``delta_vs_do_nothing`` is cost minus the do-nothing policy's cost (negative is better);
+    ``trials_beating`` is the fraction of evaluated trials cheaper than that baseline.
     """
     rows: list[dict[str, Any]] = []
     for name in results.experiments:
@@ -352,7 +450,7 @@ def baseline_table(results: Results) -> pd.DataFrame:
             continue
         mode = experiment_mode(trials, name)
         picks = [
-            ("selected by objective", _pick(evaluated, "last_objective", mode == "min")),
+            ("selected by objective", _pick(evaluated, "best_objective", mode == "min")),
             ("best on test", _pick(evaluated, "test_daily_cost", True)),
         ]
         for label, row in picks:
@@ -468,7 +566,7 @@ def constant_params(trials: pd.DataFrame) -> dict[str, str]:
 
 
 def summary_table(results: Results) -> pd.DataFrame:
-    """One row per experiment: source, metric, mode, trial counts by status."""
+    """One row per experiment: source, metric, mode, stop condition, trial counts by status."""
     rows = []
     for name in results.experiments:
         trials = results.experiment_trials(name)
@@ -479,6 +577,7 @@ def summary_table(results: Results) -> pd.DataFrame:
                 "results_dir": str(results.source[name]),
                 "metric": experiment_metric(trials),
                 "mode": experiment_mode(trials, name),
+                "stop": results.stop_bound[name].text if name in results.stop_bound else "",
                 "trials": len(trials),
                 "status": ", ".join(f"{s} {n}" for s, n in statuses.items()),
                 "stopped_early": int(trials["stopped_early"].fillna(False).astype(bool).sum()),

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 TABLE_STEMS = (
     "summary",
+    "budget",
     "leaderboard_objective",
     "leaderboard_test_cost",
     "factors",
@@ -125,9 +126,27 @@ def test_report_content(full_report):
         "Test days vs. baselines",
     ):
         assert heading in html
-    assert "fANOVA on study" in html
+    assert "ranges from study &#x27;exp_a&#x27;" in html
     assert "rule_based" in html and "selected by objective" in html
-    assert "0.4722" in html  # P(independent beats shared) in exp_a, 17/36
+    assert "0.5556" in html  # P(independent beats shared) in exp_a at 2000 env steps, 20/36
+    assert "Trials are compared at equal budget" in html
+    assert "training_iteration=12" in html  # exp_b's legacy stop bound
+
+
+def test_report_on_the_validation_objective(tmp_path):
+    directory = fx.validation_experiment(tmp_path)
+    report = build_report([directory])
+    names = {p.name for p in assert_references_every_png(report)}
+    assert "curves_exp_c_train_batch_size.png" in names
+    html = report.read_text(encoding="utf-8")
+    assert "validation (val_env_steps)" in html and "env_steps=8000" in html
+    # c4 errored before the budget: the report says who was compared
+    assert "exp_c: 4 of 5 trials compared at 4000 env steps (1 did not reach it" in html
+    budget = (report.parent / "budget.csv").read_text().splitlines()
+    assert budget[0].startswith("experiment,metric,mode,measured_by,budget_env_steps")
+    assert budget[1].startswith("exp_c,val_objective,min,validation (val_env_steps),4000,5,4,2,1")
+    leaderboard = (report.parent / "leaderboard_objective.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in leaderboard[1:]] == ["c3", "c2", "c1", "c0", "c4"]
 
 
 def test_rerun_replaces_stale_plots(tmp_path):
@@ -161,7 +180,7 @@ def test_single_trial_without_test_or_side_files(tmp_path):
     assert {p.name for p in pngs} == {"curves_one_all_trials.png", "early_stopping_one.png"}
     html = report.read_text()
     assert "No hyperparameter varies" in html
-    assert "no optuna.db" in html
+    assert "fANOVA skipped: no hyperparameter varies among the compared trials" in html
     assert "No trial was evaluated on the test days and no baselines.json" in html
 
 
