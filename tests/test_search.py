@@ -224,11 +224,12 @@ def test_reported_objective_is_the_seed_mean_of_the_greedy_validation_objective(
         for d in seed_dirs
     ]
     per_seed = [float(f["objective"].mean()) for f in frames]
-    assert row["objective_per_seed"] == pytest.approx(per_seed, rel=1e-9)
-    assert row["objective"] == pytest.approx(sum(per_seed) / 2, rel=1e-9)
+    # float32 networks: a batch of all days vs one day at a time differ in the last digits
+    assert row["objective_per_seed"] == pytest.approx(per_seed, rel=1e-7)
+    assert row["objective"] == pytest.approx(sum(per_seed) / 2, rel=1e-7)
     assert row["val_daily_cost"] == pytest.approx(
-        sum(float(f["cost"].mean()) for f in frames) / 2, rel=1e-9
+        sum(float(f["cost"].mean()) for f in frames) / 2, rel=1e-7
     )
     oracle = oracle_days("validation", days, {**env_config, "split": "validation"})
     gaps = [optimality_gaps(f, oracle).objective_gap for f in frames]
-    assert row["val_gap"] == pytest.approx(sum(gaps) / 2, rel=1e-9)
+    assert row["val_gap"] == pytest.approx(sum(gaps) / 2, rel=1e-6)
