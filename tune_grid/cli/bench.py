@@ -138,7 +138,7 @@ def _add_search(benches: Subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="stop of every trial in env steps (default 30720; ASHA's rungs scale with it)",
+        help="stop of every trial in env steps (default 46080; ASHA's rungs scale with it)",
     )
     p.add_argument(
         "--target",
