@@ -188,6 +188,12 @@ def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
     assert summary["ratio"]["total_env_steps"] == pytest.approx(
         b["total_env_steps"] / a["total_env_steps"]
     )
+    ladder = report["ladder"]
+    assert list(ladder) == ["do_nothing", "half_way", "rule_based"]
+    assert ladder["rule_based"] == (target.value, summary)
+    assert ladder["half_way"][0] == pytest.approx(
+        (target.levels["do_nothing"] + target.levels["rule_based"]) / 2
+    )
     text = "\n".join(lines)
     assert "ratio random+FIFO / Optuna+ASHA to target: env steps" in text
     assert f"<= ${target.value:,.2f}/day (the rule-based baseline's objective" in text

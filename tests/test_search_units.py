@@ -133,5 +133,7 @@ def test_bench_arms_share_space_and_budget() -> None:
     scaled = BenchOptions(env_steps=FULL.stop_env_steps // 2).scale()
     assert scaled.grace_period == FULL.grace_period // 2
     assert scaled.eval_interval == FULL.eval_interval // 2
+    small = BenchOptions(env_steps=15_360).scale()  # whole iterations of the largest batch
+    assert (small.eval_interval, small.grace_period) == (1_920, 3_840)
     with pytest.raises(ValueError, match="--repetitions"):
         BenchOptions(repetitions=0)

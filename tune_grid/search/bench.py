@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
 from tune_grid.search.space_file import SpaceFile, parse_space
 
@@ -34,6 +35,10 @@ ARMS = {"optuna_asha": ("optuna", "asha"), "random_fifo": ("random", "fifo")}
 METRIC = "val_objective"
 MODE = "min"
 TARGET_BASELINE = "rule_based"
+
+
+class BenchError(TuneGridError, RuntimeError):
+    """A search of the benchmark did not finish (interrupted): no figures."""
 
 
 @dataclass(frozen=True)
@@ -121,20 +126,24 @@ class BenchOptions:
             raise ConfigError(f"--env-steps must be >= 1, got {self.env_steps}")
 
     def scale(self) -> BenchScale:
-        """The scale with the command line's overrides (a new stop moves the rungs with it)."""
+        """The scale with the command line's overrides. A new stop moves the rungs and the
+        validation interval with it, rounded to whole iterations of the largest batch, so that
+        every rung still sees a fresh validation."""
         scale = SMOKE if self.smoke else FULL
         if self.num_samples is not None:
             scale = replace(scale, num_samples=self.num_samples)
-        if self.env_steps is not None and self.env_steps != scale.stop_env_steps:
-            factor = self.env_steps / scale.stop_env_steps
-            grace = max(1, min(self.env_steps, round(scale.grace_period * factor)))
-            scale = replace(
-                scale,
-                stop_env_steps=self.env_steps,
-                grace_period=grace,
-                eval_interval=max(1, round(scale.eval_interval * factor)),
-            )
-        return scale
+        if self.env_steps is None or self.env_steps == scale.stop_env_steps:
+            return scale
+        factor = self.env_steps / scale.stop_env_steps
+        unit = max(scale.batch_sizes)
+        interval = max(1, round(scale.eval_interval * factor / unit)) * unit
+        grace = max(1, round(scale.grace_period * factor / interval)) * interval
+        return replace(
+            scale,
+            stop_env_steps=self.env_steps,
+            grace_period=min(grace, self.env_steps),
+            eval_interval=interval,
+        )
 
 
 def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
@@ -251,6 +260,9 @@ def trace_of(results_dir: Path, arm: str, repetition: int, start: float) -> Sear
     )
 
 
+LADDER_BASELINE = "do_nothing"
+
+
 @dataclass(frozen=True)
 class Target:
     """The target ``val_objective`` and the reference levels on the same validation days."""
@@ -259,7 +271,7 @@ class Target:
     source: str
     days: int
     levels: dict[str, float] = field(default_factory=dict)
-    """``rule_based`` and ``oracle`` objectives ($/day) where computed."""
+    """``do_nothing``, ``rule_based`` and ``oracle`` objectives ($/day) where computed."""
 
     def describe(self) -> str:
         parts = [f"{name} ${value:,.2f}" for name, value in self.levels.items()]
@@ -275,10 +287,18 @@ class Target:
             f"validation days{refs}"
         )
 
+    def ladder(self) -> dict[str, float]:
+        """Levels read from the same traces: doing nothing, half way from it to the
+        rule, the rule (the figures at each show how the ratio depends on the level)."""
+        if LADDER_BASELINE not in self.levels or TARGET_BASELINE not in self.levels:
+            return {}
+        low, rule = self.levels[LADDER_BASELINE], self.levels[TARGET_BASELINE]
+        return {LADDER_BASELINE: low, "half_way": (low + rule) / 2, TARGET_BASELINE: rule}
+
 
 def reference_levels(spec: SpaceFile) -> tuple[int, dict[str, float]]:
-    """The rule-based baseline's and the oracle's mean objective on the search's validation days
-    (the oracle is read from its disk cache, solved where missing)."""
+    """The do-nothing and rule-based baselines' and the oracle's mean objective on the search's
+    validation days (the oracle is read from its disk cache, solved where missing)."""
     from tune_grid.config import RunConfig
     from tune_grid.env.evaluation import evaluate, summarize
     from tune_grid.training.validation import (
@@ -290,8 +310,10 @@ def reference_levels(spec: SpaceFile) -> tuple[int, dict[str, float]]:
     run = RunConfig.from_dict(spec.fixed_config())
     days = validation_days(run)
     config = validation_env_config(run)
-    rule = summarize(evaluate(TARGET_BASELINE, split="validation", days=days, config=config))
-    levels = {TARGET_BASELINE: float(rule["objective"])}
+    levels = {
+        name: float(summarize(evaluate(name, "validation", days, config))["objective"])
+        for name in (LADDER_BASELINE, TARGET_BASELINE)
+    }
     oracle = oracle_objectives(run)
     if oracle:
         levels["oracle"] = float(statistics.fmean(oracle.values()))
@@ -359,9 +381,13 @@ def format_trace(trace: SearchTrace, target: float) -> str:
 
 
 def format_summary(
-    summary: dict[str, dict[str, float]], target: Target, scale: BenchScale, repetitions: int
+    summary: dict[str, dict[str, float]],
+    target: Target,
+    scale: BenchScale,
+    repetitions: int,
+    ladder: dict[str, tuple[float, dict[str, dict[str, float]]]] | None = None,
 ) -> str:
-    """The printed table."""
+    """The printed table; ``ladder``: level name -> (value, :func:`summarize` at it)."""
     lines = [
         f"bench search: {scale.num_samples} trials x <= {scale.stop_env_steps:,} env steps "
         f"(ASHA rungs from {scale.grace_period:,}, x2), {repetitions} repetition(s), medians",
@@ -380,6 +406,15 @@ def format_summary(
         f"ratio random+FIFO / Optuna+ASHA to target: env steps {r['env_steps']:.2f}x, "
         f"time {r['seconds']:.2f}x (total env steps {r['total_env_steps']:.2f}x)"
     )
+    if ladder:
+        lines.append("median env steps to each level (reached), ratio random+FIFO / Optuna+ASHA:")
+        for name, (value, level) in ladder.items():
+            a, b = level["optuna_asha"], level["random_fifo"]
+            lines.append(
+                f"  {name:<11} <= ${value:,.2f}: optuna_asha {a['env_steps']:,.0f} "
+                f"({int(a['reached'])}/{int(a['runs'])}), random_fifo {b['env_steps']:,.0f} "
+                f"({int(b['reached'])}/{int(b['runs'])}), ratio {level['ratio']['env_steps']:.2f}x"
+            )
     return "\n".join(lines)
 
 
@@ -411,6 +446,11 @@ def run_search_benchmark(
                 )
                 start = time.time()
                 outcome = run_search(spec, search, print_fn=lambda _: None)
+                if not outcome.finished:
+                    raise BenchError(
+                        f"bench search: the {arm} search of repetition {repetition} was "
+                        f"interrupted ({outcome.paths.results_dir}); no figures"
+                    )
                 trace = trace_of(outcome.paths.results_dir, arm, repetition, start)
                 trace.wall_s = time.time() - start
                 traces.append(trace)
@@ -419,10 +459,12 @@ def run_search_benchmark(
         if started:
             ray.shutdown()
     summary = summarize(traces, target.value)
-    print_fn(format_summary(summary, target, scale, repetitions))
+    ladder = {name: (v, summarize(traces, v)) for name, v in target.ladder().items()}
+    print_fn(format_summary(summary, target, scale, repetitions, ladder))
     return {
         "target": target,
         "summary": summary,
+        "ladder": ladder,
         "traces": traces,
         "storage": storage,
         "scale": scale,
