@@ -174,12 +174,42 @@ def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
     report = run_search_benchmark(
         BenchOptions(smoke=True, storage=str(tmp_path)), print_fn=lines.append
     )
-    summary = report["summary"]
+    summary, target, traces = report["summary"], report["target"], report["traces"]
     assert set(summary) == {"optuna_asha", "random_fifo", "ratio"}
-    for arm in ("optuna_asha", "random_fifo"):
-        assert summary[arm]["reached"] == summary[arm]["runs"] == 1
-    assert math.isfinite(summary["ratio"]["seconds"])
-    assert "ratio random+FIFO / Optuna+ASHA: time" in "\n".join(lines)
+    # The default target is the rule-based baseline on the same validation days.
+    assert target.value == target.levels["rule_based"] and target.days == 3
+    assert target.levels["oracle"] < target.value
+    assert sorted(t.arm for t in traces) == ["optuna_asha", "random_fifo"]
+    for trace in traces:
+        assert trace.trials == 2
+        assert trace.env_steps == sorted(trace.env_steps) and trace.times == sorted(trace.times)
+        assert all(b2 <= b1 for b1, b2 in zip(trace.best, trace.best[1:], strict=False))
+        steps, seconds = trace.reach(target.value)[1], trace.reach(target.value)[0]
+        assert math.isinf(steps) or steps <= trace.total_env_steps
+        assert math.isinf(seconds) or seconds <= trace.wall_s
+        # Every trial of random+FIFO runs to the stop; a search never runs more than all of them.
+        assert trace.total_env_steps <= 2 * (960 + 480)
+    fifo = next(t for t in traces if t.arm == "random_fifo")
+    assert fifo.stopped_early == 0
+    a, b = summary["optuna_asha"], summary["random_fifo"]
+    for arm in (a, b):
+        assert arm["runs"] == 1 and arm["final_best"] == min(
+            t.final for t in traces if t.arm == ("optuna_asha" if arm is a else "random_fifo")
+        )
+    if math.isfinite(a["env_steps"]) and math.isfinite(b["env_steps"]):
+        assert summary["ratio"]["env_steps"] == pytest.approx(b["env_steps"] / a["env_steps"])
+    assert summary["ratio"]["total_env_steps"] == pytest.approx(
+        b["total_env_steps"] / a["total_env_steps"]
+    )
+    ladder = report["ladder"]
+    assert list(ladder) == ["do_nothing", "half_way", "rule_based"]
+    assert ladder["rule_based"] == (target.value, summary)
+    assert ladder["half_way"][0] == pytest.approx(
+        (target.levels["do_nothing"] + target.levels["rule_based"]) / 2
+    )
+    text = "\n".join(lines)
+    assert "ratio random+FIFO / Optuna+ASHA to target: env steps" in text
+    assert f"<= ${target.value:,.2f}/day (the rule-based baseline's objective" in text
 
 
 def test_reported_objective_is_the_seed_mean_of_the_greedy_validation_objective(

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tune_grid.search.bench import SearchTrace, default_target, summarize
+from tune_grid.search.bench import (
+    FULL,
+    BenchOptions,
+    SearchTrace,
+    bench_space,
+    ratio,
+    summarize,
+    trace_rows,
+)
 from tune_grid.search.space_file import parse_space
 from tune_grid.search.trainable import (
     aggregate,
@@ -110,12 +118,50 @@ def test_stop_rules() -> None:
 
 
 def test_bench_summary_and_ratio() -> None:
-    fast = SearchTrace("optuna_asha", 0, [1.0, 2.0, 3.0], [100, 200, 300], [-5.0, -2.0, -1.0])
-    slow = SearchTrace("random_fifo", 0, [2.0, 4.0, 6.0], [200, 400, 600], [-6.0, -4.0, -2.0])
-    target = default_target([fast, slow], "max")
-    assert target == -2.0
-    summary = summarize([fast, slow], target, "max")
-    assert summary["optuna_asha"]["seconds"] == 2.0 and summary["random_fifo"]["seconds"] == 6.0
-    assert summary["ratio"] == {"seconds": 3.0, "env_steps": 3.0}
-    never = summarize([fast, slow], 10.0, "max")
-    assert never["optuna_asha"]["reached"] == 0 and math.isinf(never["optuna_asha"]["seconds"])
+    fast = SearchTrace("optuna_asha", 0, [1.0, 2.0, 3.0], [100, 200, 300], [1300.0, 1150.0, 1100.0])
+    slow = SearchTrace("random_fifo", 0, [2.0, 4.0, 6.0], [200, 400, 600], [1400.0, 1200.0, 1160.0])
+    late = SearchTrace("random_fifo", 1, [1.0, 5.0], [150, 900], [1300.0, 1140.0])
+    never = SearchTrace("random_fifo", 2, [3.0], [500], [1250.0])
+    summary = summarize([fast, slow, late, never], 1160.0)
+    assert summary["optuna_asha"]["env_steps"] == 200 and summary["optuna_asha"]["seconds"] == 2
+    # random+FIFO reaches 1160 at 600 and 900 steps, never in the third: median 900.
+    assert summary["random_fifo"]["env_steps"] == 900 and summary["random_fifo"]["seconds"] == 6
+    assert summary["random_fifo"]["reached"] == 2 and summary["random_fifo"]["runs"] == 3
+    assert summary["ratio"]["env_steps"] == 4.5 and summary["ratio"]["seconds"] == 3.0
+    assert summary["random_fifo"]["total_env_steps"] == 600
+    none = summarize([fast, never], 1000.0)
+    assert none["optuna_asha"]["reached"] == 0 and math.isinf(none["optuna_asha"]["env_steps"])
+    assert math.isnan(none["ratio"]["env_steps"])  # neither arm reached it
+    assert ratio(math.inf, 10.0) == math.inf and ratio(5.0, 0.0) != ratio(5.0, 0.0)
+
+
+def test_bench_trace_follows_wall_clock_order() -> None:
+    rows = [
+        {"reported_at": 3.0, "env_steps_this_iter": 960, "val_objective": 1100.0},
+        {"reported_at": 1.0, "env_steps_this_iter": 1920, "val_objective": 1300.0},
+        {"reported_at": 2.0, "env_steps_this_iter": 960, "val_objective": math.nan},
+        {"reported_at": 4.0, "env_steps_this_iter": 1920, "val_objective": 1200.0},
+    ]
+    times, steps, best = trace_rows(rows)
+    assert times == [1.0, 2.0, 3.0, 4.0]
+    assert steps == [1920, 2880, 3840, 5760]
+    assert best == [1300.0, 1300.0, 1100.0, 1100.0]
+
+
+def test_bench_arms_share_space_and_budget() -> None:
+    optuna = bench_space("optuna_asha", 1, FULL)
+    random = bench_space("random_fifo", 1, FULL)
+    assert optuna.space == random.space and optuna.fixed == random.fixed
+    assert optuna.stop == random.stop == {"env_steps": FULL.stop_env_steps}
+    assert optuna.num_samples == random.num_samples and optuna.metric == "val_objective"
+    assert optuna.scheduler.time_attr == "env_steps" and optuna.scheduler.type == "asha"
+    assert random.scheduler.type == "fifo" and random.search.algorithm == "random"
+    assert FULL.grace_period % FULL.eval_interval == 0
+    assert all(b % 24 == 0 for b in FULL.batch_sizes)  # whole days
+    scaled = BenchOptions(env_steps=FULL.stop_env_steps // 2).scale()
+    assert scaled.grace_period == FULL.grace_period // 2
+    assert scaled.eval_interval == FULL.eval_interval // 2
+    small = BenchOptions(env_steps=15_360).scale()  # whole iterations of the largest batch
+    assert (small.eval_interval, small.grace_period) == (1_920, 3_840)
+    with pytest.raises(ValueError, match="--repetitions"):
+        BenchOptions(repetitions=0)
