@@ -40,6 +40,7 @@ from tune_grid.search.schedulers import SCHEDULERS, SchedulerType
 
 Algorithm = Literal["optuna", "random", "grid"]
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
+_DEFAULT_STOP: dict[TimeAttr, float] = {"env_steps": 100_000}
 STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
 DEFAULT_MODE = {m: "max" if m == "episode_return_mean" else "min" for m in METRIC_NAMES}
 _RUN_HINTS = typing.get_type_hints(RunConfig)
@@ -228,7 +229,7 @@ class SpaceFile(_Strict):
     seeds: int = Field(default=1, ge=1, le=64)
     metric: Literal[METRIC_NAMES] = DEFAULT_METRIC  # type: ignore[valid-type]
     mode: Literal["max", "min"] | None = None
-    stop: dict[TimeAttr, float] = Field(default_factory=lambda: {"env_steps": 100_000})
+    stop: dict[TimeAttr, float] = Field(default_factory=lambda: dict(_DEFAULT_STOP))
     storage: str = "results"
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
