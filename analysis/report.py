@@ -203,7 +203,7 @@ def _curves_section(page: _Page, results: Results, plots_dir: Path, options: dic
         trials = results.experiment_trials(name)
         iterations = results.experiment_iterations(name)
         budget = comparison_budget(trials, iterations)
-        factors = factor_definitions(trials) or [None]
+        factors: list[tuple[str, ...] | None] = [*factor_definitions(trials)] or [None]
         for factor in factors:
             label = factor_name(factor) if factor else "all trials"
             path = plots_dir / f"curves_{plots.slug(name)}_{plots.slug(label)}.png"

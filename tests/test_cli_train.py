@@ -319,6 +319,15 @@ def test_wandb_goes_offline_without_key(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert wandb_logging.decide_mode() == "disabled"
 
 
+def test_wandb_mode_outside_wandbs_modes_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tune_grid.config import ConfigError
+    from tune_grid.training import wandb_logging
+
+    monkeypatch.setenv("WANDB_MODE", "dryrun")
+    with pytest.raises(ConfigError, match="'dryrun' is not one of online, offline, disabled"):
+        wandb_logging.decide_mode()
+
+
 def test_wandb_failures_only_warn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import wandb
 

@@ -22,7 +22,7 @@ from tune_grid.results.export import (
     write_search_meta,
     write_tables,
 )
-from tune_grid.results.parts import PARTS_DIR, part_files, read_merged
+from tune_grid.results.parts import PARTS_DIR, WRITE_MODES, part_files, read_merged, write_mode
 from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
@@ -253,6 +253,12 @@ def test_callback_rejects_bad_settings(tmp_path: Path) -> None:
         ParquetExportCallback(tmp_path, META, write_mode="append")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="merge_time_share must be in"):
         ParquetExportCallback(tmp_path, META, merge_time_share=0)
+
+
+def test_write_mode_names_the_allowed_modes() -> None:
+    assert [write_mode(m) for m in WRITE_MODES] == ["parts", "rewrite"]
+    with pytest.raises(ValueError, match="one of parts, rewrite, got 'append'"):
+        write_mode("append")
 
 
 def test_read_merged_skips_parts_the_base_includes(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from tune_grid.errors import TuneGridError
 
@@ -98,11 +98,14 @@ def coerce_value(key: str, value: Any, tp: Any) -> Any:
 
 
 class _Validated:
-    """Mixin: build from a mapping with type checks, then run ``validate``."""
+    """Mixin of dataclasses: build from a mapping with type checks, then run ``validate``."""
+
+    if TYPE_CHECKING:
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None = None, *, where: str = "") -> Self:
@@ -118,7 +121,7 @@ class _Validated:
         kwargs = {k: coerce_value(k, v, hints[k]) for k, v in values.items()}
         obj = cls(**kwargs)
         try:
-            obj.validate()  # type: ignore[attr-defined]
+            obj.validate()
         except ConfigError as exc:
             raise ConfigError(f"{prefix}{exc}") from None
         return obj
@@ -127,12 +130,15 @@ class _Validated:
     def _kind(cls) -> str:
         return "config"
 
+    def validate(self) -> None:
+        """Rules across fields; raises :class:`ConfigError` (none unless a subclass has some)."""
+
     def replace(self, **changes: Any) -> Self:
-        merged = {**dataclasses.asdict(self), **changes}  # type: ignore[call-overload]
+        merged = {**dataclasses.asdict(self), **changes}
         return type(self).from_dict(merged)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return dataclasses.asdict(self)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tune_grid.results.export import SearchMeta
-from tune_grid.results.parts import WRITE_MODES
+from tune_grid.results.parts import WRITE_MODES, write_mode
 from tune_grid.results.schema import METRIC_NAMES
 
 if TYPE_CHECKING:  # the callback imports Ray; the CLI builds this parser without it
@@ -342,7 +342,7 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
         meta,
         flush_interval_s=spec.export.flush_interval_s,
         merge_time_share=spec.export.merge_time_share,
-        write_mode=mode,  # type: ignore[arg-type]
+        write_mode=write_mode(mode),
     )
     settings = SyntheticSettings(options.iterations, options.seeds, options.report_interval_s)
     trainable = tune.with_resources(

@@ -175,7 +175,7 @@ def _noop_env_classes() -> tuple[type, type]:
             self._wrap(NoopMicrogridEnv(EnvConfig.from_dict(dict(env_config or {}))))
 
         @staticmethod
-        def make_batch(envs: Sequence[NoopRLlibEnv]) -> NoopBatch:
+        def make_batch(envs: Sequence[MicrogridRLlibEnv]) -> NoopBatch:
             return NoopBatch([env.par_env for env in envs])
 
     return NoopMicrogridEnv, NoopRLlibEnv
@@ -252,12 +252,12 @@ class _PhaseClock:
         self.updates = 0
         runner = getattr(algo, "env_runner", None)
         self.local_sampling = runner is not None and algo.config.num_env_runners == 0
-        if self.local_sampling:
+        if runner is not None and self.local_sampling:
             runner.sample = self._wrap(runner.sample, "sample")
         algo.learner_group.update = self._wrap(algo.learner_group.update, "learn")
         learner = getattr(algo.learner_group, "_learner", None)
         self.local_learner = learner is not None
-        if self.local_learner:
+        if learner is not None:
             learner._update = self._wrap(learner._update, "updates_cpu", count=True)
 
     def _wrap(self, inner: Callable[..., Any], name: str, count: bool = False) -> Callable:

@@ -100,7 +100,8 @@ class MicrogridBatch:
         self.envs = list(envs)
         self.num_envs = n = len(envs)
         self._share_reward = first.config.share_reward
-        solver: ZBusPowerFlow = first._solver
+        solver = first._solver
+        assert isinstance(solver, ZBusPowerFlow)  # can_batch admits powerflow "fast" only
         self._solver_model = solver.model
         self._v_init = solver.initial_voltages
         n_agents, n_obs = len(MICROGRIDS), len(first.obs_features)
@@ -142,7 +143,9 @@ class MicrogridBatch:
         self._sgen_p[index] = env._sgen_p
         self._sgen_q[index] = env._sgen_q
         self._storage_p[index] = env._storage_p
-        voltages, warm = env._solver.warm_state
+        solver = env._solver
+        assert isinstance(solver, ZBusPowerFlow)
+        voltages, warm = solver.warm_state
         self._voltages[index] = voltages
         self._warm[index] = warm
         return observations, infos

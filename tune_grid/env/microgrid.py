@@ -65,6 +65,7 @@ from tune_grid.grid.devices import (
 )
 from tune_grid.grid.network import build_network
 from tune_grid.grid.powerflow import PowerFlowResult, make_solver
+from tune_grid.grid.solver import PowerFlowSolver
 from tune_grid.grid.zbus import ZBusPowerFlow
 
 ENV_NAME = "networked_microgrids_v1"
@@ -133,6 +134,7 @@ class NetworkedMicrogridEnv(ParallelEnv):
         self.possible_agents = list(MICROGRIDS)
         self.agents: list[str] = []
         self._net = copy.deepcopy(_network_template(self.config.load_scale))
+        self._solver: PowerFlowSolver
         if self.config.powerflow == "fast":
             self._solver = _zbus_template(self.config.load_scale).clone()
         else:

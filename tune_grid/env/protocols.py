@@ -77,7 +77,7 @@ class Settlement:
     exchange_cost: np.ndarray
     extra_cost: np.ndarray
     info: list[dict[str, Any]] | tuple[Any, ...] = field(
-        default_factory=lambda: [{} for _ in MICROGRIDS]
+        default_factory=lambda: [dict[str, Any]() for _ in MICROGRIDS]
     )
 
 

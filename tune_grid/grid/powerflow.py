@@ -21,6 +21,7 @@ value. After a divergence (or at first use) every solver starts from
 
 import copy
 import importlib.util
+from typing import Any
 
 import numpy as np
 import pandapower as pp
@@ -88,6 +89,7 @@ class PandapowerPowerFlow:
         net.sgen["p_mw"] = np.asarray(sgen_p_mw, dtype=float)
         net.sgen["q_mvar"] = np.asarray(sgen_q_mvar, dtype=float)
         net.storage["p_mw"] = np.asarray(storage_p_mw, dtype=float)
+        init: dict[str, Any]
         if self._warm:
             init = {"init": "results"}
         else:

@@ -298,7 +298,7 @@ class _AcEvaluator:
             else:
                 safety += cfg.nonconvergence_safety * n_mg
                 w[:, t], exchange[:, t] = self._lindistflow(t, u)
-            if jacobian and res.converged:
+            if w_jac is not None and x_jac is not None and res.converged:
                 for j in range(3 * n_mg):
                     v = u.copy()
                     v.flat[j] += FD_STEP
@@ -309,7 +309,7 @@ class _AcEvaluator:
                             r.trafo_p_hv_mw[system.pcc_rows] - exchange[:, t]
                         ) / FD_STEP
                 self._flow(t, *u)  # leave the warm start at the base point
-        if jacobian:  # hours that diverged: LinDistFlow sensitivities
+        if w_jac is not None and x_jac is not None:  # hours that diverged: LinDistFlow
             bad = ~np.any(w_jac, axis=(0, 1))
             if bad.any():
                 lin_w, lin_x = self._lin_jacobian()
@@ -319,7 +319,7 @@ class _AcEvaluator:
         money = fuel + float(settlement(exo.price[None, :], exchange, cfg.export_discount).sum())
         batteries = [s.battery for s in system.sites]
         money += float(terminal_cost(_soc_path(controls[0], self.day), self.day, batteries).sum())
-        anchor = Anchor(controls, w, exchange, w_jac, x_jac if jacobian else None)
+        anchor = Anchor(controls, w, exchange, w_jac, x_jac)
         return anchor, money, money + self.price_v * safety
 
     def _lindistflow(self, t: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -163,7 +163,7 @@ class RadialNetwork:
         if not seen.all():
             raise ValueError("net is not connected: some buses are not reached from the slack")
 
-        parent, child, r, x, alpha, s_max, kind, name, bzone = ([] for _ in range(9))
+        parent, child, r, x, alpha, s_max, kind, name, bzone = [], [], [], [], [], [], [], [], []
         for k, i, j in order:
             a, _c, r_pu, x_pu, n, smax, knd, nm, zn = raw[k]
             if a == i:  # parent on the (ratio) "from" side: w_j = n^2 w_i - 2(rP + xQ)

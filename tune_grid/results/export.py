@@ -262,8 +262,9 @@ def _stop_reached(stop: Mapping[str, float], row: Mapping[str, Any]) -> bool:
     aliases = {"training_iteration": "iteration"}
     for key, limit in stop.items():
         value = row.get(aliases.get(key, key))
-        finite = value is not None and not (isinstance(value, float) and math.isnan(value))
-        if finite and value >= limit:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if value >= limit:
             return True
     return False
 
@@ -580,12 +581,12 @@ def merge_records(
             )
             merged[trial_id] = kept
     for trial_id, new in rebuilt.items():
-        old = existing.get(trial_id)
-        if old is not None:
-            new.rows = {**old.rows, **new.rows}
-            new.config = new.config or dict(old.config)
-            new.path = new.path or old.path
-            new.checkpoints = {**old.checkpoints, **new.checkpoints}
+        previous = existing.get(trial_id)
+        if previous is not None:
+            new.rows = {**previous.rows, **new.rows}
+            new.config = new.config or dict(previous.config)
+            new.path = new.path or previous.path
+            new.checkpoints = {**previous.checkpoints, **new.checkpoints}
         merged[trial_id] = new
     return merged
 

@@ -46,7 +46,15 @@ _PART_NAME = re.compile(r"^(?P<seq>\d{8})\.(?P<kind>trials|iterations)\.parquet$
 
 WriteMode = Literal["parts", "rewrite"]
 """How the search driver writes results: append-only part files, or v0's full rewrite."""
-WRITE_MODES: tuple[str, ...] = typing.get_args(WriteMode)
+WRITE_MODES: tuple[WriteMode, ...] = typing.get_args(WriteMode)
+
+
+def write_mode(value: str) -> WriteMode:
+    """``value`` as a :data:`WriteMode`; ValueError naming the allowed ones if it is none."""
+    for mode in WRITE_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(f"write mode must be one of {', '.join(WRITE_MODES)}, got {value!r}")
 
 
 def part_path(results_dir: str | Path, seq: int, kind: str) -> Path:

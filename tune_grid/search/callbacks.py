@@ -11,7 +11,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
@@ -24,6 +24,9 @@ from tune_grid.results.export import (
     write_tables,
 )
 from tune_grid.results.parts import WRITE_MODES, WriteMode, last_part_seq, write_part
+
+if TYPE_CHECKING:
+    from ray.tune.stopper import Stopper
 
 _RUN_KEYS: set[str] | None = None
 
@@ -99,7 +102,13 @@ class ParquetExportCallback(Callback):
         self._merge_s = 0.0
         self._merged_once = False
 
-    def setup(self, **info: Any) -> None:
+    def setup(
+        self,
+        stop: Stopper | None = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
         self._records = records_from_parquet(self.results_dir)
         self._seq = last_part_seq(self.results_dir)
 
@@ -247,7 +256,13 @@ class WandbTrialCallback(Callback):
         warnings.warn(f"W&B {what} failed, logging disabled: {exc}".splitlines()[0], stacklevel=2)
         self._disabled = True
 
-    def setup(self, **info: Any) -> None:
+    def setup(
+        self,
+        stop: Stopper | None = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
         try:
             from tune_grid.training.wandb_logging import decide_mode
 
@@ -268,6 +283,8 @@ class WandbTrialCallback(Callback):
         try:
             import wandb
 
+            from tune_grid.training.wandb_logging import wandb_mode
+
             run = wandb.init(
                 project=self.project,
                 entity=self.entity,
@@ -276,7 +293,7 @@ class WandbTrialCallback(Callback):
                 id=f"{self.group}_{trial.trial_id}",
                 config=run_config_of(trial),
                 dir=self.directory,
-                mode=getattr(self, "_mode", os.environ.get("WANDB_MODE", "offline")),
+                mode=getattr(self, "_mode", wandb_mode(os.environ.get("WANDB_MODE", "offline"))),
                 reinit="create_new",
                 resume="allow",
                 settings=wandb.Settings(init_timeout=30, console="off", silent=True),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ from tune_grid.search.schedulers import SCHEDULERS, SchedulerType
 
 Algorithm = Literal["optuna", "random", "grid"]
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
+_DEFAULT_STOP: dict[TimeAttr, float] = {"env_steps": 100_000}
 STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
 DEFAULT_MODE = {m: "max" if m == "episode_return_mean" else "min" for m in METRIC_NAMES}
 _RUN_HINTS = typing.get_type_hints(RunConfig)
@@ -226,9 +227,10 @@ class SpaceFile(_Strict):
     max_concurrent_trials: int | None = Field(default=None, ge=1)
     resources_per_trial: Resources = Field(default_factory=Resources)
     seeds: int = Field(default=1, ge=1, le=64)
-    metric: Literal[METRIC_NAMES] = DEFAULT_METRIC  # type: ignore[valid-type]
+    metric: str = DEFAULT_METRIC
+    """One of :data:`~tune_grid.results.schema.METRIC_NAMES`."""
     mode: Literal["max", "min"] | None = None
-    stop: dict[TimeAttr, float] = Field(default_factory=lambda: {"env_steps": 100_000})
+    stop: dict[TimeAttr, float] = Field(default_factory=lambda: dict(_DEFAULT_STOP))
     storage: str = "results"
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
@@ -236,6 +238,11 @@ class SpaceFile(_Strict):
     checkpoint_num_to_keep: int = Field(default=2, ge=1)
     export: ExportSettings = Field(default_factory=ExportSettings)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _known_metric(cls, value: Any) -> Any:
+        return _registered(value, METRIC_NAMES, "unknown metric")
 
     @model_validator(mode="before")
     @classmethod
@@ -281,7 +288,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _registered(value: Any, registry: Mapping[str, Any], message: str) -> Any:
+def _registered(value: Any, registry: Collection[str], message: str) -> Any:
     """``value`` if it names an entry of ``registry``; else the error a Literal field gives."""
     if not isinstance(value, str) or value not in registry:
         raise PydanticCustomError("literal_error", message, {"expected": allowed_text(registry)})

@@ -110,7 +110,7 @@ def search_meta(spec: SpaceFile) -> SearchMeta:
         seeds=spec.seeds,
         metric=spec.metric,
         mode=spec.resolved_mode,
-        stop=dict(spec.stop),
+        stop=dict(spec.stop.items()),
         param_names=tuple(sorted({*spec.fixed, *spec.space})),
         early_stop=spec.scheduler.kind.stops.name,
     )
@@ -178,7 +178,7 @@ def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None =
         seeds=spec.seeds,
         metric=spec.metric,
         mode=spec.resolved_mode,
-        stop=dict(spec.stop),
+        stop=dict(spec.stop.items()),
         fail_once=_fail_once(),
         oracle=dict(oracle or {}),
     )

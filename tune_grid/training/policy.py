@@ -38,6 +38,7 @@ class TrainedPolicy:
         ``policy_sharing`` comes from tune-grid's metadata when present; for a plain RLlib
         checkpoint (e.g. one written by Tune) it is inferred from the module ids unless given.
         """
+        from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
         from ray.rllib.core.rl_module.rl_module import RLModule
 
         path = Path(checkpoint)
@@ -54,6 +55,8 @@ class TrainedPolicy:
             raise CheckpointError(
                 f"checkpoint {path}: cannot load RLModule ({first_line(exc)})"
             ) from exc
+        if not isinstance(multi, MultiRLModule):
+            raise CheckpointError(f"checkpoint {path}: {type(multi).__name__}, not a MultiRLModule")
         modules = {mid: multi[mid] for mid in list(multi.keys())}
         if policy_sharing is None:
             policy_sharing = "shared" if SHARED_MODULE_ID in modules else "independent"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.utils.typing import ModuleID
+from ray.rllib.utils.typing import AgentID, ModuleID
 
 from tune_grid.config import RunConfig
 from tune_grid.grid.devices import MICROGRIDS
@@ -39,14 +40,14 @@ def module_for_agent(policy_sharing: str, agent_id: str) -> str:
     return SHARED_MODULE_ID if policy_sharing == "shared" else agent_id
 
 
-def shared_policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+def shared_policy_mapping(agent_id: AgentID, episode: Any = None, **kwargs: Any) -> str:
     """Parameter sharing (MAPPO-style): every agent maps to the one shared module."""
     return SHARED_MODULE_ID
 
 
-def independent_policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+def independent_policy_mapping(agent_id: AgentID, episode: Any = None, **kwargs: Any) -> str:
     """Independent learners (IPPO): each agent maps to its own module, named like the agent."""
-    return agent_id
+    return str(agent_id)
 
 
 EPISODE_STEPS = 24
@@ -98,7 +99,8 @@ class TuneGridPPOTorchLearner(PPOTorchLearner):
     def configure_optimizers_for_module(
         self, module_id: ModuleID, config: AlgorithmConfig | None = None
     ) -> None:
-        params = self.get_parameters(self._module[module_id])
+        assert config is not None  # RLlib passes the module's config
+        params = self.get_parameters(self.module[module_id])
         optimizer = _adam(params)
         self.register_optimizer(
             module_id=module_id,
@@ -119,7 +121,7 @@ class TuneGridPPOTorchLearner(PPOTorchLearner):
                 self.get_optimizer(module_id, name).step()
 
 
-def _adam(params: list[Any]) -> torch.optim.Optimizer:
+def _adam(params: Sequence[Any]) -> torch.optim.Optimizer:
     """Fused Adam where this torch supports it for the parameters' device, else foreach."""
     try:
         return torch.optim.Adam(params, fused=True)

@@ -7,10 +7,12 @@ from typing import Any
 
 import gymnasium as gym
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+from ray.rllib.utils.typing import MultiAgentDict
 from ray.tune.registry import register_env
 
 from tune_grid.env import ENV_NAME, make_env
 from tune_grid.env.batch import MicrogridBatch, can_batch
+from tune_grid.training.vector_env import EnvBatch
 
 RLLIB_ENV_NAME = ENV_NAME
 """The name the env is registered under with RLlib/Tune (``config.env``)."""
@@ -33,17 +35,19 @@ class MicrogridRLlibEnv(ParallelPettingZooEnv):
         self.possible_agents = order
         self.agents = list(order)
         self._agent_ids = set(order)
-        self.observation_spaces = {a: par_env.observation_space(a) for a in order}
-        self.action_spaces = {a: par_env.action_space(a) for a in order}
-        self.observation_space = gym.spaces.Dict(self.observation_spaces)
-        self.action_space = gym.spaces.Dict(self.action_spaces)
-        self._check_spaces()
+        observation_spaces = {a: par_env.observation_space(a) for a in order}
+        action_spaces = {a: par_env.action_space(a) for a in order}
+        self.observation_spaces = dict(observation_spaces)
+        self.action_spaces = dict(action_spaces)
+        self.observation_space = gym.spaces.Dict(observation_spaces)
+        self.action_space = gym.spaces.Dict(action_spaces)
+        self._check_spaces(observation_spaces)
 
-    def _check_spaces(self) -> None:
+    def _check_spaces(self, observation_spaces: Mapping[str, gym.Space]) -> None:
         """Fail early, with the agent named, if a reset observation is outside its space."""
         observations, _ = self.par_env.reset(seed=0)
         for agent, obs in observations.items():
-            space = self.observation_spaces[agent]
+            space = observation_spaces[agent]
             if obs.shape != space.shape or obs.dtype != space.dtype or not space.contains(obs):
                 raise ValueError(
                     f"{agent}: reset observation (shape {obs.shape}, dtype {obs.dtype}) is not "
@@ -55,13 +59,13 @@ class MicrogridRLlibEnv(ParallelPettingZooEnv):
         self.agents = list(self.par_env.agents)
         return observations, infos
 
-    def step(self, action_dict: dict[str, Any]):  # noqa: ANN201
+    def step(self, action_dict: MultiAgentDict):  # noqa: ANN201
         result = super().step(action_dict)
         self.agents = list(self.par_env.agents)
         return result
 
     @staticmethod
-    def make_batch(envs: Sequence[MicrogridRLlibEnv]) -> MicrogridBatch | None:
+    def make_batch(envs: Sequence[MicrogridRLlibEnv]) -> EnvBatch | None:
         """One batch stepping all ``envs`` in a compiled call, where their config allows it
         (the fast power flow, no protocols); else None (RLlib steps them one by one)."""
         par_envs = [env.par_env for env in envs]

@@ -204,7 +204,10 @@ def train(
 
     ensure_ray(options.num_cpus)
     register_rllib_env()
-    algo = restore_algorithm(options.resume) if previous else build_ppo_config(run).build_algo()
+    if options.resume is not None:
+        algo = restore_algorithm(options.resume)
+    else:
+        algo = build_ppo_config(run).build_algo()
     run_name = make_run_name(run, options.experiment_name)
     run_dir = Path(options.checkpoint_dir) / run_name
     suffix = 1
@@ -214,7 +217,7 @@ def train(
     run_name = run_dir.name
     run_dir.mkdir(parents=True)
 
-    if previous is not None:
+    if previous is not None and options.resume is not None:
         meta = previous
         meta.resumed_from = [*previous.resumed_from, str(Path(options.resume).resolve())]
         meta.run_name = run_name

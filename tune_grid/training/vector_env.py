@@ -45,6 +45,8 @@ class BatchedVectorEnv(VectorMultiAgentEnv):
     owns their stepping.
     """
 
+    envs: list[Any]
+
     def __init__(self, envs: Sequence[Any], batch: EnvBatch) -> None:
         super().__init__()
         if len(envs) != batch.num_envs:
@@ -60,11 +62,16 @@ class BatchedVectorEnv(VectorMultiAgentEnv):
         self.render_mode = None
         self._batch = batch
         self._agents = tuple(batch.agents)
-        self._action_shape = self.single_action_spaces[self._agents[0]].shape
+        action_space = self.single_action_spaces[self._agents[0]]
+        if action_space.shape is None:
+            raise ValueError(f"the agents' action space {action_space} has no fixed shape")
+        self._action_shape = action_space.shape
         self._actions = np.zeros((self.num_envs, len(self._agents), *self._action_shape))
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
 
-    def reset(
+    # RLlib annotates reset and step with a TypeVar bound to nothing (ArrayType), which no
+    # concrete signature can override.
+    def reset(  # type: ignore[override]
         self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None
     ) -> tuple[list[dict], list[dict]]:
         if seed is None or isinstance(seed, int | np.integer):
@@ -81,7 +88,9 @@ class BatchedVectorEnv(VectorMultiAgentEnv):
         self._autoreset[:] = False
         return observations, infos
 
-    def step(self, actions: Sequence[dict[str, Any]]) -> tuple[list, list, list, list, list]:
+    def step(  # type: ignore[override]
+        self, actions: Sequence[dict[str, Any]]
+    ) -> tuple[list, list, list, list, list]:
         if len(actions) != self.num_envs:
             raise ValueError(f"got actions for {len(actions)} envs, expected {self.num_envs}")
         stepping = ~self._autoreset
@@ -138,6 +147,7 @@ class BatchedEnvRunner(MultiAgentEnvRunner):
 
     def make_env(self) -> None:
         super().make_env()
+        assert self.env is not None and self.env.envs is not None  # built by super().make_env
         envs = list(self.env.envs)
         make_batch = getattr(type(envs[0].unwrapped), "make_batch", None)
         batch = make_batch([env.unwrapped for env in envs]) if make_batch else None

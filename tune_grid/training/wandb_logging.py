@@ -15,8 +15,13 @@ import socket
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from tune_grid.config import ConfigError
+
+WandbMode = Literal["online", "offline", "disabled", "shared"]
+WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled", "shared")
+"""The modes ``wandb.init`` takes (also the values allowed for ``WANDB_MODE``)."""
 WANDB_HOST = "api.wandb.ai"
 INIT_TIMEOUT_S = 30.0
 NETWORK_PROBE_TIMEOUT_S = 2.0
@@ -39,11 +44,19 @@ def _network_reachable(host: str = WANDB_HOST, timeout: float = NETWORK_PROBE_TI
         return False
 
 
-def decide_mode() -> str:
+def wandb_mode(value: str) -> WandbMode:
+    """``value`` as a ``wandb.init`` mode; a :class:`ConfigError` naming the allowed ones if not."""
+    for mode in WANDB_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"WANDB_MODE {value!r} is not one of {', '.join(WANDB_MODES)}")
+
+
+def decide_mode() -> WandbMode:
     """'online', 'offline' or 'disabled': the env's WANDB_MODE, else offline without key/network."""
     explicit = os.environ.get("WANDB_MODE")
     if explicit:
-        return explicit
+        return wandb_mode(explicit)
     if not _has_api_key() or not _network_reachable():
         return "offline"
     return "online"
