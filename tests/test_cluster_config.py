@@ -1,8 +1,8 @@
 """``cluster.yaml`` and ``cluster-onprem.yaml`` against Ray's own cluster-config schema and
 launcher preparation (offline), plus the promises docs/cluster.md makes about them: token auth on
 every ``ray start``, tune-grid installed as the README says, Ray pinned to the installed version,
-no trials on the AWS head, worker nodes big enough for search_spaces/full.yaml, and every
-``tune-grid search`` command in the guide parses."""
+no trials on the AWS head, every shipped search's trials fitting every node type by CPUs and
+memory, and every ``tune-grid search`` command in the guide parses."""
 
 from __future__ import annotations
 
@@ -124,29 +124,120 @@ def test_commands_are_valid_bash(name: str) -> None:
         assert result.returncode == 0, f"{command}\n{result.stderr}"
 
 
-def test_aws_head_runs_no_trials_and_workers_fit_the_full_search() -> None:
-    """Head: ``CPU: 0``. Each CPU worker type holds whole trials of full.yaml (1 CPU for the
-    trial + 1 per env runner per seed), and max_workers of them cover its concurrency."""
+SPACES = sorted((REPO_ROOT / "search_spaces").glob("*.yaml"))
+GIB = 1024**3
+RAY_MEMORY_SHARE = 0.7
+"""Share of a machine's memory Ray lends to tasks by default (the rest: its object store)."""
+
+
+def largest_trials() -> dict[str, dict[str, float]]:
+    """Per shipped search file: the most CPUs and memory bytes any of its trials asks for."""
+    from tune_grid.search.resources import largest_trial
     from tune_grid.search.space_file import load_space_file
 
+    return {path.name: largest_trial(load_space_file(path)) for path in SPACES}
+
+
+def node_types() -> dict[str, dict[str, float]]:
+    """The resources trials can use on each node type of both cluster files.
+
+    cluster.yaml declares them per worker type (the head has ``CPU: 0``). cluster-onprem.yaml's
+    machines are detected by Ray; its header states the smallest machine it supports, whose
+    head keeps two CPUs (``--num-cpus`` of its start command) and whose memory Ray lends at
+    :data:`RAY_MEMORY_SHARE` after 1 GiB for the OS.
+    """
+    aws = load("aws")
+    types = {
+        f"cluster.yaml:{key}": node_type["resources"]
+        for key, node_type in aws["available_node_types"].items()
+        if key != aws["head_node_type"]
+    }
+    text = CONFIGS["onprem"].read_text()
+    match = re.search(r"Smallest machine: (\d+) CPUs and (\d+) GiB of memory", text)
+    assert match, "cluster-onprem.yaml no longer states its smallest machine"
+    cpus, memory_gib = int(match.group(1)), int(match.group(2))
+    head_start = " ".join(load("onprem")["head_start_ray_commands"])
+    num_cpus = re.search(r"--num-cpus=\$\(\( (.*?) \)\)", head_start)
+    assert num_cpus, head_start
+    formula = num_cpus.group(1).replace("$(nproc)", str(cpus))
+    head_cpus = int(
+        subprocess.run(
+            ["bash", "-c", f"echo $(( {formula} ))"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    memory = RAY_MEMORY_SHARE * (memory_gib - 1) * GIB
+    types["cluster-onprem.yaml:head"] = {"CPU": head_cpus, "memory": memory}
+    types["cluster-onprem.yaml:worker"] = {"CPU": cpus, "memory": memory}
+    return types
+
+
+def test_aws_head_runs_no_trials() -> None:
     config = load("aws")
     types = config["available_node_types"]
     assert types[config["head_node_type"]]["resources"] == {"CPU": 0}
     for key in ("idle_timeout_minutes", "upscaling_speed", "max_workers"):
         assert config[key] > 0
 
+
+def test_every_shipped_space_fits_every_node_type_by_cpu_and_memory() -> None:
+    """The largest trial of each search file fits each node type that runs trials, by CPUs and
+    by memory (so Ray never packs a node past its memory and no trial waits for a node that
+    cannot hold it)."""
+    types = node_types()
+    assert len(types) >= 3
+    for space, trial in largest_trials().items():
+        assert trial["memory"] > 0, f"{space}: trials ask for no memory"
+        for node, resources in types.items():
+            for key in ("CPU", "memory"):
+                assert trial[key] <= resources[key], (
+                    f"{space}'s largest trial needs {key} {trial[key]:g} > {resources[key]:g} "
+                    f"on {node}"
+                )
+
+
+def test_aws_workers_cover_the_full_search() -> None:
+    """max_workers of the worker types hold full.yaml's max_concurrent_trials of its largest
+    trials (each node as many as its CPUs and its memory both allow)."""
+    from tune_grid.search.space_file import load_space_file
+
+    config = load("aws")
     full = load_space_file(REPO_ROOT / "search_spaces" / "full.yaml")
-    runners = int(full.fixed.get("num_env_runners", 0))
-    trial_cpus = full.resources_per_trial.cpu + runners * full.seeds
-    workers = {k: t for k, t in types.items() if k != config["head_node_type"]}
-    assert workers
+    trial = largest_trials()["full.yaml"]
     slots = 0
-    for key, node_type in workers.items():
-        per_node = int(node_type["resources"]["CPU"] // trial_cpus)
-        assert per_node >= 1, f"{key}: {node_type['resources']} < one trial ({trial_cpus} CPUs)"
+    for key, node_type in config["available_node_types"].items():
+        if key == config["head_node_type"]:
+            continue
+        per_node = min(int(node_type["resources"][k] // trial[k]) for k in ("CPU", "memory"))
         assert node_type["min_workers"] <= node_type["max_workers"] <= config["max_workers"]
         slots += per_node * node_type["max_workers"]
     assert slots >= (full.max_concurrent_trials or 1)
+
+
+def test_files_state_the_measured_requests() -> None:
+    """The figures the cluster files and the guide quote are the model's."""
+    from tune_grid.search.resources import trial_resources_of
+    from tune_grid.search.space_file import load_space_file
+
+    full = load_space_file(REPO_ROOT / "search_spaces" / "full.yaml")
+    largest = largest_trials()["full.yaml"]["memory"] / GIB
+    smallest = min(
+        trial_resources_of(full).totals(
+            {**full.fixed_config(), "train_batch_size": 1920, "hidden_sizes": [64, 64]},
+            full.seeds,
+        )["memory"]
+        / GIB,
+        largest,
+    )
+    aws, onprem, guide = (
+        CONFIGS["aws"].read_text(),
+        CONFIGS["onprem"].read_text(),
+        GUIDE.read_text(),
+    )
+    assert f"{smallest:.2f} to {largest:.2f} GiB" in aws
+    assert f"at most {largest:.2f} GiB" in onprem
+    assert f"{largest:.2f} GiB" in guide
+    for path in (CONFIGS["aws"], CONFIGS["onprem"], *SPACES):  # the 7-CPU trials are gone
+        assert not re.search(r"\b7[ -]CPU", path.read_text()), path.name
 
 
 def guide_commands(program: str) -> list[list[str]]:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tune_grid.config import ConfigError
 from tune_grid.results.export import SearchMeta
 from tune_grid.results.parts import WRITE_MODES, write_mode
 from tune_grid.results.schema import METRIC_NAMES
@@ -68,26 +69,26 @@ class DriverBenchOptions:
     storage: str | None = None
 
     def validate(self) -> DriverBenchOptions:
-        """Raise ValueError naming the bad option and what is allowed."""
+        """Raise ConfigError naming the bad option and what is allowed."""
         for name in ("trials", "iterations", "concurrency", "seeds", "bin_size"):
             if getattr(self, name) < 1:
-                raise ValueError(
+                raise ConfigError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
         if self.report_interval_s < 0:
-            raise ValueError(f"--report-interval must be >= 0, got {self.report_interval_s}")
+            raise ConfigError(f"--report-interval must be >= 0, got {self.report_interval_s}")
         if self.rewrite_results < self.bin_size:
-            raise ValueError(
+            raise ConfigError(
                 f"--rewrite-results ({self.rewrite_results}) must be >= "
                 f"--bin-size ({self.bin_size})"
             )
         unknown = [m for m in self.modes if m not in WRITE_MODES]
         if unknown or not self.modes:
-            raise ValueError(
+            raise ConfigError(
                 f"--modes: got {','.join(self.modes)}; allowed: {','.join(WRITE_MODES)}"
             )
         if self.trials * self.iterations < self.bin_size:
-            raise ValueError(
+            raise ConfigError(
                 f"--bin-size ({self.bin_size}) must be <= trials x iterations "
                 f"({self.trials * self.iterations})"
             )

@@ -5,8 +5,8 @@ Each configuration runs in a fresh Python process that does what a search trial'
 algorithm per seed (envs sampled in the process, ``num_env_runners: 0``), train each for
 ``iterations`` iterations and save one checkpoint of all seeds. The process's peak resident set
 size (``getrusage(RUSAGE_SELF).ru_maxrss``) is printed next to the memory a trial of that
-configuration requests from Ray (:func:`tune_grid.search.resources.trial_memory_bytes`), which
-must be at least as large.
+configuration requests from Ray (:data:`tune_grid.search.resources.MEASURED`), which must be at
+least as large.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tune_grid.search.resources import trial_memory_bytes
+from tune_grid.config import ConfigError
+from tune_grid.search.resources import MEASURED, run_config_of
 
 GIB = 1024**3
 _PROBE = textwrap.dedent(
@@ -49,19 +50,21 @@ _PROBE = textwrap.dedent(
     """
 )
 
+_SMALL = {"train_batch_size": 1920, "hidden_sizes": [64, 64], "policy_sharing": "shared"}
+_LARGE = {
+    "train_batch_size": 7680,
+    "hidden_sizes": [256, 256, 256],
+    "policy_sharing": "independent",
+}
 DEFAULT_CASES: tuple[tuple[dict[str, Any], int], ...] = (
-    ({"train_batch_size": 1920, "hidden_sizes": [64, 64], "policy_sharing": "shared"}, 1),
-    ({"train_batch_size": 1920, "hidden_sizes": [64, 64], "policy_sharing": "shared"}, 3),
-    (
-        {
-            "train_batch_size": 7680,
-            "hidden_sizes": [256, 256, 256],
-            "policy_sharing": "independent",
-        },
-        3,
-    ),
+    ({**_SMALL, "num_envs_per_env_runner": 4}, 1),
+    (_SMALL, 1),
+    (_SMALL, 3),
+    (_LARGE, 1),
+    (_LARGE, 3),
 )
-"""(run config, seeds): full.yaml's smallest and largest trials, and one seed of the smallest."""
+"""(run config, seeds): envs (4 vs 32), seeds (1 vs 3), batch and network (full.yaml's smallest
+and largest trials)."""
 FULL_FIXED = {"num_env_runners": 0, "num_envs_per_env_runner": 32, "torch_threads": 1}
 PROBE_TRAINING = {"minibatch_size": 512, "num_epochs": 1}
 """Epochs and minibatch do not change what is held in memory, only how long it takes."""
@@ -96,7 +99,7 @@ def run_memory_benchmark(
     for config, seeds in cases:
         full = {**FULL_FIXED, **PROBE_TRAINING, **dict(config)}
         measured = measure_peak_rss(full, seeds, iterations)
-        request = trial_memory_bytes(full, seeds)
+        request = MEASURED.trial_process_bytes(run_config_of(full), seeds)
         hidden = "x".join(str(h) for h in full["hidden_sizes"])
         print_fn(
             f"{seeds:>5} {full['num_envs_per_env_runner']:>4} {full['train_batch_size']:>6} "
@@ -119,7 +122,7 @@ def add_bench_memory_parser(subparsers: Any) -> Any:
 
     def handler(args: Any) -> int:
         if args.iterations < 1:
-            raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
+            raise ConfigError(f"--iterations must be >= 1, got {args.iterations}")
         run_memory_benchmark(iterations=args.iterations)
         return 0
 

@@ -1,4 +1,4 @@
-"""``tune-grid bench env | train | search | driver``: the benchmarks."""
+"""``tune-grid bench env | train | search | driver | memory``: the benchmarks."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    """Add ``bench {env,train,search,driver}`` to ``subparsers``."""
+    """Add ``bench {env,train,search,driver,memory}`` to ``subparsers``."""
     from tune_grid.bench.driver import add_bench_driver_parser
+    from tune_grid.bench.memory import add_bench_memory_parser
 
     parser = subparsers.add_parser("bench", help="benchmarks")
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -65,6 +66,7 @@ def add_bench_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     _add_train(benches)
     _add_search(benches)
     add_bench_driver_parser(benches)
+    add_bench_memory_parser(benches)
     return parser
 
 

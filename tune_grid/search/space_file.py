@@ -174,10 +174,23 @@ class SchedulerSettings(_Strict):
 
 
 class Resources(_Strict):
-    """CPUs and GPUs reserved for one trial (all its seeds)."""
+    """CPUs, GPUs and memory reserved for one trial (all its seeds)."""
 
     cpu: float = Field(default=1.0, gt=0)
     gpu: float = Field(default=0.0, ge=0)
+    memory: Literal["auto"] | float = "auto"
+    """GiB for the whole trial, or ``auto``: what tune_grid.search.resources's measured model
+    gives for the trial's seeds, envs, batch and network (docs/cluster.md)."""
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        number = float(value) if isinstance(value, str) and _FLOAT_RE.match(value) else value
+        if isinstance(number, bool) or not isinstance(number, int | float) or not number > 0:
+            raise ValueError("must be auto or a number of GiB > 0")
+        return float(number)
 
 
 class EvaluationSettings(_Strict):

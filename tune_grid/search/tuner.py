@@ -29,6 +29,7 @@ from tune_grid.results.export import (
 )
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
 from tune_grid.search.oracle_tasks import solve_on_ray
+from tune_grid.search.resources import TrialResources, trial_resources_of
 from tune_grid.search.resume_state import SNAPSHOT_FILE
 from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
 from tune_grid.search.spaces import optuna_space, tune_param_space
@@ -121,15 +122,12 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def trial_resources(config: dict[str, Any], cpu: float, gpu: float, seeds: int) -> Any:
-    """One bundle for the trial process (all seeds' learners) plus one CPU per env runner."""
+def trial_resources(config: dict[str, Any], resources: TrialResources, seeds: int) -> Any:
+    """The trial's placement group: its process (all seeds' learners: CPUs, GPUs, memory), then
+    one bundle per remote env runner (:class:`~tune_grid.search.resources.TrialResources`)."""
     from ray.tune import PlacementGroupFactory
 
-    head: dict[str, float] = {"CPU": cpu}
-    if gpu:
-        head["GPU"] = gpu
-    runners = int(config.get("num_env_runners", 0) or 0)
-    return PlacementGroupFactory([head] + [{"CPU": 1.0}] * (runners * seeds))
+    return PlacementGroupFactory(resources.bundles(config, seeds))
 
 
 def _fail_once() -> tuple[str, int] | None:
@@ -183,10 +181,7 @@ def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None =
         oracle=dict(oracle or {}),
     )
     resources = functools.partial(
-        trial_resources,
-        cpu=spec.resources_per_trial.cpu,
-        gpu=spec.resources_per_trial.gpu,
-        seeds=spec.seeds,
+        trial_resources, resources=trial_resources_of(spec), seeds=spec.seeds
     )
     return tune.with_resources(tune.with_parameters(train_trial, settings=settings), resources)
 
