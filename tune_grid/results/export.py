@@ -38,6 +38,7 @@ from tune_grid.results.parts import (
 from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
+    LINEAGE_COLUMNS,
     PARAM_PREFIX,
     TRIAL_COLUMNS,
     TRIALS_FILE,
@@ -210,6 +211,9 @@ def iteration_row(result: Mapping[str, Any]) -> dict[str, Any] | None:
         "node_id": str(result.get("node_id") or ""),
         "node_ip": str(result.get("node_ip") or ""),
         "seed": _int_or_none(result.get("seed")),
+        "exploits": _int_or_none(result.get("exploits")) or 0,
+        "parent_trial_id": result.get("parent_trial_id") or None,
+        "parent_iteration": _int_or_none(result.get("parent_iteration")),
     }
     for key, value in result.items():
         if key in row or key in _TUNE_KEYS or key in _BOOKKEEPING:
@@ -337,6 +341,8 @@ def trial_row(
         "node_id": last.get("node_id") or None,
         "node_ip": last.get("node_ip") or None,
         "checkpoint_path": evaluation.get("checkpoint_path") or best_checkpoint(record, meta.mode),
+        "exploits": int(last.get("exploits") or 0),
+        "parent_trial_id": last.get("parent_trial_id") or None,
     }
     names = list(meta.param_names) or sorted(k for k in record.config if k in _RUN_HINTS)
     for name in names:
@@ -360,7 +366,7 @@ def trials_table(
     records = sorted(records, key=lambda r: r.trial_id)
     trial_rows = [trial_row(r, meta, evaluation.get(r.trial_id)) for r in records]
     trial_schema = pa.schema(
-        [pa.field(n, t) for n, t in TRIAL_COLUMNS.items()]
+        [pa.field(n, t) for n, t in {**TRIAL_COLUMNS, **LINEAGE_COLUMNS["trials"]}.items()]
         + [pa.field(PARAM_PREFIX + n, param_type(n)) for n in _param_names(records, meta)]
     )
     return pa.Table.from_pylist(trial_rows, schema=trial_schema)
@@ -375,6 +381,7 @@ def iterations_table(
     sorted by trial_id and iteration."""
     iteration_rows: list[dict[str, Any]] = []
     extras: set[str] = set()
+    fixed = {**ITERATION_COLUMNS, **LINEAGE_COLUMNS["iterations"]}
     for record in sorted(records, key=lambda r: r.trial_id):
         if only is None:
             wanted: Iterable[int] = record.rows
@@ -386,10 +393,10 @@ def iterations_table(
             row = {k: v for k, v in record.rows[iteration].items() if k not in ("node_ip", "seed")}
             row["experiment"] = meta.experiment
             row["trial_id"] = record.trial_id
-            extras.update(k for k in row if k not in ITERATION_COLUMNS)
+            extras.update(k for k in row if k not in fixed)
             iteration_rows.append(row)
     iteration_schema = pa.schema(
-        [pa.field(n, t) for n, t in ITERATION_COLUMNS.items()]
+        [pa.field(n, t) for n, t in fixed.items()]
         + [pa.field(n, pa.float64()) for n in sorted(extras)]
     )
     return pa.Table.from_pylist(iteration_rows, schema=iteration_schema)

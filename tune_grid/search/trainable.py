@@ -6,6 +6,13 @@ seed's value in ``objective_per_seed``, and checkpoints all K algorithms in one 
 (``seed_<k>/``, each a tune-grid checkpoint, plus ``trial_state.json``). A restarted trial
 restores all K from ``tune.get_checkpoint()`` and continues the iteration counter.
 
+After every restore the run's optimizer and loss settings are written into each seed's learner
+(:func:`~tune_grid.training.hyperparams.apply_hyperparameters`): a population scheduler restarts
+a trial from another trial's checkpoint under new values, which RLlib's restore would override.
+Every row carries the values read back from the learners (``hp/<key>``) and the trial's lineage
+(``exploits``, ``parent_trial_id``, ``parent_iteration``; set in the checkpoint a population
+scheduler clones, see :mod:`tune_grid.search.population`).
+
 The trainable enforces the ``stop`` conditions itself, so a trial restored from a checkpoint that
 already met them ends at once instead of training again.
 """
@@ -53,6 +60,12 @@ class TrialState:
     time_total_s: float = 0.0
     restores: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    exploits: int = 0
+    """How often a population scheduler replaced this trial's weights by another trial's."""
+    parent_trial_id: str | None = None
+    """The trial whose checkpoint the last exploit cloned (None: never exploited)."""
+    parent_iteration: int | None = None
+    """That checkpoint's iteration in the parent trial."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +74,15 @@ class TrialState:
             "time_total_s": self.time_total_s,
             "restores": self.restores,
             "history": self.history,
+            **self.lineage(),
+        }
+
+    def lineage(self) -> dict[str, Any]:
+        """The lineage columns of every reported row."""
+        return {
+            "exploits": self.exploits,
+            "parent_trial_id": self.parent_trial_id,
+            "parent_iteration": self.parent_iteration,
         }
 
     @classmethod
@@ -71,6 +93,9 @@ class TrialState:
             time_total_s=float(data["time_total_s"]),
             restores=int(data.get("restores", 0)),
             history=list(data.get("history", [])),
+            exploits=int(data.get("exploits", 0)),
+            parent_trial_id=data.get("parent_trial_id"),
+            parent_iteration=data.get("parent_iteration"),
         )
 
 
@@ -166,10 +191,14 @@ def _save(
     (directory / STATE_FILE).write_text(json.dumps(state.to_json()) + "\n")
 
 
-def _restore(directory: Path, algos: list[Any]) -> TrialState:
+def _restore(directory: Path, algos: list[Any], runs: list[RunConfig]) -> TrialState:
+    """Restore every seed, then put the trial's own hyperparameters back into its learners."""
+    from tune_grid.training.hyperparams import apply_hyperparameters
+
     state = TrialState.from_json(json.loads((directory / STATE_FILE).read_text()))
-    for k, algo in enumerate(algos):
+    for k, (algo, run) in enumerate(zip(algos, runs, strict=True)):
         algo.restore_from_path(str((directory / SEED_DIR.format(k=k)).resolve()))
+        apply_hyperparameters(algo, run)
     state.restores += 1
     return state
 
@@ -178,6 +207,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable (use with ``tune.with_parameters(train_trial, settings=...)``)."""
     from ray import tune
 
+    from tune_grid.training.hyperparams import hyperparameter_columns
     from tune_grid.training.metrics import iteration_metrics
     from tune_grid.training.ppo import build_ppo_config
     from tune_grid.training.rllib_env import register_rllib_env
@@ -194,7 +224,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
-                state = _restore(Path(directory), algos)
+                state = _restore(Path(directory), algos, runs)
         if stop_reached(settings.stop, _counters(state)):
             return
         while True:
@@ -216,6 +246,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 num_seeds=settings.seeds,
                 node_id=node_id,
                 node_ip=node_ip,
+                **state.lineage(),
+                **hyperparameter_columns(algos),
             )
             state.history.append(_json_safe(row))
             with tempfile.TemporaryDirectory(prefix="tune_grid_ckpt_") as tmp:
