@@ -353,3 +353,20 @@ def test_files_without_lineage_columns_still_read() -> None:
     )
     with pytest.raises(ValueError, match="column 'exploits' is double, expected int64"):
         check_table(with_metadata(wrong, "iterations"), "iterations")
+
+
+def test_rows_a_trial_abandoned_are_left_out() -> None:
+    """Resumed from its checkpoint at iteration 5, a trial reports iteration 6 again and stops
+    there (it cloned weights further on): its old iteration 7 belongs to the abandoned path."""
+    record = TrialRecord(trial_id="a", status="TERMINATED", config={"seed": 0})
+    for i in range(1, 8):
+        record.add_result({"iteration": i, "objective": 1.0, "reported_at": float(i)})
+    record.add_result({"iteration": 6, "objective": 2.0, "reported_at": 8.0})
+    trials, iterations = build_tables([record], SearchMeta(experiment="p"))
+    assert iterations.column("iteration").to_pylist() == [1, 2, 3, 4, 5, 6]
+    assert trials.column("iterations").to_pylist() == [6]
+    assert trials.column("last_objective").to_pylist() == [2.0]
+    unstamped = TrialRecord(trial_id="b")
+    for i in (3, 1):
+        unstamped.add_result({"iteration": i, "objective": 1.0})
+    assert build_tables([unstamped], SearchMeta(experiment="p"))[1].num_rows == 2

@@ -12,7 +12,9 @@ Three entry points share one table builder, so every path writes the same rows:
   (``merge=True``: it never drops a trial or row they had); ``tune-grid export DIR`` runs it.
 
 Rows are keyed by (trial_id, iteration); a later report of the same iteration (after a restore)
-replaces the earlier one, so retried iterations are never duplicated.
+replaces the earlier one, so retried iterations are never duplicated. Rows a trial abandoned (it
+restarted from an earlier checkpoint and reported a smaller iteration later: a resumed population
+search can then take another path) are left out (:func:`current_rows`).
 """
 
 from __future__ import annotations
@@ -167,6 +169,19 @@ class TrialRecord:
         return int(row["iteration"])
 
 
+def current_rows(rows: Mapping[int, Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+    """``rows`` without those reported before a row of a smaller iteration (by ``reported_at``;
+    rows without it are kept): the trial went back to an earlier checkpoint after them."""
+    stamped = [(_float(row.get("reported_at")), it) for it, row in rows.items()]
+    stamped = sorted((t, it) for t, it in stamped if not math.isnan(t))
+    abandoned, smallest_later = set(), math.inf
+    for _, iteration in reversed(stamped):
+        if iteration > smallest_later:
+            abandoned.add(iteration)
+        smallest_later = min(smallest_later, iteration)
+    return {it: row for it, row in rows.items() if it not in abandoned}
+
+
 def _float(value: Any) -> float:
     if value is None or isinstance(value, bool):
         return math.nan
@@ -302,7 +317,7 @@ def trial_row(
     record: TrialRecord, meta: SearchMeta, evaluation: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """One ``trials.parquet`` row."""
-    rows = record.rows
+    rows = current_rows(record.rows)
     last = rows[max(rows)] if rows else {}
     best_value, best_iteration = _best(rows, meta.mode)
     base_seed = _int_or_none(record.config.get("seed"))
@@ -383,14 +398,15 @@ def iterations_table(
     extras: set[str] = set()
     fixed = {**ITERATION_COLUMNS, **LINEAGE_COLUMNS["iterations"]}
     for record in sorted(records, key=lambda r: r.trial_id):
+        rows = current_rows(record.rows)
         if only is None:
-            wanted: Iterable[int] = record.rows
+            wanted: Iterable[int] = rows
         elif record.trial_id in only:
-            wanted = [i for i in only[record.trial_id] if i in record.rows]
+            wanted = [i for i in only[record.trial_id] if i in rows]
         else:
             continue
         for iteration in sorted(wanted):
-            row = {k: v for k, v in record.rows[iteration].items() if k not in ("node_ip", "seed")}
+            row = {k: v for k, v in rows[iteration].items() if k not in ("node_ip", "seed")}
             row["experiment"] = meta.experiment
             row["trial_id"] = record.trial_id
             extras.update(k for k in row if k not in fixed)
