@@ -422,3 +422,54 @@ def baselines_plot(frame: pd.DataFrame, title: str, path: Path) -> Path | None:
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
     return _save(figure, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Population-based training
+
+
+def population_schedules(
+    trials: pd.DataFrame, iterations: pd.DataFrame, best: str | None, title: str, path: Path
+) -> Path | None:
+    """One panel per varying ``hp/<key>``: for every trial of the final population, the values
+    its final weights were trained under against env steps (along its ancestry, so a copy
+    continues the parent's line); dots mark the copies, the best trial is drawn thick."""
+    from analysis.population import ancestry, schedule_columns
+
+    columns = schedule_columns(iterations)
+    ids = [t for t in trials["trial_id"] if t in set(iterations["trial_id"])]
+    if not columns or not ids:
+        return None
+    figure = _figure(11, 2.6 * len(columns) + 0.6)
+    axes = figure.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
+    colors = colormaps["tab10"]
+    for index, trial_id in enumerate(sorted(ids, key=lambda t: t == best)):
+        rows = ancestry(iterations, trial_id)
+        is_best = trial_id == best
+        color = "black" if is_best else colors(index % 10)
+        label = f"{trial_id} (best)" if is_best else trial_id
+        # A row's value was in effect during the iteration that ended at its env steps.
+        copied = rows["segment"].diff().fillna(0) > 0
+        copy_steps = rows["env_steps"].shift(1)[copied]
+        for ax, column in zip(axes, columns, strict=True):
+            ax.step(
+                rows["env_steps"],
+                rows[column],
+                where="pre",
+                color=color,
+                linewidth=2.4 if is_best else 1.2,
+                alpha=1.0 if is_best else 0.75,
+                label=label,
+            )
+            ax.plot(copy_steps, rows.loc[copied, column], "o", color=color, markersize=4)
+    for ax, column in zip(axes, columns, strict=True):
+        values = iterations[column].dropna().to_numpy(dtype=float)
+        if values.size and values.min() > 0 and values.max() / values.min() > 5:
+            ax.set_yscale("log")
+        ax.set_ylabel(column.removeprefix("hp/"))
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("env steps of the weights")
+    axes[-1].xaxis.set_major_formatter(EngFormatter())
+    axes[0].legend(fontsize=7, loc="best", ncol=2)
+    figure.suptitle(f"{title}: values read back from the learners (dots: copied another trial)")
+    return _save(figure, path)

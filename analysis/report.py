@@ -21,6 +21,7 @@ from analysis.budget import at_budget, comparison_budget
 from analysis.early_stopping import early_stopping_tables, rung_unit
 from analysis.importance import importance_table
 from analysis.load import Results, StopBound, load_results
+from analysis.population import best_trial, is_population, lineage_table
 from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from analysis.tables import (
     ALL_EXPERIMENTS,
@@ -83,6 +84,7 @@ def build_report(
     _curves_section(page, results, plots_dir, options)
     _importance_section(page, results, out, plots_dir, seed)
     _early_stopping_section(page, results, out, plots_dir)
+    _population_section(page, results, out, plots_dir)
     _baselines_section(page, results, out, plots_dir)
     _methods_section(page, n_resamples, confidence, seed)
     _files_section(page, out)
@@ -273,6 +275,41 @@ def _early_stopping_section(page: _Page, results: Results, out: Path, plots_dir:
             _figure(page, path, f"{name}: where trials ended, and compute saved")
 
 
+def _population_section(page: _Page, results: Results, out: Path, plots_dir: Path) -> None:
+    names = [n for n in results.experiments if is_population(results.experiment_iterations(n))]
+    if not names:
+        return
+    page.add("<h2 id='population'>Population-based training</h2>")
+    page.add(
+        "<p class='note'>Values are read back from each trial's learners every iteration "
+        "(hp/&lt;key&gt; in iterations.parquet), along the ancestry of the trial's final weights: "
+        "a trial that copied another continues that trial's line from the copied checkpoint."
+        "</p>"
+    )
+    for name in names:
+        trials, iterations = results.experiment_trials(name), results.experiment_iterations(name)
+        best = best_trial(trials, name)
+        path = plots.population_schedules(
+            trials,
+            iterations,
+            best,
+            f"{name}: hyperparameter schedules",
+            plots_dir / f"population_{plots.slug(name)}.png",
+        )
+        if path is not None:
+            _figure(page, path, f"{name}: hyperparameter schedules of the final population")
+        if best is None:
+            continue
+        table = lineage_table(iterations, best)
+        page.tables += write_table(table, out, f"lineage_{plots.slug(name)}")
+        page.add(f"<h3>{_e(name)}: lineage of the best trial {_e(best)}</h3>")
+        page.add(
+            "<p class='note'>Oldest first: the trial that trained the weights from "
+            "from_env_steps to to_env_steps, and the trial and iteration it copied them from.</p>"
+        )
+        page.add(_table(table))
+
+
 def _baselines_section(page: _Page, results: Results, out: Path, plots_dir: Path) -> None:
     table = baseline_table(results)
     page.tables += write_table(table, out, "baselines")
@@ -405,6 +442,7 @@ def _document(page: _Page) -> str:
             ("curves", "Learning curves"),
             ("importance", "Importance"),
             ("early-stopping", "Early stopping"),
+            ("population", "PBT"),
             ("baselines", "Baselines"),
             ("methods", "Methods"),
         )

@@ -514,7 +514,7 @@ def _trial_row(experiment: str, label: str, row: pd.Series, reference: float) ->
 
 def format_value(value: Any) -> str:
     """Compact text for tables: 4 significant digits, thousands kept whole; blank for NaN."""
-    if value is None:
+    if value is None or value is pd.NA:
         return ""
     if isinstance(value, bool | np.bool_):
         return str(bool(value))

@@ -23,7 +23,18 @@ SPACE: dict[str, Any] = {
 }
 
 
+POPULATION: dict[str, Any] = {
+    "time_attr": "env_steps",
+    "perturbation_interval": 8000,
+    "hyperparam_mutations": {"clip_param": {"type": "uniform", "low": 0.1, "high": 0.3}},
+}
+
+
 def _spec(scheduler: dict[str, Any]) -> Any:
+    kind = SCHEDULERS.get(scheduler["type"])
+    if kind is not None and kind.population:  # the keys a population scheduler needs
+        extra = {"search": {"algorithm": "random"}, "checkpoint_num_to_keep": 4}
+        return parse_space({**SPACE, **extra, "scheduler": {**POPULATION, **scheduler}})
     return parse_space({**SPACE, "scheduler": scheduler})
 
 
@@ -46,9 +57,10 @@ def test_asha_uses_the_files_rungs_and_fifo_stops_nothing() -> None:
 
 def test_unknown_scheduler_lists_the_registered_ones() -> None:
     with pytest.raises(
-        SpaceFileError, match="scheduler.type: got 'pbt'; allowed: 'asha' or 'fifo'"
+        SpaceFileError,
+        match="scheduler.type: got 'hyperband'; allowed: 'asha', 'fifo', 'pbt' or 'pb2'",
     ):
-        _spec({"type": "pbt"})
+        _spec({"type": "hyperband"})
 
 
 def test_a_scheduler_without_a_piece_is_refused() -> None:

@@ -137,7 +137,11 @@ def test_yaml_11_exponents_are_numbers(tmp_path: Path) -> None:
         (lambda d: d["space"]["lr"].update(lowx=1), "space.lr.lowx", "allowed: type, low"),
         (lambda d: d.update(bogus=1), "bogus", "unknown key; allowed: experiment"),
         (lambda d: d.update(scheduler={"max_tt": 3}), "scheduler.max_tt", "unknown key"),
-        (lambda d: d.update(scheduler={"type": "pbt"}), "scheduler.type", "'asha' or 'fifo'"),
+        (
+            lambda d: d.update(scheduler={"type": "hyperband"}),
+            "scheduler.type",
+            "'asha', 'fifo', 'pbt' or 'pb2'",
+        ),
         (
             lambda d: d.update(scheduler={"grace_period": 9, "max_t": 3}),
             "scheduler.grace_period",

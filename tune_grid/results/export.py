@@ -12,7 +12,9 @@ Three entry points share one table builder, so every path writes the same rows:
   (``merge=True``: it never drops a trial or row they had); ``tune-grid export DIR`` runs it.
 
 Rows are keyed by (trial_id, iteration); a later report of the same iteration (after a restore)
-replaces the earlier one, so retried iterations are never duplicated.
+replaces the earlier one, so retried iterations are never duplicated. Rows a trial abandoned (it
+restarted from an earlier checkpoint and reported a smaller iteration later: a resumed population
+search can then take another path) are left out (:func:`current_rows`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from tune_grid.results.parts import (
 from tune_grid.results.schema import (
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
+    LINEAGE_COLUMNS,
     PARAM_PREFIX,
     STOP_KEY,
     TRIAL_COLUMNS,
@@ -168,6 +171,19 @@ class TrialRecord:
         return int(row["iteration"])
 
 
+def current_rows(rows: Mapping[int, Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+    """``rows`` without those reported before a row of a smaller iteration (by ``reported_at``;
+    rows without it are kept): the trial went back to an earlier checkpoint after them."""
+    stamped = [(_float(row.get("reported_at")), it) for it, row in rows.items()]
+    stamped = sorted((t, it) for t, it in stamped if not math.isnan(t))
+    abandoned, smallest_later = set(), math.inf
+    for _, iteration in reversed(stamped):
+        if iteration > smallest_later:
+            abandoned.add(iteration)
+        smallest_later = min(smallest_later, iteration)
+    return {it: row for it, row in rows.items() if it not in abandoned}
+
+
 def _float(value: Any) -> float:
     if value is None or isinstance(value, bool):
         return math.nan
@@ -214,6 +230,9 @@ def iteration_row(result: Mapping[str, Any]) -> dict[str, Any] | None:
         "node_id": str(result.get("node_id") or ""),
         "node_ip": str(result.get("node_ip") or ""),
         "seed": _int_or_none(result.get("seed")),
+        "exploits": _int_or_none(result.get("exploits")) or 0,
+        "parent_trial_id": result.get("parent_trial_id") or None,
+        "parent_iteration": _int_or_none(result.get("parent_iteration")),
     }
     for key, value in result.items():
         if key in row or key in _TUNE_KEYS or key in _BOOKKEEPING:
@@ -303,7 +322,7 @@ def trial_row(
     record: TrialRecord, meta: SearchMeta, evaluation: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """One ``trials.parquet`` row."""
-    rows = record.rows
+    rows = current_rows(record.rows)
     last = rows[max(rows)] if rows else {}
     best_value, best_iteration = _best(rows, meta.mode)
     best = rows[best_iteration] if best_iteration is not None else {}
@@ -347,6 +366,8 @@ def trial_row(
         "node_id": last.get("node_id") or None,
         "node_ip": last.get("node_ip") or None,
         "checkpoint_path": evaluation.get("checkpoint_path") or best_checkpoint(record, meta.mode),
+        "exploits": int(last.get("exploits") or 0),
+        "parent_trial_id": last.get("parent_trial_id") or None,
     }
     names = list(meta.param_names) or sorted(k for k in record.config if k in _RUN_HINTS)
     for name in names:
@@ -370,7 +391,7 @@ def trials_table(
     records = sorted(records, key=lambda r: r.trial_id)
     trial_rows = [trial_row(r, meta, evaluation.get(r.trial_id)) for r in records]
     trial_schema = pa.schema(
-        [pa.field(n, t) for n, t in TRIAL_COLUMNS.items()]
+        [pa.field(n, t) for n, t in {**TRIAL_COLUMNS, **LINEAGE_COLUMNS["trials"]}.items()]
         + [pa.field(PARAM_PREFIX + n, param_type(n)) for n in _param_names(records, meta)]
     )
     table = pa.Table.from_pylist(trial_rows, schema=trial_schema)
@@ -386,21 +407,23 @@ def iterations_table(
     sorted by trial_id and iteration."""
     iteration_rows: list[dict[str, Any]] = []
     extras: set[str] = set()
+    fixed = {**ITERATION_COLUMNS, **LINEAGE_COLUMNS["iterations"]}
     for record in sorted(records, key=lambda r: r.trial_id):
+        rows = current_rows(record.rows)
         if only is None:
-            wanted: Iterable[int] = record.rows
+            wanted: Iterable[int] = rows
         elif record.trial_id in only:
-            wanted = [i for i in only[record.trial_id] if i in record.rows]
+            wanted = [i for i in only[record.trial_id] if i in rows]
         else:
             continue
         for iteration in sorted(wanted):
-            row = {k: v for k, v in record.rows[iteration].items() if k not in ("node_ip", "seed")}
+            row = {k: v for k, v in rows[iteration].items() if k not in ("node_ip", "seed")}
             row["experiment"] = meta.experiment
             row["trial_id"] = record.trial_id
-            extras.update(k for k in row if k not in ITERATION_COLUMNS)
+            extras.update(k for k in row if k not in fixed)
             iteration_rows.append(row)
     iteration_schema = pa.schema(
-        [pa.field(n, t) for n, t in ITERATION_COLUMNS.items()]
+        [pa.field(n, t) for n, t in fixed.items()]
         + [pa.field(n, pa.float64()) for n in sorted(extras)]
     )
     return pa.Table.from_pylist(iteration_rows, schema=iteration_schema)

@@ -12,6 +12,10 @@ A search experiment folder holds:
   ``ITERATION_COLUMNS`` and any further reported numeric metric under its flattened name
   (``/`` kept, e.g. ``timers/sample_s``).
 
+Both files also carry the lineage columns of :data:`LINEAGE_COLUMNS` (population-based training:
+which trial's checkpoint a trial cloned); every writer writes them, and files written before they
+existed read as trials that never cloned one.
+
 Both files carry ``tune_grid.schema_version`` in their Parquet key-value metadata; readers refuse
 files of another version with a one-line error.
 
@@ -131,6 +135,19 @@ ITERATION_COLUMNS: dict[str, pa.DataType] = {
     "node_id": pa.string(),
 }
 
+LINEAGE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "trials": {
+        "exploits": pa.int64(),  # how often the trial's weights were replaced by another's
+        "parent_trial_id": pa.string(),  # the trial its last exploit cloned; null: none
+    },
+    "iterations": {
+        "exploits": pa.int64(),  # exploits up to this iteration
+        "parent_trial_id": pa.string(),  # the trial the weights were last cloned from
+        "parent_iteration": pa.int64(),  # the cloned checkpoint's iteration in that trial
+    },
+}
+"""Typed columns every writer adds; a reader accepts files without them (written before)."""
+
 _COLUMNS_BY_KIND = {"trials": TRIAL_COLUMNS, "iterations": ITERATION_COLUMNS}
 
 
@@ -159,9 +176,16 @@ def check_table(table: pa.Table, kind: str, source: str = "table") -> None:
     for name, dtype in _COLUMNS_BY_KIND[kind].items():
         if name not in table.column_names:
             raise ResultsSchemaError(f"{source}: missing column {name!r} of the {kind} schema")
-        actual = table.schema.field(name).type
-        if actual != dtype and not (pa.types.is_null(actual)):
-            raise ResultsSchemaError(f"{source}: column {name!r} is {actual}, expected {dtype}")
+        _check_type(table, name, dtype, source)
+    for name, dtype in LINEAGE_COLUMNS[kind].items():
+        if name in table.column_names:
+            _check_type(table, name, dtype, source)
+
+
+def _check_type(table: pa.Table, name: str, dtype: pa.DataType, source: str) -> None:
+    actual = table.schema.field(name).type
+    if actual != dtype and not (pa.types.is_null(actual)):
+        raise ResultsSchemaError(f"{source}: column {name!r} is {actual}, expected {dtype}")
 
 
 def read_results(path: str | Path, kind: str) -> pa.Table:

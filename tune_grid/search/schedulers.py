@@ -3,8 +3,9 @@
 An entry says how its settings are checked, how it becomes a Ray Tune scheduler, what it maps to
 in a W&B sweep and how its stops read in the results (:mod:`tune_grid.results.early_stop`). A new
 scheduler is one :func:`register` call, plus its keys in ``SchedulerSettings`` when it takes keys
-of its own. A population scheduler (PBT/PB2) would read ``spec.space`` in ``build`` for its
-mutations and use the ``never`` reading: it replaces weights instead of stopping trials.
+of its own. The population schedulers (``pbt``, ``pb2``) read ``hyperparam_mutations`` and use the
+``never`` reading: they replace a trial's weights and hyperparameters instead of stopping it; the
+search file's rules for them across keys are in ``space_file`` (``population=True``).
 
 Importing this module does not import Ray; ``build`` imports it when called.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tune_grid.results.early_stop import NEVER, RUNG, StopReading
 from tune_grid.search.rules import RuleBroken
+from tune_grid.training.hyperparams import MUTABLE_KEYS, why_not_mutable
 
 if TYPE_CHECKING:
     from tune_grid.search.space_file import SchedulerSettings, SpaceFile
@@ -39,6 +41,8 @@ class SchedulerType:
     """The W&B sweep's ``early_terminate`` block, or None for none."""
     stops: StopReading
     """What ``stopped_early`` means for its trials."""
+    population: bool
+    """Whether trials clone each other's checkpoints (reads ``hyperparam_mutations``)."""
 
 
 SCHEDULERS: dict[str, SchedulerType] = {}
@@ -57,6 +61,8 @@ def register(kind: SchedulerType) -> SchedulerType:
             raise ValueError(f"scheduler {kind.name!r}: {field.name} must be a function")
     if not isinstance(kind.stops, StopReading):
         raise ValueError(f"scheduler {kind.name!r}: stops must be a StopReading")
+    if not isinstance(kind.population, bool):
+        raise ValueError(f"scheduler {kind.name!r}: population must be true or false")
     SCHEDULERS[kind.name] = kind
     return kind
 
@@ -110,6 +116,7 @@ register(
         build=_build_asha,
         wandb_early_terminate=_wandb_hyperband,
         stops=RUNG,
+        population=False,
     )
 )
 
@@ -131,5 +138,82 @@ register(
         build=_build_fifo,
         wandb_early_terminate=lambda spec: None,
         stops=NEVER,
+        population=False,
+    )
+)
+
+
+# --- pbt, pb2 -----------------------------------------------------------------------------------
+
+
+def _check_population(settings: SchedulerSettings) -> None:
+    if not settings.hyperparam_mutations:
+        raise RuleBroken(
+            "hyperparam_mutations", f"name at least one key to mutate ({', '.join(MUTABLE_KEYS)})"
+        )
+    for key in settings.hyperparam_mutations:
+        reason = why_not_mutable(key)
+        if reason is not None:
+            raise RuleBroken(
+                f"hyperparam_mutations.{key}",
+                f"cannot change mid-run: it {reason}; mutable: {', '.join(MUTABLE_KEYS)}",
+            )
+    if settings.time_attr != "env_steps":
+        raise RuleBroken(
+            "time_attr",
+            "must be env_steps: trials are perturbed at env-step intervals of their weights' "
+            f"training, got {settings.time_attr}",
+        )
+    if settings.perturbation_interval is None:
+        raise RuleBroken("perturbation_interval", "required: env steps between perturbations")
+
+
+def _check_pb2(settings: SchedulerSettings) -> None:
+    _check_population(settings)
+    if "resample_probability" in settings.model_fields_set:
+        raise RuleBroken("resample_probability", "read by pbt only (pb2 picks values by a GP)")
+    for key, param in settings.hyperparam_mutations.items():
+        if param.kind.grid_values is not None:
+            raise RuleBroken(
+                f"hyperparam_mutations.{key}.type",
+                "pb2 fits a Gaussian process on continuous ranges: use loguniform or uniform, "
+                f"got {param.type}",
+            )
+
+
+def _build_pbt(spec: SpaceFile) -> Any:
+    from tune_grid.search.population import build_pbt
+
+    return build_pbt(spec)
+
+
+def _build_pb2(spec: SpaceFile) -> Any:
+    from tune_grid.search.population import build_pb2
+
+    return build_pb2(spec)
+
+
+register(
+    SchedulerType(
+        name="pbt",
+        summary="population-based training: every perturbation_interval env steps the bottom "
+        "quantile clones a top trial's checkpoint and mutates its hyperparameters",
+        check=_check_population,
+        build=_build_pbt,
+        wandb_early_terminate=lambda spec: None,
+        stops=NEVER,
+        population=True,
+    )
+)
+register(
+    SchedulerType(
+        name="pb2",
+        summary="population-based bandits: like pbt, but a Gaussian process picks the new values "
+        "within the mutation ranges",
+        check=_check_pb2,
+        build=_build_pb2,
+        wandb_early_terminate=lambda spec: None,
+        stops=NEVER,
+        population=True,
     )
 )

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import typing
 from collections.abc import Collection, Iterator, Mapping
@@ -145,14 +146,24 @@ class SearchSettings(_Strict):
 
 
 class SchedulerSettings(_Strict):
-    """``type``: an entry of :data:`tune_grid.search.schedulers.SCHEDULERS` (``asha`` with its
-    rungs, or ``fifo``); the rung keys are read by ``asha`` only."""
+    """``type``: an entry of :data:`tune_grid.search.schedulers.SCHEDULERS`: ``asha`` with its
+    rungs, ``fifo``, or a population scheduler (``pbt``, ``pb2``) with its perturbation keys and
+    ``hyperparam_mutations`` (written like ``space`` entries). The rung keys are read by ``asha``
+    only; the perturbation keys by the population schedulers only."""
 
     type: str = "asha"
     time_attr: TimeAttr = "env_steps"
     max_t: int = Field(default=100_000, ge=1)
     grace_period: int = Field(default=10_000, ge=1)
     reduction_factor: float = Field(default=2.0, gt=1.0)
+    perturbation_interval: float | None = Field(default=None, gt=0)
+    """Env steps between two perturbations of a trial (population schedulers)."""
+    quantile_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    """Share of the population that clones the top share (population schedulers)."""
+    resample_probability: float = Field(default=0.25, ge=0, le=1)
+    """Chance that ``pbt`` draws a mutated value anew from its range instead of scaling it."""
+    hyperparam_mutations: dict[str, ParamSpec] = Field(default_factory=dict)
+    """The keys a population scheduler changes mid-run, each with its range."""
 
     @field_validator("type", mode="before")
     @classmethod
@@ -161,6 +172,10 @@ class SchedulerSettings(_Strict):
 
     @model_validator(mode="after")
     def _check_rules(self) -> SchedulerSettings:
+        if not self.kind.population:
+            for key in POPULATION_KEYS:
+                if key in self.model_fields_set:
+                    raise _key_error(key, f"read by {allowed_text(_population_names())} only")
         try:
             self.kind.check(self)
         except RuleBroken as exc:
@@ -171,6 +186,19 @@ class SchedulerSettings(_Strict):
     def kind(self) -> SchedulerType:
         """The registry entry of this scheduler type."""
         return SCHEDULERS[self.type]
+
+
+POPULATION_KEYS = (
+    "perturbation_interval",
+    "quantile_fraction",
+    "resample_probability",
+    "hyperparam_mutations",
+)
+"""The scheduler keys read by population schedulers only."""
+
+
+def _population_names() -> list[str]:
+    return [name for name, kind in SCHEDULERS.items() if kind.population]
 
 
 class Resources(_Strict):
@@ -270,7 +298,7 @@ class SpaceFile(_Strict):
             raise _key_error(
                 "experiment", f"must be letters, digits, '_', '.', '-', got {self.experiment!r}"
             )
-        if not self.space:
+        if not self.space and not self.scheduler.hyperparam_mutations:
             raise _key_error("space", "must name at least one parameter to search")
         if not self.stop:
             raise _key_error("stop", f"needs at least one of {', '.join(STOP_KEYS)}")
@@ -278,6 +306,13 @@ class SpaceFile(_Strict):
             if value <= 0:
                 raise _key_error(f"stop.{key}", f"must be > 0, got {_num(value)}")
         return self
+
+    @property
+    def initial_space(self) -> dict[str, ParamSpec]:
+        """The parameters each trial starts from: ``space``, plus each mutated key that ``space``
+        lacks (drawn from its mutation range)."""
+        mutations = self.scheduler.hyperparam_mutations
+        return {**self.space, **{k: v for k, v in mutations.items() if k not in self.space}}
 
     @property
     def resolved_mode(self) -> str:
@@ -430,11 +465,11 @@ def _yaml_number(value: Any, hint: Any) -> Any:
     return value
 
 
-def _check_types(name: str, param: ParamSpec, file: str | Path) -> None:
+def _check_types(name: str, param: ParamSpec, file: str | Path, where: str = "space") -> None:
     try:
         param.kind.check_field_type(param, name, _RUN_HINTS[name])
     except RuleBroken as exc:
-        raise SpaceFileError(file, f"space.{name}.{exc.key}", exc.message) from None
+        raise SpaceFileError(file, f"{where}.{name}.{exc.key}", exc.message) from None
 
 
 def _other_combinations(spec: SpaceFile, skip: str) -> Iterator[dict[str, Any]]:
@@ -504,6 +539,8 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
         for key, value in param.kind.run_values(param):
             _check_value(spec, name, value, f"space.{name}.{key}", file)
     check_budgets(spec, file)
+    if spec.scheduler.kind.population:
+        _check_population(spec, file)
     if spec.search.algorithm == "grid":
         discrete = ", ".join(n for n, kind in DISTRIBUTIONS.items() if kind.grid_values)
         for name, param in spec.space.items():
@@ -541,4 +578,60 @@ def check_budgets(spec: SpaceFile, file: str | Path = "<space>") -> None:
             file,
             "stop.training_iteration",
             f"{why}; write stop: {{env_steps: N}}",
+        )
+
+
+def smallest_batch(spec: SpaceFile) -> int:
+    """The smallest ``train_batch_size`` a trial of the search can have (env steps/iteration)."""
+    if "train_batch_size" in spec.fixed:
+        return int(spec.fixed["train_batch_size"])
+    if "train_batch_size" in spec.space:
+        return int(min(spec.space["train_batch_size"].candidates()))
+    return int(RunConfig.train_batch_size)
+
+
+def checkpoints_needed(spec: SpaceFile) -> int:
+    """Checkpoints a trial must keep under a population scheduler.
+
+    A trial clones the checkpoint a top trial saved at that trial's last perturbation, up to one
+    perturbation interval (``interval / smallest batch`` iterations, each saving a checkpoint)
+    earlier; Tune keeps the newest ``checkpoint_num_to_keep``, so one more plus a margin of one.
+    """
+    interval = spec.scheduler.perturbation_interval or 0.0
+    return math.ceil(interval / smallest_batch(spec)) + 2
+
+
+def _check_population(spec: SpaceFile, file: str | Path) -> None:
+    """Rules of a population scheduler across the file: searcher, population, mutated keys
+    against ``fixed`` and RunConfig, and checkpoint retention."""
+    name = spec.scheduler.type
+    if spec.search.algorithm not in ("random", "grid"):
+        raise SpaceFileError(
+            file,
+            "search.algorithm",
+            f"scheduler {name} chooses its population itself (Ray Tune's population schedulers "
+            f"take no searcher): use random or grid, got {spec.search.algorithm}",
+        )
+    if spec.search.algorithm == "random" and spec.num_samples < 2:
+        raise SpaceFileError(
+            file, "num_samples", f"scheduler {name} needs a population of >= 2 trials"
+        )
+    for key, param in spec.scheduler.hyperparam_mutations.items():
+        where = f"scheduler.hyperparam_mutations.{key}"
+        if key in spec.fixed:
+            raise SpaceFileError(
+                file, where, "is also set in fixed; a mutated key starts from space or its range"
+            )
+        _check_types(key, param, file, "scheduler.hyperparam_mutations")
+        for arg, value in param.kind.run_values(param):
+            _check_value(spec, key, value, f"{where}.{arg}", file)
+    needed = checkpoints_needed(spec)
+    if spec.checkpoint_num_to_keep < needed:
+        interval = spec.scheduler.perturbation_interval or 0.0
+        raise SpaceFileError(
+            file,
+            "checkpoint_num_to_keep",
+            f"must be >= {needed} with scheduler {name} (perturbation_interval {_num(interval)} / "
+            f"train_batch_size {smallest_batch(spec)}, + 2): a trial clones checkpoints up to "
+            f"one interval old, got {spec.checkpoint_num_to_keep}",
         )

@@ -33,12 +33,13 @@ def tune_domain(param: ParamSpec) -> Any:
 
 
 def tune_param_space(spec: SpaceFile) -> dict[str, Any]:
-    """``fixed`` constants plus one domain per searched parameter (grid_search for ``grid``)."""
+    """``fixed`` constants plus one domain per searched parameter (grid_search for ``grid``);
+    a mutated key that ``space`` lacks is drawn from its mutation range."""
     from ray import tune
 
     space: dict[str, Any] = {k: encode_value(v) for k, v in spec.fixed_config().items()}
-    for name, param in spec.space.items():
-        if spec.search.algorithm == "grid":
+    for name, param in spec.initial_space.items():
+        if spec.search.algorithm == "grid" and name in spec.space:
             space[name] = tune.grid_search([encode_value(v) for v in param.grid_values()])
         else:
             space[name] = tune_domain(param)
@@ -65,7 +66,7 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     """
     method = {"optuna": "bayes", "random": "random", "grid": "grid"}[spec.search.algorithm]
     parameters: dict[str, Any] = {k: {"value": v} for k, v in spec.fixed_config().items()}
-    for name, param in spec.space.items():
+    for name, param in spec.initial_space.items():
         parameters[name] = param.kind.wandb_parameter(param)
     sweep: dict[str, Any] = {
         "name": spec.experiment,

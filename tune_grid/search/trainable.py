@@ -14,6 +14,16 @@ holds all K algorithms (``seed_<k>/``, each a tune-grid checkpoint with its rand
 ``trial_state.json``). A restarted trial restores all K from ``tune.get_checkpoint()`` and
 continues the counters; it enforces the ``stop`` conditions itself, so a trial restored from a
 checkpoint that already met them ends at once instead of training again.
+
+After every restore the run's optimizer and loss settings are written into each seed's learner
+(:func:`~tune_grid.training.hyperparams.apply_hyperparameters`): a population scheduler restarts
+a trial from another trial's checkpoint under new values, which RLlib's restore would override.
+Every row carries the values read back from the learners (``hp/<key>``) and the trial's lineage
+(``exploits``, ``parent_trial_id``, ``parent_iteration``; set in the checkpoint a population
+scheduler clones, see :mod:`tune_grid.search.population`).
+
+The trainable enforces the ``stop`` conditions itself, so a trial restored from a checkpoint that
+already met them ends at once instead of training again.
 """
 
 from __future__ import annotations
@@ -47,6 +57,9 @@ class TrialSettings:
     mode: str
     stop: dict[str, float]
     fail_once: tuple[str, int] | None = None
+    every_iteration: bool = False
+    """Validate and checkpoint at every iteration (population schedulers compare trials' latest
+    objectives and clone their latest checkpoints)."""
     oracle: dict[str, dict[str, float]] = field(default_factory=dict)
     """Oracle objective per validation date, by :func:`tune_grid.oracle.config_key` of the env
     config it was solved for (solved by the driver before the trials start)."""
@@ -69,6 +82,12 @@ class TrialState:
     history: list[dict[str, Any]] = field(default_factory=list)
     validation: dict[str, Any] = field(default_factory=dict)
     """The latest validation's row values (``val_*``, per seed, ``val_env_steps``)."""
+    exploits: int = 0
+    """How often a population scheduler replaced this trial's weights by another trial's."""
+    parent_trial_id: str | None = None
+    """The trial whose checkpoint the last exploit cloned (None: never exploited)."""
+    parent_iteration: int | None = None
+    """That checkpoint's iteration in the parent trial."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +97,15 @@ class TrialState:
             "restores": self.restores,
             "history": self.history,
             "validation": _json_safe(self.validation),
+            **self.lineage(),
+        }
+
+    def lineage(self) -> dict[str, Any]:
+        """The lineage columns of every reported row."""
+        return {
+            "exploits": self.exploits,
+            "parent_trial_id": self.parent_trial_id,
+            "parent_iteration": self.parent_iteration,
         }
 
     @classmethod
@@ -89,6 +117,9 @@ class TrialState:
             restores=int(data.get("restores", 0)),
             history=list(data.get("history", [])),
             validation=_from_json(dict(data.get("validation", {}))),
+            exploits=int(data.get("exploits", 0)),
+            parent_trial_id=data.get("parent_trial_id"),
+            parent_iteration=data.get("parent_iteration"),
         )
 
     @property
@@ -224,8 +255,13 @@ def _save(
 
 
 def _restore(directory: Path, group: Any) -> TrialState:
+    """Restore every seed, then put the trial's own hyperparameters back into its learners."""
+    from tune_grid.training.hyperparams import apply_hyperparameters
+
     state = TrialState.from_json(json.loads((directory / STATE_FILE).read_text()))
     group.restore([directory / SEED_DIR.format(k=k) for k in range(len(group.algos))])
+    for algo, run in zip(group.algos, group.runs, strict=True):
+        apply_hyperparameters(algo, run)
     state.restores += 1
     return state
 
@@ -234,6 +270,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable (use with ``tune.with_parameters(train_trial, settings=...)``)."""
     from ray import tune
 
+    from tune_grid.training.hyperparams import hyperparameter_columns
     from tune_grid.training.seed_group import SeedGroup
     from tune_grid.training.validation import due
 
@@ -259,7 +296,11 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             row = aggregate(per_seed)
             state.env_steps = row["env_steps"]
             final = stop_reached(settings.stop, _counters(state, time.perf_counter() - start))
-            validate = final or due(state.env_steps, state.validated_at, run.eval_interval)
+            validate = (
+                final
+                or settings.every_iteration
+                or due(state.env_steps, state.validated_at, run.eval_interval)
+            )
             if validate:
                 state.validation = aggregate_validation(group.validate(), state.env_steps)
             elapsed = time.perf_counter() - start
@@ -275,6 +316,8 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 num_seeds=settings.seeds,
                 node_id=node_id,
                 node_ip=node_ip,
+                **state.lineage(),
+                **hyperparameter_columns(group.algos),
             )
             state.history.append(_json_safe(row))
             if validate:

@@ -112,7 +112,7 @@ def search_meta(spec: SpaceFile) -> SearchMeta:
         metric=spec.metric,
         mode=spec.resolved_mode,
         stop=dict(spec.stop.items()),
-        param_names=tuple(sorted({*spec.fixed, *spec.space})),
+        param_names=tuple(sorted({*spec.fixed, *spec.initial_space})),
         early_stop=spec.scheduler.kind.stops.name,
     )
 
@@ -178,6 +178,7 @@ def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None =
         mode=spec.resolved_mode,
         stop=dict(spec.stop.items()),
         fail_once=_fail_once(),
+        every_iteration=spec.scheduler.kind.population,
         oracle=dict(oracle or {}),
     )
     resources = functools.partial(
@@ -242,7 +243,7 @@ def make_reporter(spec: SpaceFile) -> Any:
 
     return CLIReporter(
         metric_columns=dict(METRIC_COLUMNS),
-        parameter_columns=list(spec.space),
+        parameter_columns=list(spec.initial_space),
         max_report_frequency=30,
         sort_by_metric=True,
     )
@@ -287,13 +288,15 @@ def make_tuner(
     from ray import tune
 
     mode = spec.resolved_mode
+    # A population scheduler clones recent checkpoints of top trials: keep the newest ones.
+    score = None if spec.scheduler.kind.population else "objective"
     run_config = tune.RunConfig(
         name=spec.experiment,
         storage_path=str(paths.storage_root),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=spec.checkpoint_num_to_keep,
-            checkpoint_score_attribute="objective",
+            checkpoint_score_attribute=score,
             checkpoint_score_order=mode,
         ),
         callbacks=make_callbacks(spec, paths, wandb),
