@@ -17,7 +17,7 @@ ROWS = (
     "(b) tune-grid defaults",
     "(b1) tune-grid, env by env",
     "(c) tune-grid, no-op env",
-    "(e) tune-grid, central critic",
+    "(e) centralized critic",
 )
 
 

@@ -58,7 +58,7 @@ VARIANT_LABELS = {
     "b1": "(b1) tune-grid, env by env",
     "c": "(c) tune-grid, no-op env",
     "d": "(d) tune-grid, GPU learner",
-    "e": "(e) tune-grid, central critic",
+    "e": "(e) centralized critic",
 }
 
 
