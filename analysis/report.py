@@ -22,6 +22,7 @@ from analysis.early_stopping import early_stopping_tables, rung_unit
 from analysis.importance import importance_table
 from analysis.load import Results, StopBound, load_results
 from analysis.population import best_trial, is_population, lineage_table
+from analysis.separation import interval_separation, separation_statements
 from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from analysis.tables import (
     ALL_EXPERIMENTS,
@@ -38,6 +39,8 @@ from analysis.tables import (
 )
 
 REPORT_FILE = "report.html"
+SEPARATION_TEXT = "separation.txt"
+"""The separation statements, one per line (``tune-grid report`` prints them)."""
 PLOTS_DIR = "plots"
 TOP_N = 10
 
@@ -189,6 +192,22 @@ def _factor_section(page: _Page, results: Results, out: Path, options: dict) -> 
     page.add(
         _table(compact.rename(columns={"mean": f"mean [{level} CI]", "iqm": f"IQM [{level} CI]"}))
     )
+    separation = interval_separation(factors)
+    page.tables += write_table(separation, out, "separation")
+    page.add("<h3>Which differences the intervals separate</h3>")
+    page.add(
+        f"<p class='note'>Two groups are separated when their {level} IQM intervals do not "
+        "overlap (a conservative test); overlapping intervals mean these seeds cannot tell the "
+        "groups apart, not that they are equal. All pairs in separation.csv.</p>"
+    )
+    statements = separation_statements(separation, options["confidence"])
+    words = out / SEPARATION_TEXT
+    words.write_text("".join(f"{line}\n" for line in statements), encoding="utf-8")
+    page.tables.append(words)
+    if statements:
+        page.add("<ul>" + "".join(f"<li>{_e(s)}</li>" for s in statements) + "</ul>")
+    else:
+        page.add("<p class='note'>No factor has two groups with intervals.</p>")
     page.add("<h3>Probability of improvement</h3>")
     page.add(
         "<p class='note'>P(a seed-level value of X beats one of Y) at the same budget, ties "
@@ -356,6 +375,7 @@ def _methods_section(page: _Page, n_resamples: int, confidence: float, seed: int
         f"CIs: {confidence:.0%} percentile intervals from {n_resamples} stratified bootstrap "
         f"resamples (seed {seed}): within each experiment, trials are drawn with replacement and "
         "then each drawn trial's seeds; pooled rows keep each experiment's size (strata).",
+        "Separation: two groups whose IQM intervals do not overlap; touching intervals overlap.",
         "Probability of improvement: P(X beats Y) + P(tie)/2 over seed-level value pairs; the "
         f"{ALL_EXPERIMENTS} rows average it over experiments.",
         "Importance: fANOVA (Optuna's evaluator, random forest) on the objective at the budget, "

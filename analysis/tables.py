@@ -42,6 +42,16 @@ from analysis.stats import (
 
 ALL_EXPERIMENTS = "(all)"
 CROSS_FACTOR = ("param_policy_sharing", "param_share_reward")
+LAYOUT_FACTOR = ("param_policy_sharing", "param_critic")
+"""policy_sharing x critic, shown as one factor named ``layout``."""
+LAYOUT = "layout"
+LAYOUT_LABELS = {
+    ("shared", "centralized"): "MAPPO (shared+centralized)",
+    ("independent", "centralized"): "unshared MAPPO (independent+centralized)",
+    ("shared", "local"): "shared PPO (shared+local)",
+    ("independent", "local"): "IPPO (independent+local)",
+}
+"""Group labels of the layout factor; other value pairs read ``<sharing>+<critic>``."""
 # metric name -> (per-seed list column, scalar column); the objective is read at the budget
 FACTOR_METRICS = {
     "objective": ("objective_at_budget_per_seed", "objective_at_budget"),
@@ -166,7 +176,8 @@ def leaderboard(
 
 
 def factor_definitions(trials: pd.DataFrame) -> list[tuple[str, ...]]:
-    """policy_sharing x share_reward when both vary, then every categorical param on its own.
+    """The layout (policy_sharing x critic) and policy_sharing x share_reward where both of
+    their params vary, then every categorical param on its own.
 
     Over several experiments, only params that every experiment records are considered.
     """
@@ -174,18 +185,33 @@ def factor_definitions(trials: pd.DataFrame) -> list[tuple[str, ...]]:
     for _, part in trials.groupby("experiment"):
         categorical = [c for c in categorical if part[c].notna().any()]
     factors: list[tuple[str, ...]] = []
-    if all(c in categorical for c in CROSS_FACTOR):
-        factors.append(CROSS_FACTOR)
+    for cross in (LAYOUT_FACTOR, CROSS_FACTOR):
+        if all(c in categorical for c in cross):
+            factors.append(cross)
     factors.extend((c,) for c in categorical)
     return factors
 
 
 def factor_name(factor: Sequence[str]) -> str:
+    if tuple(factor) == LAYOUT_FACTOR:
+        return LAYOUT
     return " x ".join(short_name(c) for c in factor)
 
 
+def layout_label(sharing: Any, critic: Any) -> str:
+    """A layout's group label (:data:`LAYOUT_LABELS`)."""
+    pair = (value_label(sharing), value_label(critic))
+    return LAYOUT_LABELS.get(pair, "+".join(pair))
+
+
 def group_labels(trials: pd.DataFrame, factor: Sequence[str]) -> pd.Series:
-    """Each trial's group: the value label, or ``name=value, ...`` for several params."""
+    """Each trial's group: the value label, the layout's name, or ``name=value, ...`` for
+    several params."""
+    if tuple(factor) == LAYOUT_FACTOR:
+        return pd.Series(
+            [layout_label(s, c) for s, c in zip(trials[factor[0]], trials[factor[1]], strict=True)],
+            index=trials.index,
+        )
     if len(factor) == 1:
         return trials[factor[0]].map(value_label)
     parts = [trials[c].map(lambda v, c=c: f"{short_name(c)}={value_label(v)}") for c in factor]

@@ -17,6 +17,7 @@ ROWS = (
     "(b) tune-grid defaults",
     "(b1) tune-grid, env by env",
     "(c) tune-grid, no-op env",
+    "(e) centralized critic",
 )
 
 
@@ -25,7 +26,7 @@ def test_bench_train_quick_prints_every_row_and_finite_ratios() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-m", "tune_grid.cli", "bench", "train", "--quick"]
     argv += ["--iterations", "1", "--warmup", "0"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=150, env=env, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     for label in ROWS:
@@ -42,6 +43,8 @@ def test_bench_train_quick_prints_every_row_and_finite_ratios() -> None:
     assert len(batched) == 1 and len(re.findall(r"[0-9.]+x", batched[0])) == 2, batched
     share = [line for line in lines if line.startswith("env share")]
     assert len(share) == 1 and len(re.findall(r"-?[0-9.]+%", share[0])) == 2, share
+    central = [line for line in lines if line.startswith("centralized critic (e)/(b)")]
+    assert len(central) == 1 and len(re.findall(r"[0-9.]+x", central[0])) == 2, central
 
 
 def test_bench_train_help_is_fast_and_rejects_bad_options() -> None:
@@ -59,5 +62,5 @@ def test_bench_train_rejects_unknown_variants_before_starting_ray() -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown variants ['x']; allowed: a, a1, b, b1, c, d"
+        "error: unknown variants ['x']; allowed: a, a1, b, b1, c, d, e"
     ]

@@ -27,6 +27,7 @@ from tune_grid.errors import TuneGridError
 PowerflowBackend = Literal["fast", "lightsim2grid", "pandapower"]
 Split = Literal["train", "validation", "test"]
 PolicySharing = Literal["shared", "independent"]
+Critic = Literal["local", "centralized"]
 VerticalProtocol = Literal["none", "price_signal", "setpoint"]
 HorizontalProtocol = Literal["none", "p2p_trading", "consensus"]
 ConsensusTopology = Literal["line", "ring", "complete"]
@@ -244,7 +245,18 @@ class TrainingFields(_Validated):
     """The PPO hyperparameters, layout and resources of a run: RunConfig without the env keys."""
 
     policy_sharing: PolicySharing = "shared"
-    """'shared': one RLModule for all agents (MAPPO-style); 'independent': one per agent (IPPO)."""
+    """'shared': one RLModule for all agents (parameter sharing); 'independent': one per agent.
+    Orthogonal to ``critic``: shared + centralized is MAPPO, independent + local is IPPO."""
+    critic: Critic = "local"
+    """What each module's value function sees: 'local' (its agent's own observation, RLlib's
+    default PPO module) or 'centralized' (the global state: the agent's own observation, then
+    every agent's in the fixed order MG1, MG2, MG3; tune_grid.training.critic). Actors always
+    see only their own observation, so a trained policy still acts from local observations."""
+    value_norm: bool = False
+    """MAPPO's value normalization: the value head learns returns standardized by a running
+    mean and std of the value targets, and GAE reads its denormalized output. Recommended with
+    the centralized critic (Yu et al. 2022); off by default so the local critic stays RLlib's
+    default module."""
     lr: float = 5e-5
     """Adam learning rate of policy and value function."""
     train_batch_size: int = 4000

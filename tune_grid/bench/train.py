@@ -14,7 +14,10 @@ reference setup by default: batch 4000, minibatch 128, 10 epochs, 256x256, share
     same batched vector env with the same Python outputs (rewards, infos with the env's keys)
     but no physics, so ``1 - c/b`` of the sampling time is the environment's own share;
 (d) where torch sees a CUDA GPU: (b) with the learner on the GPU (``num_gpus=1``, i.e.
-    ``num_gpus_per_learner=1``); sampling stays on the CPU.
+    ``num_gpus_per_learner=1``); sampling stays on the CPU;
+(e) (b) with MAPPO's centralized critic and value normalization (``critic=centralized``,
+    ``value_norm=true``): the global-state learner connector, a separate critic network on the
+    three agents' observations and the normalizer's update, i.e. what centralizing costs.
 
 Iterations are interleaved (a, b, c, a, b, c, ...) so that load from other processes hits every
 variant alike; after ``warmup`` untimed rounds, the median of ``iterations`` rounds is reported:
@@ -55,6 +58,7 @@ VARIANT_LABELS = {
     "b1": "(b1) tune-grid, env by env",
     "c": "(c) tune-grid, no-op env",
     "d": "(d) tune-grid, GPU learner",
+    "e": "(e) centralized critic",
 }
 
 
@@ -279,7 +283,7 @@ class _PhaseClock:
 
 def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> list[Variant]:
     """Variants (a) RLlib's defaults, (b) tune-grid's defaults, (b1) (b) stepping its envs one
-    by one, (c) (b) on the no-op env.
+    by one, (c) (b) on the no-op env, (e) (b) with the centralized critic.
 
     Where torch's default thread count here is above 1, (a1) repeats (a) with 1 thread: it
     separates the gain of tune-grid's settings from that of its thread count. Where torch sees a
@@ -305,6 +309,8 @@ def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> li
     if torch.cuda.is_available():
         gpu_run = dataclasses.replace(run, num_gpus=1.0)
         variants.append(Variant("d", VARIANT_LABELS["d"], build_ppo_config(gpu_run), 1))
+    central = run.replace(critic="centralized", value_norm=True)
+    variants.append(Variant("e", VARIANT_LABELS["e"], build_ppo_config(central), run.torch_threads))
     if keys is not None:
         check_variant_keys(keys)
         variants = [v for v in variants if v.key in keys]
@@ -403,8 +409,8 @@ def _speedups(base: VariantTiming, b: VariantTiming, prefix: str = "") -> dict[s
 
 def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
     """Headline ratios of medians: (a) over (b) in wall and CPU seconds (``a1_*``: (a1) over
-    (b)), the batched env's sampling gain (b1)/(b), and the env's share of (b)'s sampling time,
-    ``1 - sample(c) / sample(b)``."""
+    (b)), the batched env's sampling gain (b1)/(b), the env's share of (b)'s sampling time,
+    ``1 - sample(c) / sample(b)``, and the centralized critic's cost (e)/(b)."""
     out: dict[str, float] = {}
     b = timings.get("b")
     if b is None:
@@ -429,6 +435,12 @@ def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
         d = timings["d"]
         out["gpu_learn_speedup"] = _ratio(b.median("learn_s"), d.median("learn_s"))
         out["gpu_iteration_speedup"] = _ratio(b.median("iteration_s"), d.median("iteration_s"))
+    if "e" in timings:
+        e = timings["e"]
+        out["central_critic_learn_cost"] = _ratio(e.median("learn_s"), b.median("learn_s"))
+        out["central_critic_iteration_cost"] = _ratio(
+            e.median("iteration_s"), b.median("iteration_s")
+        )
     return out
 
 
@@ -483,6 +495,11 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
         lines.append(
             f"GPU learner (b)/(d), wall: learning {s['gpu_learn_speedup']:.2f}x, "
             f"whole iteration {s['gpu_iteration_speedup']:.2f}x"
+        )
+    if "central_critic_learn_cost" in s:
+        lines.append(
+            f"centralized critic (e)/(b), wall: learning {s['central_critic_learn_cost']:.2f}x, "
+            f"whole iteration {s['central_critic_iteration_cost']:.2f}x"
         )
     return "\n".join(lines)
 

@@ -109,7 +109,7 @@ def _add_train(benches: Subparsers) -> None:
         "--variants",
         default=None,
         metavar="LIST",
-        help="comma-separated subset of a,a1,b,b1,c,d (default: all that apply here)",
+        help="comma-separated subset of a,a1,b,b1,c,d,e (default: all that apply here)",
     )
     add_run_config_arguments(p)
     p.set_defaults(func=run_bench_train_command)

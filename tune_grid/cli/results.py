@@ -11,9 +11,14 @@ from tune_grid.config import ConfigError
 
 def run_report_command(args: argparse.Namespace) -> int:
     """Tables, plots and report.html from the Parquet results of one or more experiments."""
-    from analysis.report import build_report
+    from analysis.report import SEPARATION_TEXT, build_report
 
     html = build_report([Path(d) for d in args.results], Path(args.out) if args.out else None)
+    statements = (html.parent / SEPARATION_TEXT).read_text(encoding="utf-8").splitlines()
+    if statements:
+        print("Differences the IQM intervals separate (and those they do not):")
+        for line in statements:
+            print(f"- {line}")
     print(f"report: {html}")
     return 0
 

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.ppo import PPOConfig
-from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -19,7 +18,15 @@ from ray.rllib.utils.typing import AgentID, ModuleID
 from tune_grid.config import RunConfig
 from tune_grid.grid.devices import MICROGRIDS
 from tune_grid.training.callbacks import MicrogridMetricsCallback, set_torch_threads
+from tune_grid.training.critic import (
+    CRITIC_AGENTS_KEY,
+    VALUE_NORM_KEY,
+    CentralizedCriticPPOTorchRLModule,
+    ValueNormPPOTorchRLModule,
+)
+from tune_grid.training.global_state import global_observations_connector
 from tune_grid.training.rllib_env import RLLIB_ENV_NAME
+from tune_grid.training.value_norm import ValueNormPPOTorchLearner
 from tune_grid.training.vector_env import BatchedEnvRunner
 
 SHARED_MODULE_ID = "shared_policy"
@@ -41,7 +48,7 @@ def module_for_agent(policy_sharing: str, agent_id: str) -> str:
 
 
 def shared_policy_mapping(agent_id: AgentID, episode: Any = None, **kwargs: Any) -> str:
-    """Parameter sharing (MAPPO-style): every agent maps to the one shared module."""
+    """Parameter sharing: every agent maps to the one shared module."""
     return SHARED_MODULE_ID
 
 
@@ -87,8 +94,30 @@ def rollout_fragment_length(run: RunConfig) -> int:
     return math.ceil(share / calls)
 
 
-class TuneGridPPOTorchLearner(PPOTorchLearner):
-    """RLlib's PPO torch learner with a cheaper optimizer step (same updates).
+def module_spec(run: RunConfig) -> RLModuleSpec:
+    """The RLModuleSpec of every module: RLlib's default PPO module for a local critic without
+    value normalization, else a module of :mod:`tune_grid.training.critic`."""
+    if run.critic == "centralized":
+        return RLModuleSpec(
+            module_class=CentralizedCriticPPOTorchRLModule,
+            model_config={CRITIC_AGENTS_KEY: len(MICROGRIDS), VALUE_NORM_KEY: run.value_norm},
+        )
+    if run.value_norm:
+        return RLModuleSpec(module_class=ValueNormPPOTorchRLModule)
+    return RLModuleSpec()
+
+
+def learner_connector(run: RunConfig) -> Any:
+    """The custom learner connector pieces' builder: the global state for a centralized
+    critic (:mod:`tune_grid.training.global_state`), else None (RLlib's pipeline only)."""
+    if run.critic != "centralized":
+        return None
+    return functools.partial(global_observations_connector, agents=tuple(MICROGRIDS))
+
+
+class TuneGridPPOTorchLearner(ValueNormPPOTorchLearner):
+    """RLlib's PPO torch learner with a cheaper optimizer step (same updates), and value
+    normalization for modules that have it (:class:`ValueNormPPOTorchLearner`).
 
     * Adam with ``fused=True``: one fused kernel per parameter instead of RLlib's default
       single-tensor Adam (a Python loop of ~10 small ops per parameter on CPU).
@@ -135,7 +164,8 @@ def _all_finite(tensors: list[Any]) -> bool:
 
 
 def _base_config(run: RunConfig) -> PPOConfig:
-    """Hyperparameters, env, model and multi-agent layout: what every variant shares."""
+    """Hyperparameters, env, model (critic, value normalization) and multi-agent layout: what
+    every variant shares."""
     ids = module_ids(run.policy_sharing)
     mapping = (
         shared_policy_mapping if run.policy_sharing == "shared" else independent_policy_mapping
@@ -161,9 +191,15 @@ def _base_config(run: RunConfig) -> PPOConfig:
             kl_coeff=run.kl_coeff,
             grad_clip=run.grad_clip,
         )
+        .learners(
+            learner_connector=learner_connector(run),
+            learner_class=ValueNormPPOTorchLearner if run.value_norm else None,
+        )
         .multi_agent(policies=list(ids), policy_mapping_fn=mapping, policies_to_train=list(ids))
         .rl_module(
-            rl_module_spec=MultiRLModuleSpec(rl_module_specs={mid: RLModuleSpec() for mid in ids}),
+            rl_module_spec=MultiRLModuleSpec(
+                rl_module_specs={mid: module_spec(run) for mid in ids}
+            ),
             model_config=DefaultModelConfig(fcnet_hiddens=list(run.hidden_sizes)),
         )
         .debugging(seed=run.seed)

@@ -1,0 +1,93 @@
+"""PPO RLModules for the ``critic`` and ``value_norm`` run keys.
+
+* ``critic: local``, ``value_norm: false``: RLlib's ``DefaultPPOTorchRLModule`` (no class here).
+* ``critic: local``, ``value_norm: true``: :class:`ValueNormPPOTorchRLModule`, RLlib's default
+  module whose value head learns normalized returns.
+* ``critic: centralized``: :class:`CentralizedCriticPPOTorchRLModule`. Its actor (an MLP of
+  ``fcnet_hiddens``, like RLlib's default, to a diagonal Gaussian's means and log stds) reads
+  ``obs``, the agent's own observation, in every forward pass; its critic (a separate MLP of the
+  same widths) reads ``global_obs``, which only the learner's batch has
+  (:mod:`tune_grid.training.global_state`). Env runners and a loaded checkpoint's
+  ``forward_inference`` therefore act from local observations alone; inference-only copies (the
+  env runners') do not even build the critic.
+
+RLlib's default module shares one MLP trunk between policy and value head
+(``vf_share_layers=True``); a centralized critic cannot share the actor's trunk, since it reads a
+different input, so MAPPO (and this module) keeps two networks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+from ray.rllib.core.models.torch.primitives import TorchMLP
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+
+from tune_grid.training.global_state import GLOBAL_OBS
+from tune_grid.training.value_norm import ValueNormalizer
+
+CRITIC_AGENTS_KEY = "critic_agents"
+"""model_config key: how many agents' observations the global state joins."""
+VALUE_NORM_KEY = "value_norm"
+"""model_config key: whether the module owns a :class:`ValueNormalizer`."""
+
+
+class ValueNormPPOTorchRLModule(DefaultPPOTorchRLModule):
+    """RLlib's default PPO module with MAPPO's value normalization (learner copy only)."""
+
+    def setup(self) -> None:
+        super().setup()
+        if not self.inference_only:
+            self.value_normalizer = ValueNormalizer()
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        return self.value_normalizer.output(super().compute_values(batch, embeddings))
+
+    def get_non_inference_attributes(self) -> list[str]:
+        return [*super().get_non_inference_attributes(), "value_normalizer"]
+
+
+class CentralizedCriticPPOTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
+    """Decentralized actor on ``obs``, centralized critic on ``global_obs`` (MAPPO's layout)."""
+
+    def setup(self) -> None:
+        config = self.model_config
+        hiddens = list(config["fcnet_hiddens"])
+        activation = config.get("fcnet_activation", "tanh")
+        obs_dim = int(np.prod(self.observation_space.shape))
+        self.log_std_clip = float(config.get("log_std_clip_param", 20.0))
+        self.actor = TorchMLP(
+            input_dim=obs_dim,
+            hidden_layer_dims=hiddens,
+            hidden_layer_activation=activation,
+            output_dim=TorchDiagGaussian.required_input_dim(self.action_space),
+        )
+        self.value_normalizer: ValueNormalizer | None = None
+        if self.inference_only:
+            return
+        self.critic = TorchMLP(
+            input_dim=obs_dim * int(config[CRITIC_AGENTS_KEY]),
+            hidden_layer_dims=hiddens,
+            hidden_layer_activation=activation,
+            output_dim=1,
+        )
+        if config.get(VALUE_NORM_KEY, False):
+            self.value_normalizer = ValueNormalizer()
+
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        means, log_stds = self.actor(batch[Columns.OBS]).chunk(2, dim=-1)
+        log_stds = log_stds.clamp(-self.log_std_clip, self.log_std_clip)
+        return {Columns.ACTION_DIST_INPUTS: torch.cat([means, log_stds], dim=-1)}
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        values = self.critic(batch[GLOBAL_OBS]).squeeze(-1)
+        return values if self.value_normalizer is None else self.value_normalizer.output(values)
+
+    def get_non_inference_attributes(self) -> list[str]:
+        return ["critic", "value_normalizer"]
