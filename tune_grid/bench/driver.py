@@ -117,7 +117,12 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
 
     from ray import tune
 
-    from tune_grid.search.trainable import STATE_FILE, aggregate
+    from tune_grid.search.trainable import (
+        STATE_FILE,
+        aggregate,
+        aggregate_validation,
+        with_objective,
+    )
 
     rng = random.Random(str(tune.get_context().get_trial_id()))
     steps_per_iter = int(config.get("train_batch_size", 3840))
@@ -126,6 +131,7 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
         per_seed = []
         for _ in range(settings.seeds):
             metrics: dict[str, float] = {name: rng.uniform(-1.0, 1.0) for name in METRIC_NAMES}
+            metrics["val_objective"] = rng.uniform(700.0, 1500.0)
             metrics.update(
                 {
                     "env_steps": float(steps_per_iter * iteration),
@@ -136,7 +142,8 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
                 }
             )
             per_seed.append(metrics)
-        row = aggregate(per_seed, "episode_return_mean")
+        validation = aggregate_validation(per_seed, steps_per_iter * iteration)
+        row = with_objective({**aggregate(per_seed), **validation}, "val_objective")
         total_s += 3.0
         row.update(
             iteration=iteration,

@@ -118,9 +118,12 @@ def roll_days(act: BatchPolicy, envs: Sequence[Any], days: Sequence[int | str]) 
     stepping = np.ones(n, dtype=np.bool_)
     for hour in range(HOURS_PER_DAY):
         actions = act(observations)
+        infos: list[list[dict[str, Any]]]
+        rewards: list[list[float]]
         if batch is not None:
-            step = batch.step(actions, stepping)
-            infos, rewards = step.infos, step.rewards
+            step = batch.step(actions, stepping)  # every env steps: no row is None
+            infos = [row for row in step.infos if row is not None]
+            rewards = [row for row in step.rewards if row is not None]
             observations = step.observations
         else:
             results = [
