@@ -81,17 +81,14 @@ def _spy(learner: Any) -> dict[str, list[float]]:
 def donor(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """A trial of two seeds after one iteration, saved as the trainable saves it."""
     from tune_grid.search.trainable import TrialState, _save
-    from tune_grid.training.metrics import iteration_metrics
-    from tune_grid.training.ppo import build_ppo_config
+    from tune_grid.training.seed_group import SeedGroup
 
-    runs = _runs(DONOR)
-    algos = [build_ppo_config(r).build_algo() for r in runs]
-    per_seed = [iteration_metrics(algo.train()) for algo in algos]
+    group = SeedGroup(_runs(DONOR))
+    per_seed = group.train()
     directory = tmp_path_factory.mktemp("donor")
-    _save(directory, algos, runs, TrialState(iteration=1), "donor", per_seed)
-    weights = [_weights(algo) for algo in algos]
-    for algo in algos:
-        algo.stop()
+    _save(directory, group, TrialState(iteration=1), "donor", per_seed)
+    weights = [_weights(algo) for algo in group.algos]
+    group.stop()
     return directory, weights
 
 
@@ -119,13 +116,14 @@ def test_after_an_exploit_every_seeds_learner_uses_the_new_values(
         hyperparameter_columns,
         read_hyperparameters,
     )
-    from tune_grid.training.ppo import build_ppo_config
 
     directory, donor_weights = donor
-    runs = _runs(NEW)
-    algos = [build_ppo_config(r).build_algo() for r in runs]
+    from tune_grid.training.seed_group import SeedGroup
+
+    group = SeedGroup(_runs(NEW))
+    algos = group.algos
     try:
-        state = _restore(directory, algos, runs)
+        state = _restore(directory, group)
         assert state.iteration == 1 and state.restores == 1
         for k, algo in enumerate(algos):
             # The exploiting trial continues from the other trial's weights, seed by seed.
