@@ -77,9 +77,11 @@ FULL = BenchScale(
     num_envs_per_env_runner=32,
     n_startup_trials=3,
 )
-"""48 iterations of 40 days at most per trial (rungs at 11,520, 23,040 and 46,080 env steps): a
-good configuration (lr ~1e-3, 10 epochs) passes the rule-based level at 35-45k env steps, a poor
-one (lr ~1e-4 or below) does not come close."""
+"""At most 48 iterations of 40 days per trial (rungs at 11,520, 23,040 and 46,080 env steps).
+Single runs of lr 1e-3, batch 960, 10 epochs passed the rule-based level at about 40,000 env
+steps on the validation days; runs with lr ~1e-4 or less stayed at $1,340/day or worse
+after 15,360 (docs/search.md, Benchmark)."""
+
 
 SMOKE = BenchScale(
     num_samples=2,
