@@ -193,9 +193,9 @@ def fanova_importance(
     if not distributions:
         return None, "fANOVA skipped: no hyperparameter varies among the compared trials"
     complete = np.ones(int(keep.sum()), dtype=bool)
-    for column in values.values():
-        if column.dtype.kind == "f":
-            complete &= np.isfinite(column)
+    for param_values in values.values():
+        if param_values.dtype.kind == "f":
+            complete &= np.isfinite(param_values)
     if complete.sum() < MIN_TRIALS:
         return None, f"fANOVA skipped: {int(complete.sum())} compared trial(s) with every param"
     verbosity = optuna.logging.get_verbosity()
@@ -246,7 +246,8 @@ def importance_table(
         budget = trials["budget_env_steps"].iloc[0]
         budget = None if pd.isna(budget) else int(budget)
         notes[name] = []
-        ranges, range_note = {}, "numeric ranges as observed (no optuna.db)"
+        ranges: dict[str, Range] = {}
+        range_note = "numeric ranges as observed (no optuna.db)"
         db_path = results.optuna_db.get(name)
         if db_path is not None:
             ranges, range_note = study_ranges(db_path, results.study_name.get(name, name))

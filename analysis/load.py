@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -95,7 +95,7 @@ def _read(path: Path, kind: str) -> pa.Table:
         ) from None
 
 
-def _is_limit(value: Any) -> bool:
+def _is_limit(value: Any) -> TypeGuard[float]:
     return _is_number(value) and math.isfinite(value) and value > 0
 
 

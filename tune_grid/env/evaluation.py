@@ -135,11 +135,13 @@ def roll_days(act: BatchPolicy, envs: Sequence[Any], days: Sequence[int | str]) 
             if hour < HOURS_PER_DAY - 1:
                 observations = np.stack([np.stack([r[0][a] for a in MICROGRIDS]) for r in results])
         for i in range(n):
-            for info in infos[i]:
+            day_infos, day_rewards = infos[i], rewards[i]
+            assert day_infos is not None and day_rewards is not None  # every env steps each hour
+            for info in day_infos:
                 cost[i] += info["cost"]
                 safety[i] += info["safety"]
                 violation_hours[i] += int(info["safety"] > 0.0)
-            ret[i] += sum(rewards[i])
+            ret[i] += sum(day_rewards)
     cfg = envs[0].config
     return pd.DataFrame(
         {
