@@ -129,7 +129,9 @@ def clone_checkpoint(
     clones = sorted(p for p in trial_dir.glob(CLONE_PREFIX + "*") if not p.name.endswith(".tmp"))
     for old in clones[:-CLONES_KEPT]:
         shutil.rmtree(old, ignore_errors=True)
-    return Checkpoint.from_directory(str(target))
+    clone = Checkpoint.from_directory(str(target))
+    assert isinstance(clone, Checkpoint)  # Ray annotates from_directory with its base class
+    return clone
 
 
 class _Lineage:

@@ -47,7 +47,9 @@ class ValueNormPPOTorchRLModule(DefaultPPOTorchRLModule):
             self.value_normalizer = ValueNormalizer()
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
-        return self.value_normalizer.output(super().compute_values(batch, embeddings))
+        values = super().compute_values(batch, embeddings)
+        assert isinstance(values, torch.Tensor)  # a torch module's values
+        return self.value_normalizer.output(values)
 
     def get_non_inference_attributes(self) -> list[str]:
         return [*super().get_non_inference_attributes(), "value_normalizer"]
@@ -58,15 +60,19 @@ class CentralizedCriticPPOTorchRLModule(TorchRLModule, ValueFunctionAPI, Inferen
 
     def setup(self) -> None:
         config = self.model_config
+        obs_space, action_space = self.observation_space, self.action_space
+        # RLModuleSpec.build passes the model config as a dict and both spaces.
+        assert isinstance(config, dict) and action_space is not None
+        assert obs_space is not None and obs_space.shape is not None
         hiddens = list(config["fcnet_hiddens"])
         activation = config.get("fcnet_activation", "tanh")
-        obs_dim = int(np.prod(self.observation_space.shape))
+        obs_dim = int(np.prod(obs_space.shape))
         self.log_std_clip = float(config.get("log_std_clip_param", 20.0))
         self.actor = TorchMLP(
             input_dim=obs_dim,
             hidden_layer_dims=hiddens,
             hidden_layer_activation=activation,
-            output_dim=TorchDiagGaussian.required_input_dim(self.action_space),
+            output_dim=TorchDiagGaussian.required_input_dim(action_space),
         )
         self.value_normalizer: ValueNormalizer | None = None
         if self.inference_only:

@@ -100,7 +100,8 @@ class AddGlobalObservations(ConnectorV2):
         for sa_episode in self.single_agent_episode_iterator(
             episodes, agents_that_stepped_only=False
         ):
-            rows = states[sa_episode.multi_agent_episode_id][sa_episode.agent_id]
+            # RLlib types both ids loosely (int | None, Hashable | None); ours are strings.
+            rows = states[str(sa_episode.multi_agent_episode_id)][str(sa_episode.agent_id)]
             self.add_n_batch_items(
                 batch,
                 GLOBAL_OBS,

@@ -37,6 +37,11 @@ class ValueNormalizer(torch.nn.Module):
     Before the first :meth:`update` it is the identity (mean 0, std 1).
     """
 
+    running_mean: torch.Tensor
+    running_mean_sq: torch.Tensor
+    debiasing: torch.Tensor
+    """The buffers (registered in ``__init__``), declared for the type checker."""
+
     def __init__(self, beta: float = VALUE_NORM_BETA) -> None:
         super().__init__()
         self.beta = beta
