@@ -40,6 +40,7 @@ are diagnostics, not measures of the policy a search hands out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -78,6 +79,14 @@ VALIDATION_METRIC_NAMES = (
 METRIC_NAMES = (*VALIDATION_METRIC_NAMES, *TRAINING_METRIC_NAMES)
 """Every metric a search may rank trials by."""
 DEFAULT_METRIC = "val_objective"
+MAXIMIZED_METRICS = ("episode_return_mean", "env_steps_per_s")
+"""Metrics where higher is better; every other metric (costs, safety, gaps) is minimized."""
+
+
+def better_mode(metric: str) -> Literal["max", "min"]:
+    """The direction in which ``metric`` improves."""
+    return "max" if metric in MAXIMIZED_METRICS else "min"
+
 
 TRIAL_COLUMNS: dict[str, pa.DataType] = {
     "experiment": pa.string(),

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
 from tune_grid.errors import TuneGridError
-from tune_grid.results.schema import DEFAULT_METRIC, METRIC_NAMES
+from tune_grid.results.schema import DEFAULT_METRIC, METRIC_NAMES, better_mode
 from tune_grid.search.distributions import (
     DISTRIBUTIONS,
     PARAM_KEYS,
@@ -43,7 +43,7 @@ Algorithm = Literal["optuna", "random", "grid"]
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
 _DEFAULT_STOP: dict[TimeAttr, float] = {"env_steps": 100_000}
 STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
-DEFAULT_MODE = {m: "max" if m == "episode_return_mean" else "min" for m in METRIC_NAMES}
+DEFAULT_MODE = {m: better_mode(m) for m in METRIC_NAMES}
 _RUN_HINTS = typing.get_type_hints(RunConfig)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.env import ENV_NAME
+from tune_grid.results.schema import better_mode
 from tune_grid.training.checkpoints import (
     BEST_DIR,
     FINAL_DIR,
@@ -136,11 +137,6 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         ray.init(**ray_init_kwargs(num_cpus))
 
 
-def natural_mode(metric: str) -> Literal["max", "min"]:
-    """The better direction of a best metric: up for return and throughput, down otherwise."""
-    return "max" if metric in ("episode_return_mean", "env_steps_per_s") else "min"
-
-
 def _improved(value: float, best: float | None, mode: str) -> bool:
     if value is None or not math.isfinite(value):
         return False
@@ -230,7 +226,7 @@ def train(
             run_name=run_name,
             run_config=run,
             best_metric=options.best_metric,
-            best_mode=options.best_mode or natural_mode(options.best_metric),
+            best_mode=options.best_mode or better_mode(options.best_metric),
         )
         print_fn(f"run {run_name}: folder {run_dir}")
 
