@@ -139,7 +139,9 @@ def test_search_survives_losing_the_worker_node(cluster: LoopbackCluster) -> Non
     still ends, every trial is TERMINATED or ERROR, and the lost trial continues on the head from
     its last checkpoint (iterations 1..N, each exactly once)."""
     head_id, worker_id = node_ids(cluster)
-    stop, samples = 10, 3
+    # Long enough that a worker trial's early rows reach the Parquet parts (flushed every 2 s)
+    # well before it ends, however fast the machine.
+    stop, samples = 20, 3
     storage = cluster.root / "shared"
     space = write_space(
         cluster,
@@ -185,13 +187,15 @@ def test_search_survives_losing_the_worker_node(cluster: LoopbackCluster) -> Non
 
 
 def _trial_running_on(results: Path, node_id: str, stop: int) -> tuple[str | None, int | None]:
-    """A trial that reported from ``node_id`` and has iterations left (``None`` if none yet)."""
-    path = results / "iterations.parquet"
-    if not path.exists():
-        return None, None
+    """A trial that reported from ``node_id`` and has iterations left (``None`` if none yet).
+
+    Reads the base file and the part files after it: the base file is merged only now and then.
+    """
+    from tune_grid.results.parts import read_merged
+
     try:
-        rows = read_table(path)
-    except Exception:  # noqa: BLE001 - the file is being replaced; read it next time
+        rows = read_merged(results, "iterations").to_pylist()
+    except Exception:  # noqa: BLE001 - none written yet, or being replaced; read it next time
         return None, None
     last: dict[str, dict[str, Any]] = {}
     for row in rows:

@@ -246,6 +246,57 @@ def test_explored_values_stay_in_their_ranges() -> None:
         RunConfig.from_dict(config)
 
 
+class _Trial:
+    status = "RUNNING"
+
+    def __init__(self, trial_id: str, path: Path) -> None:
+        self.trial_id = trial_id
+        self.path = str(path)
+
+
+@pytest.mark.parametrize("kind", ["pbt", "pb2"])
+def test_no_exploit_restarts_a_trial_with_nothing_left_to_train(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither a bottom trial whose report meets ``stop`` (the trainable ends after it) nor a
+    clone of a top checkpoint that met it (the clone takes over its env steps) is exploited:
+    the restarted trial would end at once with new values no row was trained with."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from tune_grid.search.tuner import make_scheduler
+
+    exploited: list[tuple[str, list[str]]] = []
+
+    def record(self: Any, trial: Any, controller: Any, upper: list[Any], lower: list[Any]) -> None:
+        exploited.append((trial.trial_id, [t.trial_id for t in upper]))
+
+    monkeypatch.setattr(PopulationBasedTraining, "_checkpoint_or_exploit", record)
+    scheduler = make_scheduler(parse_space(_with(scheduler__type=kind)))
+    stop = PBT["stop"]["env_steps"]
+    bottom, top, done = (_Trial(name, tmp_path) for name in ("bottom", "top", "done"))
+    row = {"iteration": 20, "env_steps": stop, "trial_time_total_s": 9.0}
+    scheduler._trial_state[bottom] = SimpleNamespace(last_result=row)
+    scheduler._checkpoint_or_exploit(bottom, None, [top], [bottom])
+    assert exploited == []
+    row["env_steps"] = stop - 240  # one batch short of the stop: the bottom trial is exploited
+    scheduler._checkpoint_or_exploit(bottom, None, [top, done], [bottom])
+    assert exploited == [("bottom", ["top", "done"])]
+
+    # "done" reports its last row, which met the stop, as a top trial: its checkpoint is kept
+    # for the record but no longer cloned.
+    finished = {"iteration": 20, "env_steps": stop, "checkpoint_dir_name": "checkpoint_000019"}
+    scheduler._trial_state[done] = SimpleNamespace(last_result=finished, last_checkpoint=None)
+    scheduler._checkpoint_or_exploit(done, None, [done], [])
+    assert scheduler._trial_state[done].last_checkpoint is not None
+    scheduler._checkpoint_or_exploit(bottom, None, [top, done], [bottom])
+    assert exploited[-1] == ("bottom", ["top"])
+    exploited.clear()
+    scheduler._checkpoint_or_exploit(bottom, None, [done], [bottom])
+    assert exploited == []
+
+
 # --- the clone an exploit restarts from ---------------------------------------------------------
 
 

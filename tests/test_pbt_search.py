@@ -37,7 +37,7 @@ SPACE: dict[str, Any] = {
     "scheduler": {
         "type": "pbt",
         "time_attr": "env_steps",
-        "perturbation_interval": 2 * BATCH,
+        "perturbation_interval": BATCH,  # every iteration: exploits, however the trials interleave
         "quantile_fraction": 0.5,
         "resample_probability": 0.5,
         "hyperparam_mutations": {

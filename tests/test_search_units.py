@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tune_grid.results.early_stop import stop_reached
 from tune_grid.search.bench import (
     FULL,
     BenchOptions,
@@ -17,12 +18,7 @@ from tune_grid.search.bench import (
     trace_rows,
 )
 from tune_grid.search.space_file import parse_space
-from tune_grid.search.trainable import (
-    aggregate,
-    aggregate_validation,
-    stop_reached,
-    with_objective,
-)
+from tune_grid.search.trainable import aggregate, aggregate_validation, with_objective
 from tune_grid.search.tuner import SearchError, has_experiment, num_samples, resolve_paths
 
 SPEC = parse_space(

@@ -9,9 +9,26 @@ ends trials. Dependency-free, like the schema module.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 TERMINATED = "TERMINATED"
+_COUNTER_OF = {"training_iteration": "iteration"}
+
+
+def stop_reached(stop: Mapping[str, float], counters: Mapping[str, Any]) -> bool:
+    """True when any of the search's stop conditions (``training_iteration``, ``env_steps``,
+    ``time_total_s``, ...) is met by a trial's ``counters`` (``iteration``, ``env_steps``,
+    ``time_total_s``); a missing or NaN counter meets nothing."""
+    for key, limit in stop.items():
+        value = counters.get(_COUNTER_OF.get(key, key), counters.get(key))
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if value >= limit:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

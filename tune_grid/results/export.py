@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from tune_grid.config import RunConfig
-from tune_grid.results.early_stop import DEFAULT_READING, STOP_READINGS
+from tune_grid.results.early_stop import DEFAULT_READING, STOP_READINGS, stop_reached
 from tune_grid.results.parts import (
     last_part_seq,
     read_merged,
@@ -277,17 +277,6 @@ def param_value(name: str, value: Any) -> Any:
     return str(value)
 
 
-def _stop_reached(stop: Mapping[str, float], row: Mapping[str, Any]) -> bool:
-    aliases = {"training_iteration": "iteration"}
-    for key, limit in stop.items():
-        value = row.get(aliases.get(key, key))
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if value >= limit:
-            return True
-    return False
-
-
 def _best(rows: Mapping[int, Mapping[str, Any]], mode: str) -> tuple[float, int | None]:
     best_value, best_iteration = math.nan, None
     for iteration in sorted(rows):
@@ -336,7 +325,7 @@ def trial_row(
         "trial_id": record.trial_id,
         "status": status,
         "stopped_early": STOP_READINGS[meta.early_stop].stopped_early(
-            status, bool(rows), _stop_reached(meta.stop, last)
+            status, bool(rows), stop_reached(meta.stop, last)
         ),
         "iterations": int(last.get("iteration", 0)),
         "env_steps": int(last.get("env_steps", 0)),

@@ -13,7 +13,11 @@ points it at the top trial's checkpoint; the trial restarts from it. Here the sc
   reports them in every row, so the Parquet files hold each trial's lineage;
 * takes a top trial's clonable checkpoint from its report (Ray would save it a second time);
 * keeps every mutated value inside its range (:class:`KeepInRange`; PBT's 0.8/1.2 scaling would
-  leave it).
+  leave it);
+* never exploits into a trial whose result meets the search's ``stop`` (the trainable ends after
+  that report), nor from a top trial's checkpoint that met it (the clone takes over its env
+  steps): either way the restarted trial would end at once, with new values in its config that
+  no row was trained with.
 
 The trainable writes the new values into every seed's learner after the restore
 (:func:`tune_grid.training.hyperparams.apply_hyperparameters`). Imports Ray Tune.
@@ -34,7 +38,7 @@ from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.pb2 import PB2
 
 from tune_grid.search.distributions import encode_value
-from tune_grid.search.trainable import STATE_FILE, TrialState
+from tune_grid.search.trainable import STATE_FILE, TrialState, row_counters, stop_reached
 
 if TYPE_CHECKING:
     from tune_grid.search.space_file import SpaceFile
@@ -140,18 +144,32 @@ class _Lineage:
     _trial_state: dict[Any, Any]
     _num_checkpoints: int
 
+    def __init__(self, *args: Any, stop: dict[str, float] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop = dict(stop or {})
+        self._finished_checkpoints: set[str] = set()
+        """Trial ids whose clonable checkpoint met the stop (no exploit clones them)."""
+
     def _checkpoint_or_exploit(
         self, trial: Any, tune_controller: Any, upper_quantile: list[Any], lower_quantile: list[Any]
     ) -> None:
+        result = self._trial_state[trial].last_result or {}
         # A top trial's clonable checkpoint is the one it reported with this result. Ray's PBT
         # would ask the trial to save it again, and Tune would then register it twice and later
         # fail to delete it a second time ("Error handling checkpoint: Path not found").
-        name = (self._trial_state[trial].last_result or {}).get("checkpoint_dir_name")
+        name = result.get("checkpoint_dir_name")
         if trial in upper_quantile and trial.status != Trial.PAUSED and name:
             path = Path(trial.path) / name
             self._trial_state[trial].last_checkpoint = Checkpoint.from_directory(str(path))
             self._num_checkpoints += 1
+            if stop_reached(self._stop, row_counters(result)):
+                self._finished_checkpoints.add(trial.trial_id)
             return
+        if trial in lower_quantile:
+            donors = [t for t in upper_quantile if t.trial_id not in self._finished_checkpoints]
+            if not donors or stop_reached(self._stop, row_counters(result)):
+                return  # nothing left to train after the exploit (see the module)
+            upper_quantile = donors
         super()._checkpoint_or_exploit(  # type: ignore[misc]
             trial, tune_controller, upper_quantile, lower_quantile
         )
@@ -186,6 +204,7 @@ def build_pbt(spec: SpaceFile) -> LineagePBT:
         quantile_fraction=s.quantile_fraction,
         resample_probability=s.resample_probability,
         custom_explore_fn=KeepInRange(continuous_bounds(spec)),
+        stop=dict(spec.stop.items()),
     )
 
 
@@ -199,4 +218,5 @@ def build_pb2(spec: SpaceFile) -> LineagePB2:
         hyperparam_bounds={key: [low, high] for key, (low, high) in bounds.items()},
         quantile_fraction=s.quantile_fraction,
         custom_explore_fn=KeepInRange(bounds),
+        stop=dict(spec.stop.items()),
     )

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_grid.config import RunConfig
+from tune_grid.results.early_stop import stop_reached
 from tune_grid.results.schema import TRAINING_METRIC_NAMES, VALIDATION_METRIC_NAMES
 
 STATE_FILE = "trial_state.json"
@@ -127,16 +128,6 @@ class TrialState:
         """Env steps of the latest validation (None before the first)."""
         value = self.validation.get("val_env_steps")
         return None if value is None else int(value)
-
-
-def stop_reached(stop: dict[str, float], values: dict[str, float]) -> bool:
-    """True when any stop condition (``training_iteration``, ``env_steps``, ...) is met."""
-    aliases = {"training_iteration": "iteration"}
-    for key, limit in stop.items():
-        value = values.get(aliases.get(key, key), values.get(key))
-        if value is not None and not _isnan(value) and value >= limit:
-            return True
-    return False
 
 
 def _isnan(value: Any) -> bool:
@@ -330,6 +321,15 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 return
     finally:
         group.stop()
+
+
+def row_counters(row: dict[str, Any]) -> dict[str, float]:
+    """The stop counters of a reported row (as :func:`stop_reached` reads them)."""
+    return {
+        "iteration": row.get("iteration", math.nan),
+        "env_steps": row.get("env_steps", math.nan),
+        "time_total_s": row.get("trial_time_total_s", math.nan),
+    }
 
 
 def _counters(state: TrialState, pending_s: float = 0.0) -> dict[str, float]:
