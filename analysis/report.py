@@ -22,7 +22,7 @@ from analysis.early_stopping import early_stopping_tables, rung_unit
 from analysis.importance import importance_table
 from analysis.load import Results, StopBound, load_results
 from analysis.population import best_trial, is_population, lineage_table
-from analysis.separation import interval_separation, separation_statements
+from analysis.separation import MIN_VALUES, interval_separation, separation_statements
 from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from analysis.tables import (
     ALL_EXPERIMENTS,
@@ -198,7 +198,8 @@ def _factor_section(page: _Page, results: Results, out: Path, options: dict) -> 
     page.add(
         f"<p class='note'>Two groups are separated when their {level} IQM intervals do not "
         "overlap (a conservative test); overlapping intervals mean these seeds cannot tell the "
-        "groups apart, not that they are equal. All pairs in separation.csv.</p>"
+        "groups apart, not that they are equal. A group with fewer than "
+        f"{MIN_VALUES} values takes part in no claim. All pairs in separation.csv.</p>"
     )
     statements = separation_statements(separation, options["confidence"])
     words = out / SEPARATION_TEXT

@@ -82,7 +82,7 @@ def test_separation_marks_non_overlapping_intervals_only() -> None:
             {"group": "C", "iqm": 2.5, "iqm_ci_low": 2.0, "iqm_ci_high": 3.0},  # touches A, B
             {"group": "D", "iqm": math.nan, "iqm_ci_low": math.nan, "iqm_ci_high": math.nan},
         ]
-    ).assign(experiment="e", factor="f", metric="cost", better="lower")
+    ).assign(experiment="e", factor="f", metric="cost", better="lower", n_values=5)
     table = interval_separation(factors)
     assert list(zip(table["group_x"], table["group_y"], table["separated"], strict=True)) == [
         ("A", "B", True),
@@ -101,6 +101,39 @@ def test_separation_marks_non_overlapping_intervals_only() -> None:
     assert none == (
         "e, f, cost (lower is better): no pair of groups is separated by its 95% IQM intervals "
         "(A vs C; B vs C): these seeds do not tell the groups apart."
+    )
+
+
+def test_groups_with_too_few_values_are_never_called_separated() -> None:
+    # Far apart, but one value (a zero-width interval) or two cannot support a claim.
+    factors = pd.DataFrame(
+        [
+            {"group": "A", "iqm": 1.0, "iqm_ci_low": 1.0, "iqm_ci_high": 1.0, "n_values": 1},
+            {"group": "B", "iqm": 9.0, "iqm_ci_low": 8.0, "iqm_ci_high": 10.0, "n_values": 5},
+            {"group": "C", "iqm": 2.0, "iqm_ci_low": 1.5, "iqm_ci_high": 2.5, "n_values": 2},
+            {"group": "D", "iqm": 5.0, "iqm_ci_low": 4.5, "iqm_ci_high": 5.5, "n_values": 3},
+        ]
+    ).assign(experiment="e", factor="f", metric="cost", better="lower")
+    table = interval_separation(factors)
+    rows = {
+        (x, y): (e, s)
+        for x, y, e, s in table[["group_x", "group_y", "enough_values", "separated"]].itertuples(
+            index=False
+        )
+    }
+    assert rows[("A", "B")] == (False, False)
+    assert rows[("B", "C")] == (False, False)
+    assert rows[("B", "D")] == (True, True)
+    (sentence,) = separation_statements(table, 0.95)
+    assert sentence == (
+        "e, f, cost (lower is better): separated by their 95% IQM intervals: "
+        "D (5 [4.5, 5.5]) better than B (9 [8, 10]). "
+        "Too few values to compare (< 3): A vs B; A vs C; A vs D; B vs C; C vs D."
+    )
+    (lonely,) = separation_statements(table[~table["enough_values"]], 0.95)
+    assert lonely.endswith(
+        "no pair has 3 or more values in both groups. Too few values to "
+        "compare (< 3): A vs B; A vs C; A vs D; B vs C; C vs D."
     )
 
 
