@@ -175,11 +175,11 @@ def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
         BenchOptions(smoke=True, storage=str(tmp_path)), print_fn=lines.append
     )
     summary, target, traces = report["summary"], report["target"], report["traces"]
-    assert set(summary) == {"optuna_asha", "random_fifo", "ratio"}
+    assert set(summary) == {"optuna_asha", "random_fifo", "pbt", "ratio_optuna_asha", "ratio_pbt"}
     # The default target is the rule-based baseline on the same validation days.
     assert target.value == target.levels["rule_based"] and target.days == 3
     assert target.levels["oracle"] < target.value
-    assert sorted(t.arm for t in traces) == ["optuna_asha", "random_fifo"]
+    assert sorted(t.arm for t in traces) == ["optuna_asha", "pbt", "random_fifo"]
     for trace in traces:
         assert trace.trials == 2
         assert trace.env_steps == sorted(trace.env_steps) and trace.times == sorted(trace.times)
@@ -191,16 +191,13 @@ def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
         assert trace.total_env_steps <= 2 * (960 + 480)
     fifo = next(t for t in traces if t.arm == "random_fifo")
     assert fifo.stopped_early == 0
-    a, b = summary["optuna_asha"], summary["random_fifo"]
-    for arm in (a, b):
-        assert arm["runs"] == 1 and arm["final_best"] == min(
-            t.final for t in traces if t.arm == ("optuna_asha" if arm is a else "random_fifo")
+    for arm in ("optuna_asha", "random_fifo", "pbt"):
+        assert summary[arm]["runs"] == 1
+        assert summary[arm]["final_best"] == min(t.final for t in traces if t.arm == arm)
+    for arm in ("optuna_asha", "pbt"):
+        assert summary[f"ratio_{arm}"]["total_env_steps"] == pytest.approx(
+            summary["random_fifo"]["total_env_steps"] / summary[arm]["total_env_steps"]
         )
-    if math.isfinite(a["env_steps"]) and math.isfinite(b["env_steps"]):
-        assert summary["ratio"]["env_steps"] == pytest.approx(b["env_steps"] / a["env_steps"])
-    assert summary["ratio"]["total_env_steps"] == pytest.approx(
-        b["total_env_steps"] / a["total_env_steps"]
-    )
     ladder = report["ladder"]
     assert list(ladder) == ["do_nothing", "half_way", "rule_based"]
     assert ladder["rule_based"] == (target.value, summary)
@@ -208,7 +205,8 @@ def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
         (target.levels["do_nothing"] + target.levels["rule_based"]) / 2
     )
     text = "\n".join(lines)
-    assert "ratio random+FIFO / Optuna+ASHA to target: env steps" in text
+    assert "ratio random_fifo / optuna_asha to target: env steps" in text
+    assert "ratio random_fifo / pbt to target: env steps" in text
     assert f"<= ${target.value:,.2f}/day (the rule-based baseline's objective" in text
 
 

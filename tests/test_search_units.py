@@ -123,11 +123,17 @@ def test_bench_summary_and_ratio() -> None:
     # random+FIFO reaches 1160 at 600 and 900 steps, never in the third: median 900.
     assert summary["random_fifo"]["env_steps"] == 900 and summary["random_fifo"]["seconds"] == 6
     assert summary["random_fifo"]["reached"] == 2 and summary["random_fifo"]["runs"] == 3
-    assert summary["ratio"]["env_steps"] == 4.5 and summary["ratio"]["seconds"] == 3.0
+    ratios = summary["ratio_optuna_asha"]
+    assert ratios["env_steps"] == 4.5 and ratios["seconds"] == 3.0
+    assert "pbt" not in summary and "ratio_pbt" not in summary  # an arm not run has no entry
     assert summary["random_fifo"]["total_env_steps"] == 600
     none = summarize([fast, never], 1000.0)
     assert none["optuna_asha"]["reached"] == 0 and math.isinf(none["optuna_asha"]["env_steps"])
-    assert math.isnan(none["ratio"]["env_steps"])  # neither arm reached it
+    assert math.isnan(none["ratio_optuna_asha"]["env_steps"])  # neither arm reached it
+    population = SearchTrace("pbt", 0, [1.0, 2.0], [300, 450], [1200.0, 1150.0])
+    three = summarize([fast, slow, population], 1160.0)
+    assert three["ratio_pbt"]["env_steps"] == 600 / 450
+    assert "ratio_random_fifo" not in three
     assert ratio(math.inf, 10.0) == math.inf and ratio(5.0, 0.0) != ratio(5.0, 0.0)
 
 
@@ -161,3 +167,24 @@ def test_bench_arms_share_space_and_budget() -> None:
     assert (small.eval_interval, small.grace_period) == (1_920, 3_840)
     with pytest.raises(ValueError, match="--repetitions"):
         BenchOptions(repetitions=0)
+    with pytest.raises(ValueError, match="unknown arm hyperband; allowed: optuna_asha, "):
+        BenchOptions(arms=("pbt", "hyperband"))
+
+
+def test_bench_pbt_arm_trains_its_population_at_once_on_the_same_cpus() -> None:
+    random = bench_space("random_fifo", 3, FULL)
+    pbt = bench_space("pbt", 3, FULL)
+    assert pbt.space == random.space and pbt.fixed == random.fixed and pbt.stop == random.stop
+    assert pbt.num_samples == random.num_samples and pbt.search.algorithm == "random"
+    scheduler = pbt.scheduler
+    assert scheduler.type == "pbt" and scheduler.time_attr == "env_steps"
+    assert scheduler.hyperparam_mutations["lr"] == random.space["lr"]
+    # Each perturbation ranks fresh validations.
+    assert scheduler.perturbation_interval % FULL.eval_interval == 0
+    # All trials at once, on the CPUs the other arms' concurrent trials hold.
+    assert pbt.max_concurrent_trials == pbt.num_samples
+    total = pbt.resources_per_trial.cpu * pbt.max_concurrent_trials
+    assert total == random.resources_per_trial.cpu * random.max_concurrent_trials
+    small = BenchOptions(env_steps=15_360).scale()
+    assert small.perturbation_interval == 2 * small.eval_interval
+    assert bench_space("pbt", 0, small).checkpoint_num_to_keep >= 3840 // 960 + 2

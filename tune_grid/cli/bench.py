@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from tune_grid.cli.common import Subparsers
 from tune_grid.cli.run_options import add_run_config_arguments, run_config_from_args
@@ -38,7 +39,8 @@ def run_bench_train_command(args: argparse.Namespace) -> int:
 
 
 def run_bench_search_command(args: argparse.Namespace) -> int:
-    """Optuna+ASHA vs random+FIFO at equal budget in env steps, on the validation objective."""
+    """Optuna+ASHA vs random+FIFO vs PBT at equal budget in env steps, on the validation
+    objective."""
     from tune_grid.search.bench import BenchOptions, run_search_benchmark
 
     options = BenchOptions(
@@ -51,6 +53,8 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         seed=args.seed,
     )
+    if args.arms is not None:
+        options = replace(options, arms=tuple(a.strip() for a in args.arms.split(",")))
     run_search_benchmark(options)
     return 0
 
@@ -118,15 +122,15 @@ def _add_train(benches: Subparsers) -> None:
 def _add_search(benches: Subparsers) -> None:
     p = benches.add_parser(
         "search",
-        help="Optuna+ASHA vs random+FIFO at equal env steps: env steps and time to a target "
-        "validation objective",
+        help="Optuna+ASHA vs random+FIFO vs PBT at equal env steps: env steps and time to a "
+        "target validation objective",
         description=(
-            "Runs both arms on the same space (lr, train_batch_size, num_epochs) with the same "
+            "Runs the arms on the same space (lr, train_batch_size, num_epochs) with the same "
             "trials and the same stop in env steps, ranked by val_objective; prints, as medians "
             "over repetitions, the env steps (all trials) and seconds until each search's "
-            "best-so-far first reaches the target, and the ratios random+FIFO / Optuna+ASHA. "
-            "The default target is the rule-based baseline's objective on the same validation "
-            "days."
+            "best-so-far first reaches the target, and the ratios random+FIFO / arm. PBT trains "
+            "its population side by side on the same CPUs and perturbs lr. The default target "
+            "is the rule-based baseline's objective on the same validation days."
         ),
     )
     p.add_argument(
@@ -157,6 +161,13 @@ def _add_search(benches: Subparsers) -> None:
         "--storage", metavar="DIR", default=None, help="results root (default: a temp dir)"
     )
     p.add_argument("--num-cpus", type=int, metavar="N", help="CPUs of the local Ray")
+    p.add_argument(
+        "--arms",
+        default=None,
+        metavar="ARMS",
+        help="comma-separated arms to run (default all: Optuna+ASHA, random+FIFO, PBT; a wrong "
+        "name lists them; ratios need random_fifo)",
+    )
     p.add_argument(
         "--smoke",
         action="store_true",

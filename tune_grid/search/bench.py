@@ -1,15 +1,19 @@
-"""``tune-grid bench search``: Optuna+ASHA vs random+FIFO at equal budget in env steps.
+"""``tune-grid bench search``: Optuna+ASHA vs random+FIFO vs PBT at equal budget in env steps.
 
-Both arms search the same space (lr, train_batch_size in whole days, num_epochs) with the same
-number of trials, the same stop in env steps and the same concurrency, on one local Ray, and rank
-trials by the validation objective (``val_objective``: the greedy policy's mean daily cost +
-penalty x safety on the validation days, lower is better). ASHA's rungs count env steps too.
+The arms search the same space (lr, train_batch_size in whole days, num_epochs) with the same
+number of trials and the same stop in env steps, on one local Ray, and rank trials by the
+validation objective (``val_objective``: the greedy policy's mean daily cost + penalty x safety
+on the validation days, lower is better). ASHA's rungs count env steps too. Optuna+ASHA and
+random+FIFO run the same number of trials at once; PBT trains its whole population side by side
+(as population-based training is meant to run) on the same CPUs, each trial with the matching
+share of them, and every ``perturbation_interval`` env steps its worst quarter clones a top
+trial's weights and configuration and continues with a perturbed learning rate.
 
 For every search the best-so-far ``val_objective`` is followed over the reported results in
 wall-clock order. The benchmark reports, per arm, the env steps (all trials, all seeds) and the
 wall time (from the start of the search) until the best-so-far first reaches the target, as the
-median over repetitions (the search seed is the repetition), and the ratios random+FIFO /
-Optuna+ASHA of those medians (> 1: Optuna+ASHA gets there with less).
+median over repetitions (the search seed is the repetition), and the ratios random+FIFO / arm
+of those medians (> 1: that arm gets there with less).
 
 The target is, unless ``--target`` gives one, the rule-based baseline's objective on the same
 validation days: a trial that reaches it has learnt a policy at least as good as the hand-written
@@ -25,13 +29,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tune_grid.errors import TuneGridError
-from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
-from tune_grid.search.space_file import SpaceFile, parse_space
 
-ARMS = {"optuna_asha": ("optuna", "asha"), "random_fifo": ("random", "fifo")}
+if TYPE_CHECKING:
+    from tune_grid.search.space_file import SpaceFile
+
+# Heavier imports (pyarrow, pydantic, Ray) stay inside the functions: the CLI reads ARMS when it
+# builds its parser.
+
+ARMS = {
+    "optuna_asha": ("optuna", "asha"),
+    "random_fifo": ("random", "fifo"),
+    "pbt": ("random", "pbt"),
+}
+"""Arm name -> (search algorithm, scheduler)."""
+REFERENCE_ARM = "random_fifo"
+"""The arm every ratio divides: ``REFERENCE_ARM / arm`` > 1 means the arm needs less."""
 METRIC = "val_objective"
 MODE = "min"
 TARGET_BASELINE = "rule_based"
@@ -52,6 +67,9 @@ class BenchScale:
     """ASHA's first rung in env steps; rungs at grace_period x 2^k."""
     eval_interval: int
     """Env steps between validations; divides ``grace_period`` so every rung sees a fresh one."""
+    perturbation_interval: int
+    """PBT's env steps between perturbations: a multiple of ``eval_interval``, so each decision
+    ranks fresh validations."""
     val_days: int | None
     batch_sizes: tuple[int, ...]
     num_epochs: tuple[int, ...]
@@ -68,6 +86,7 @@ FULL = BenchScale(
     stop_env_steps=46_080,
     grace_period=11_520,
     eval_interval=3_840,
+    perturbation_interval=7_680,
     val_days=None,
     batch_sizes=(960, 1920),
     num_epochs=(3, 10),
@@ -88,6 +107,7 @@ SMOKE = BenchScale(
     stop_env_steps=960,
     grace_period=480,
     eval_interval=480,
+    perturbation_interval=480,
     val_days=3,
     batch_sizes=(240, 480),
     num_epochs=(1,),
@@ -116,10 +136,18 @@ class BenchOptions:
     num_cpus: int | None = None
     seed: int = 0
     """Search seed of the first repetition (repetition r uses seed + r)."""
+    arms: tuple[str, ...] = tuple(ARMS)
+    """The arms to run (each needs the reference arm beside it for its ratio)."""
 
     def __post_init__(self) -> None:
         from tune_grid.config import ConfigError
 
+        unknown = [arm for arm in self.arms if arm not in ARMS]
+        if unknown or not self.arms:
+            raise ConfigError(
+                f"--arms: unknown arm {', '.join(unknown) or '(none given)'}; "
+                f"allowed: {', '.join(ARMS)}"
+            )
         if self.repetitions < 1:
             raise ConfigError(f"--repetitions must be >= 1, got {self.repetitions}")
         if self.num_samples is not None and self.num_samples < 1:
@@ -145,11 +173,14 @@ class BenchOptions:
             stop_env_steps=self.env_steps,
             grace_period=min(grace, self.env_steps),
             eval_interval=interval,
+            perturbation_interval=min(2 * interval, self.env_steps),
         )
 
 
 def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
     """The search file of one arm with search seed ``seed``."""
+    from tune_grid.search.space_file import parse_space
+
     algorithm, scheduler = ARMS[arm]
     data: dict[str, Any] = {
         "experiment": f"bench_{arm}_{seed}",
@@ -180,6 +211,7 @@ def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
         },
         "num_samples": scale.num_samples,
         "max_concurrent_trials": scale.max_concurrent_trials,
+        "resources_per_trial": {"cpu": 1.0},
         "seeds": 1,
         "metric": METRIC,
         "mode": MODE,
@@ -191,7 +223,29 @@ def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
         data["space"]["num_epochs"] = {"type": "choice", "values": list(scale.num_epochs)}
     else:
         data["fixed"]["num_epochs"] = scale.num_epochs[0]
+    if scheduler == "pbt":
+        _as_population(data, scale)
     return parse_space(data, f"<bench {arm}>")
+
+
+def _as_population(data: dict[str, Any], scale: BenchScale) -> None:
+    """Turn a search file into the PBT arm's: the whole population at once on the CPUs the other
+    arms' concurrent trials hold, the learning rate perturbed within the searched range."""
+    from tune_grid.search.space_file import checkpoints_for
+
+    data["scheduler"] = {
+        "type": "pbt",
+        "time_attr": "env_steps",
+        "perturbation_interval": scale.perturbation_interval,
+        "quantile_fraction": 0.25,
+        "resample_probability": 0.25,
+        "hyperparam_mutations": {"lr": dict(data["space"]["lr"])},
+    }
+    data["max_concurrent_trials"] = scale.num_samples
+    data["resources_per_trial"] = {"cpu": scale.max_concurrent_trials / scale.num_samples}
+    data["checkpoint_num_to_keep"] = checkpoints_for(
+        scale.perturbation_interval, min(scale.batch_sizes)
+    )
 
 
 @dataclass
@@ -248,6 +302,8 @@ def trace_rows(rows: list[dict[str, Any]]) -> tuple[list[float], list[int], list
 
 def trace_of(results_dir: Path, arm: str, repetition: int, start: float) -> SearchTrace:
     """The trace of one finished search's results folder (times relative to ``start``)."""
+    from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
+
     rows = read_results(results_dir / ITERATIONS_FILE, "iterations").to_pylist()
     trials = read_results(results_dir / TRIALS_FILE, "trials").to_pylist()
     times, steps, best = trace_rows(rows)
@@ -342,12 +398,14 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 def summarize(traces: list[SearchTrace], target: float) -> dict[str, dict[str, float]]:
-    """Per arm: medians over repetitions of env steps and seconds to the target (inf: not
-    reached), of total env steps, wall seconds and final best; and the random/optuna ratios of
-    the medians to the target."""
+    """Per arm that has traces: medians over repetitions of env steps and seconds to the target
+    (inf: not reached), of total env steps, wall seconds and final best; and under
+    ``ratio_<arm>`` the ratios random+FIFO / arm of those medians."""
     summary: dict[str, dict[str, float]] = {}
     for arm in ARMS:
         mine = [t for t in traces if t.arm == arm]
+        if not mine:
+            continue
         reached = [t.reach(target) for t in mine]
         summary[arm] = {
             "seconds": _median([r[0] for r in reached]),
@@ -358,13 +416,25 @@ def summarize(traces: list[SearchTrace], target: float) -> dict[str, dict[str, f
             "reached": float(sum(math.isfinite(r[1]) for r in reached)),
             "runs": float(len(mine)),
         }
-    a, b = summary["optuna_asha"], summary["random_fifo"]
-    summary["ratio"] = {
-        "seconds": ratio(b["seconds"], a["seconds"]),
-        "env_steps": ratio(b["env_steps"], a["env_steps"]),
-        "total_env_steps": ratio(b["total_env_steps"], a["total_env_steps"]),
-    }
+    reference = summary.get(REFERENCE_ARM)
+    for arm in [a for a in ARMS if a != REFERENCE_ARM and a in summary]:
+        if reference is None:
+            break
+        summary[ratio_key(arm)] = {
+            key: ratio(reference[key], summary[arm][key])
+            for key in ("seconds", "env_steps", "total_env_steps")
+        }
     return summary
+
+
+def ratio_key(arm: str) -> str:
+    """The :func:`summarize` entry of the ratios random+FIFO / ``arm``."""
+    return f"ratio_{arm}"
+
+
+def arms_in(summary: dict[str, dict[str, float]]) -> list[str]:
+    """The arms a :func:`summarize` result holds, in :data:`ARMS` order."""
+    return [arm for arm in ARMS if arm in summary]
 
 
 def format_trace(trace: SearchTrace, target: float) -> str:
@@ -390,40 +460,46 @@ def format_summary(
     ladder: dict[str, tuple[float, dict[str, dict[str, float]]]] | None = None,
 ) -> str:
     """The printed table; ``ladder``: level name -> (value, :func:`summarize` at it)."""
+    arms = arms_in(summary)
     lines = [
         f"bench search: {scale.num_samples} trials x <= {scale.stop_env_steps:,} env steps "
-        f"(ASHA rungs from {scale.grace_period:,}, x2), {repetitions} repetition(s), medians",
+        f"(ASHA rungs from {scale.grace_period:,}, x2; PBT perturbs every "
+        f"{scale.perturbation_interval:,}), {repetitions} repetition(s), medians",
         target.describe(),
         f"{'arm':<12} {'env steps to target':>20} {'s to target':>12} {'total env steps':>16} "
         f"{'wall s':>8} {'final best $':>13} {'reached':>8}",
     ]
-    for arm in ARMS:
+    for arm in arms:
         s = summary[arm]
         lines.append(
             f"{arm:<12} {s['env_steps']:20,.0f} {s['seconds']:12.0f} {s['total_env_steps']:16,.0f} "
             f"{s['wall_s']:8.0f} {s['final_best']:13,.2f} {int(s['reached'])}/{int(s['runs'])}"
         )
-    r = summary["ratio"]
-    lines.append(
-        f"ratio random+FIFO / Optuna+ASHA to target: env steps {r['env_steps']:.2f}x, "
-        f"time {r['seconds']:.2f}x (total env steps {r['total_env_steps']:.2f}x)"
-    )
-    if ladder:
-        lines.append("median env steps to each level (reached), ratio random+FIFO / Optuna+ASHA:")
-        for name, (value, level) in ladder.items():
-            a, b = level["optuna_asha"], level["random_fifo"]
+    for arm in arms:
+        if ratio_key(arm) in summary:
+            r = summary[ratio_key(arm)]
             lines.append(
-                f"  {name:<11} <= ${value:,.2f}: optuna_asha {a['env_steps']:,.0f} "
-                f"({int(a['reached'])}/{int(a['runs'])}), random_fifo {b['env_steps']:,.0f} "
-                f"({int(b['reached'])}/{int(b['runs'])}), ratio {level['ratio']['env_steps']:.2f}x"
+                f"ratio {REFERENCE_ARM} / {arm} to target: env steps {r['env_steps']:.2f}x, "
+                f"time {r['seconds']:.2f}x (total env steps {r['total_env_steps']:.2f}x)"
             )
+    if ladder:
+        lines.append(f"median env steps to each level (reached); ratio {REFERENCE_ARM} / arm:")
+        for name, (value, level) in ladder.items():
+            cells = []
+            for arm in arms:
+                a = level[arm]
+                cell = f"{arm} {a['env_steps']:,.0f} ({int(a['reached'])}/{int(a['runs'])})"
+                if ratio_key(arm) in level:
+                    cell += f" {level[ratio_key(arm)]['env_steps']:.2f}x"
+                cells.append(cell)
+            lines.append(f"  {name:<11} <= ${value:,.2f}: " + ", ".join(cells))
     return "\n".join(lines)
 
 
 def run_search_benchmark(
     options: BenchOptions | None = None, print_fn: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Run both arms ``repetitions`` times on one local Ray and print the comparison."""
+    """Run the chosen arms ``repetitions`` times on one local Ray and print the comparison."""
     import ray
 
     from tune_grid.search.tuner import SearchOptions, init_ray, run_search
@@ -433,14 +509,15 @@ def run_search_benchmark(
     scale = options.scale()
     storage = options.storage or tempfile.mkdtemp(prefix="tune_grid_bench_")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = choose_target(bench_space("random_fifo", options.seed, scale), options.target)
+    target = choose_target(bench_space(REFERENCE_ARM, options.seed, scale), options.target)
     print_fn(target.describe())
     started = init_ray(SearchOptions(num_cpus=options.num_cpus, verbose=0))
     traces: list[SearchTrace] = []
     try:
         for repetition in range(repetitions):
-            # Alternate the order so a drift in the machine's load favours neither arm.
-            order = list(ARMS) if repetition % 2 == 0 else list(reversed(ARMS))
+            # Alternate the order so a drift in the machine's load favours no arm.
+            arms = [arm for arm in ARMS if arm in options.arms]
+            order = arms if repetition % 2 == 0 else list(reversed(arms))
             for arm in order:
                 spec = bench_space(arm, options.seed + repetition, scale)
                 search = SearchOptions(

@@ -597,8 +597,12 @@ def checkpoints_needed(spec: SpaceFile) -> int:
     perturbation interval (``interval / smallest batch`` iterations, each saving a checkpoint)
     earlier; Tune keeps the newest ``checkpoint_num_to_keep``, so one more plus a margin of one.
     """
-    interval = spec.scheduler.perturbation_interval or 0.0
-    return math.ceil(interval / smallest_batch(spec)) + 2
+    return checkpoints_for(spec.scheduler.perturbation_interval or 0.0, smallest_batch(spec))
+
+
+def checkpoints_for(perturbation_interval: float, smallest_batch: int) -> int:
+    """:func:`checkpoints_needed` from its two inputs."""
+    return math.ceil(perturbation_interval / smallest_batch) + 2
 
 
 def _check_population(spec: SpaceFile, file: str | Path) -> None:
