@@ -29,15 +29,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tune_grid.errors import TuneGridError
-
-if TYPE_CHECKING:
-    from tune_grid.search.space_file import SpaceFile
-
-# Heavier imports (pyarrow, pydantic, Ray) stay inside the functions: the CLI reads ARMS when it
-# builds its parser.
+from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
+from tune_grid.search.space_file import SpaceFile, checkpoints_for, parse_space
 
 ARMS = {
     "optuna_asha": ("optuna", "asha"),
@@ -179,8 +175,6 @@ class BenchOptions:
 
 def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
     """The search file of one arm with search seed ``seed``."""
-    from tune_grid.search.space_file import parse_space
-
     algorithm, scheduler = ARMS[arm]
     data: dict[str, Any] = {
         "experiment": f"bench_{arm}_{seed}",
@@ -231,8 +225,6 @@ def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
 def _as_population(data: dict[str, Any], scale: BenchScale) -> None:
     """Turn a search file into the PBT arm's: the whole population at once on the CPUs the other
     arms' concurrent trials hold, the learning rate perturbed within the searched range."""
-    from tune_grid.search.space_file import checkpoints_for
-
     data["scheduler"] = {
         "type": "pbt",
         "time_attr": "env_steps",
@@ -242,7 +234,8 @@ def _as_population(data: dict[str, Any], scale: BenchScale) -> None:
         "hyperparam_mutations": {"lr": dict(data["space"]["lr"])},
     }
     data["max_concurrent_trials"] = scale.num_samples
-    data["resources_per_trial"] = {"cpu": scale.max_concurrent_trials / scale.num_samples}
+    held = data["resources_per_trial"]["cpu"] * scale.max_concurrent_trials
+    data["resources_per_trial"] = {"cpu": held / scale.num_samples}
     data["checkpoint_num_to_keep"] = checkpoints_for(
         scale.perturbation_interval, min(scale.batch_sizes)
     )
@@ -302,8 +295,6 @@ def trace_rows(rows: list[dict[str, Any]]) -> tuple[list[float], list[int], list
 
 def trace_of(results_dir: Path, arm: str, repetition: int, start: float) -> SearchTrace:
     """The trace of one finished search's results folder (times relative to ``start``)."""
-    from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
-
     rows = read_results(results_dir / ITERATIONS_FILE, "iterations").to_pylist()
     trials = read_results(results_dir / TRIALS_FILE, "trials").to_pylist()
     times, steps, best = trace_rows(rows)
@@ -416,10 +407,10 @@ def summarize(traces: list[SearchTrace], target: float) -> dict[str, dict[str, f
             "reached": float(sum(math.isfinite(r[1]) for r in reached)),
             "runs": float(len(mine)),
         }
-    reference = summary.get(REFERENCE_ARM)
+    if REFERENCE_ARM not in summary:
+        return summary
+    reference = summary[REFERENCE_ARM]
     for arm in [a for a in ARMS if a != REFERENCE_ARM and a in summary]:
-        if reference is None:
-            break
         summary[ratio_key(arm)] = {
             key: ratio(reference[key], summary[arm][key])
             for key in ("seconds", "env_steps", "total_env_steps")
@@ -513,10 +504,10 @@ def run_search_benchmark(
     print_fn(target.describe())
     started = init_ray(SearchOptions(num_cpus=options.num_cpus, verbose=0))
     traces: list[SearchTrace] = []
+    arms = [arm for arm in ARMS if arm in options.arms]
     try:
         for repetition in range(repetitions):
             # Alternate the order so a drift in the machine's load favours no arm.
-            arms = [arm for arm in ARMS if arm in options.arms]
             order = arms if repetition % 2 == 0 else list(reversed(arms))
             for arm in order:
                 spec = bench_space(arm, options.seed + repetition, scale)
