@@ -63,6 +63,20 @@ def test_snapshot_copies_the_newest_session_once(tmp_path: Path) -> None:
     assert snapshot_tune_state(tmp_path / "none", results) is None
 
 
+def test_snapshot_copies_a_later_save_after_an_unchanged_check(tmp_path: Path) -> None:
+    staging, results = tmp_path / "staging", tmp_path / "results"
+    results.mkdir()
+    _write_state(staging, SESSION, 4, ["a"])
+    first = snapshot_tune_state(staging, results)
+    assert snapshot_tune_state(staging, results, first) == first  # one stat, nothing copied
+    _write_state(staging, SESSION, 5, ["a", "b"])  # Tune's next save
+    second = snapshot_tune_state(staging, results, first)
+    assert second != first
+    payload = pickle.loads((results / SNAPSHOT_FILE).read_bytes())
+    state = json.loads(payload["files"][f"experiment_state-{SESSION}.json"])
+    assert [json.loads(t)["trial_id"] for t, _ in state["trial_data"]] == ["a", "b"]
+
+
 def _snapshot_of(tmp_path: Path, iteration: int, trial_ids: list[str]) -> Path:
     staging, results = tmp_path / "staging", tmp_path / "results"
     _write_state(staging, SESSION, iteration, trial_ids)

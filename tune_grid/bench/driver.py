@@ -3,10 +3,13 @@
 A synthetic search on a local Ray: ``trials`` trials of a trivial function trainable that reports
 the real result keys of a ``seeds``-seed trial (built by the real trainable's
 :func:`~tune_grid.search.trainable.aggregate`) for ``iterations`` iterations, with a small
-checkpoint every iteration as the real trainable (Tune's checkpoint bookkeeping, 2 kept), a
+checkpoint where the real trainable makes one (at each validation, every ``eval_interval`` env
+steps of the space file, and at the last iteration; every iteration with
+``--checkpoint-every-iteration``, as under PBT; Tune's checkpoint bookkeeping, 2 kept), a
 configuration sampled from ``search_spaces/full.yaml`` (random search, FIFO), ``concurrency`` at
 once (that many logical CPUs, one per trial), the Tune settings of ``tune-grid search``
-(experiment state saved every controller step) and the real :class:`ParquetExportCallback`.
+(experiment state saved every ``export.flush_interval_s`` of the space file, and whenever a
+trial wrote 2 checkpoints since the last save) and the real :class:`ParquetExportCallback`.
 
 In the driver process, the benchmark times (wall clock, ``time.perf_counter``):
 
@@ -33,6 +36,7 @@ import functools
 import math
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tune_grid.config import ConfigError
+from tune_grid.config import ConfigError, RunConfig
 from tune_grid.results.export import SearchMeta
 from tune_grid.results.parts import WRITE_MODES, write_mode
 from tune_grid.results.schema import METRIC_NAMES
@@ -62,6 +66,8 @@ class DriverBenchOptions:
     seeds: int = 3
     report_interval_s: float = 0.25
     """Pause of each trial between two reports."""
+    checkpoint_every_iteration: bool = False
+    """Checkpoint every result (as under PBT) instead of at each validation."""
     rewrite_results: int = 6000
     """The ``rewrite`` arm's search stops after this many results."""
     bin_size: int = 1000
@@ -109,6 +115,7 @@ class SyntheticSettings:
     iterations: int
     seeds: int
     report_interval_s: float
+    checkpoint_every_iteration: bool = False
 
 
 def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None:
@@ -123,9 +130,12 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
         aggregate_validation,
         with_objective,
     )
+    from tune_grid.training.validation import due
 
     rng = random.Random(str(tune.get_context().get_trial_id()))
     steps_per_iter = int(config.get("train_batch_size", 3840))
+    eval_interval = int(config.get("eval_interval", RunConfig().eval_interval))
+    validated_at: int | None = None
     total_s = 0.0
     for iteration in range(1, settings.iterations + 1):
         per_seed = []
@@ -156,10 +166,22 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
             node_id="synthetic",
             node_ip="127.0.0.1",
         )
-        with tempfile.TemporaryDirectory(prefix="tune_grid_bench_ckpt_") as tmp:
-            state = {"iteration": iteration, "env_steps": row["env_steps"], "time_total_s": total_s}
-            (Path(tmp) / STATE_FILE).write_text(json.dumps(state))
-            tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
+        env_steps = steps_per_iter * iteration
+        # As the real trainable: a checkpoint at each validation only (every iteration with
+        # a population scheduler, which --checkpoint-every-iteration stands for).
+        final = iteration == settings.iterations
+        if (
+            final
+            or settings.checkpoint_every_iteration
+            or due(env_steps, validated_at, eval_interval)
+        ):
+            validated_at = env_steps
+            with tempfile.TemporaryDirectory(prefix="tune_grid_bench_ckpt_") as tmp:
+                state = {"iteration": iteration, "env_steps": env_steps, "time_total_s": total_s}
+                (Path(tmp) / STATE_FILE).write_text(json.dumps(state))
+                tune.report(row, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(row)
         if settings.report_interval_s:
             time.sleep(settings.report_interval_s)
 
@@ -179,9 +201,22 @@ class DriverMeter:
     spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
     at_result: list[tuple[float, ...]] = field(default_factory=list)
     """The cumulative seconds of each category as each result arrived."""
+    at_last_step: tuple[float, ...] | None = None
+    """The cumulative seconds at the end of the last controller step (before the final state
+    save and export, which are the search's end, not a result's)."""
+
+    def mark_step(self) -> None:
+        self.at_last_step = self.totals()
+
+    def totals(self) -> tuple[float, ...]:
+        return tuple(self.spent[c] for c in CATEGORIES)
 
     def mark_result(self) -> None:
-        self.at_result.append(tuple(self.spent[c] for c in CATEGORIES))
+        self.at_result.append(self.totals())
+
+    def end_s(self) -> float:
+        """Driver seconds after the last controller step: the final save, merge and export."""
+        return sum(self.totals()) - sum(self.at_last_step or self.totals())
 
     @property
     def results(self) -> int:
@@ -191,13 +226,12 @@ class DriverMeter:
         """Driver ms per result by category over results ``start+1 .. stop`` (1-based)."""
         if stop > self.results or start < 0 or stop <= start:
             return dict.fromkeys(CATEGORIES, math.nan)
-        before = self.at_result[start - 1] if start else (0.0,) * len(CATEGORIES)
+        # Result k is charged what the driver spent from its arrival to the next one; the first
+        # bin also gets the setup before the first result.
+        before = self.at_result[start] if start else (0.0,) * len(CATEGORIES)
         # Time up to the next result is spent on the ``stop``-th (its flush comes after it).
-        after = (
-            self.at_result[stop]
-            if stop < self.results
-            else tuple(self.spent[c] for c in CATEGORIES)
-        )
+        after = self.at_result[stop] if stop < self.results else self.at_last_step
+        after = after or self.totals()
         n = stop - start
         return {c: 1000 * (after[i] - before[i]) / n for i, c in enumerate(CATEGORIES)}
 
@@ -265,6 +299,17 @@ def timing_tune(meter: DriverMeter) -> Iterator[None]:
         if name.startswith("on_"):
             wrap(CallbackList, name, "callbacks")
     wrap(TuneController, "save_to_dir", "state")
+    step = TuneController.step
+    originals[(TuneController, "step")] = step
+
+    @functools.wraps(step)
+    def step_wrapper(self: Any) -> None:
+        try:
+            step(self)
+        finally:
+            meter.mark_step()
+
+    TuneController.step = step_wrapper  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -282,6 +327,8 @@ class ArmResult:
     wall_s: float
     rows_written: int
     results_dir: Path
+    state_period_s: float
+    """How often Tune saved its experiment state (0: every controller step)."""
 
 
 ARM_TUNE_ENV = {
@@ -352,7 +399,12 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
         merge_time_share=spec.export.merge_time_share,
         write_mode=write_mode(mode),
     )
-    settings = SyntheticSettings(options.iterations, options.seeds, options.report_interval_s)
+    settings = SyntheticSettings(
+        options.iterations,
+        options.seeds,
+        options.report_interval_s,
+        options.checkpoint_every_iteration,
+    )
     trainable = tune.with_resources(
         tune.with_parameters(synthetic_trial, settings=settings), {"CPU": 1}
     )
@@ -383,7 +435,8 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
         tuner.fit()
     wall_s = time.perf_counter() - start
     rows = read_merged(results_dir, "iterations").num_rows
-    return ArmResult(mode, meter, wall_s, rows, results_dir)
+    period = 0.0 if mode == "rewrite" else spec.export.flush_interval_s
+    return ArmResult(mode, meter, wall_s, rows, results_dir, period)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -406,7 +459,12 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
     lines = [
         f"bench driver: {options.trials} trials x {options.iterations} iterations "
         f"({options.trials * options.iterations:,} results), {options.concurrency} at once, "
-        f"{options.seeds} seeds per trial, a checkpoint per result",
+        f"{options.seeds} seeds per trial, "
+        + (
+            "a checkpoint per result"
+            if options.checkpoint_every_iteration
+            else "a checkpoint per validation (eval_interval of the space file)"
+        ),
         "driver ms per result (wall time in the bin / results in it): export = the Parquet "
         "callback (records, tune_state.snapshot, writes); callbacks = Tune's other callbacks "
         "(loggers, reporter); state = Tune's experiment-state save; total = all three",
@@ -414,8 +472,10 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
     for r in results:
         lines.append(
             f"  {r.mode}: {r.meter.results:,} results in {r.wall_s:.0f} s, "
-            f"{r.rows_written:,} iteration rows in the Parquet files"
+            f"{r.rows_written:,} iteration rows in the Parquet files, Tune state saved "
+            + (f"every {r.state_period_s:g} s" if r.state_period_s else "every step")
             + (" (stopped early: its cost grows with the search)" if r.mode == "rewrite" else "")
+            + f"; {r.meter.end_s():.1f} s after the last step (final state save and merge)"
         )
     columns = [(m, c) for c in (*CATEGORIES, "total") for m in modes]
     lines.append(f"{'results':>15}" + "".join(f"{c + ' ' + m:>18}" for m, c in columns))
@@ -433,9 +493,15 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         if n >= 2 * options.bin_size:
             first = sum(r.meter.per_result_ms(0, options.bin_size).values())
             end = sum(r.meter.per_result_ms(n - options.bin_size, n).values())
+            bins = [
+                sum(r.meter.per_result_ms(b, b + options.bin_size).values())
+                for b in range(0, n - options.bin_size + 1, options.bin_size)
+            ]
             lines.append(
                 f"{r.mode}: total {first:.2f} ms per result over the first {options.bin_size:,} "
-                f"results, {end:.2f} over the last {options.bin_size:,} (x{end / first:.2f})"
+                f"results, {end:.2f} over the last {options.bin_size:,} (x{end / first:.2f}); "
+                f"over all {len(bins)} bins: median {statistics.median(bins):.2f}, "
+                f"max {max(bins):.2f}"
             )
     if {"parts", "rewrite"} <= set(modes):
         n = min(by_mode[m].meter.results for m in ("parts", "rewrite"))
@@ -495,6 +561,7 @@ def run_bench_driver_command(args: Any) -> int:
             concurrency=args.concurrency,
             seeds=args.seeds,
             report_interval_s=args.report_interval,
+            checkpoint_every_iteration=args.checkpoint_every_iteration,
             rewrite_results=args.rewrite_results,
             bin_size=args.bin_size,
             modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
@@ -531,6 +598,11 @@ def add_bench_driver_parser(subparsers: Any) -> Any:
         default=d.rewrite_results,
         metavar="N",
         help=f"stop the rewrite arm's search after N results (default {d.rewrite_results})",
+    )
+    parser.add_argument(
+        "--checkpoint-every-iteration",
+        action="store_true",
+        help="checkpoint every result, as under PBT (default: at each validation, as full.yaml)",
     )
     parser.add_argument("--bin-size", type=int, default=d.bin_size, metavar="N")
     parser.add_argument(

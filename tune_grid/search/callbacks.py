@@ -94,6 +94,7 @@ class ParquetExportCallback(Callback):
         self._warned = False
         self._snapshot_warned = False
         self._snapshot_signature: Any = None
+        self._staging_dir: Path | None = None
         self._changed_trials: set[str] = set()
         self._changed_rows: dict[str, set[int]] = {}
         self._seq = 0
@@ -111,6 +112,8 @@ class ParquetExportCallback(Callback):
     ) -> None:
         self._records = records_from_parquet(self.results_dir)
         self._seq = last_part_seq(self.results_dir)
+        self._staging_dir = None
+        self._snapshot_signature = None
 
     def _record(self, trial: Any) -> TrialRecord:
         record = self._records.get(trial.trial_id)
@@ -146,7 +149,7 @@ class ParquetExportCallback(Callback):
     def _snapshot(self, trials: list) -> bool:
         """Copy the Tune state saved in this step into ``tune_state.snapshot`` (atomically).
 
-        Called every step; costs a few ``stat`` calls when Tune did not save in this step.
+        Called every step; costs one ``stat`` when Tune did not save in this step.
         Returns False exactly when Tune's staging state is unchanged since the last call.
         """
         from tune_grid.search.resume_state import (
@@ -156,7 +159,8 @@ class ParquetExportCallback(Callback):
         )
 
         try:
-            staging = staging_dir_of(trials)
+            # One staging folder per Tune run (found again after each setup).
+            staging = self._staging_dir = self._staging_dir or staging_dir_of(trials)
             if staging is None:
                 return True
             previous = self._snapshot_signature

@@ -109,7 +109,12 @@ def snapshot_tune_state(
     Tune writes the staging files synchronously in the controller's thread, so between two
     controller steps they are complete and belong to one save. Returns the files' signature
     (names, mtimes, sizes); nothing is written when it equals ``previous``.
+
+    Every save rewrites ``experiment_state-<session>.json`` first, so while that file's mtime
+    and size are those in ``previous``, Tune did not save: one ``stat``, no folder listing.
     """
+    if previous is not None and _unchanged_since(staging_dir, previous):
+        return previous
     sessions = {
         s: kinds for s, kinds in _state_files(staging_dir).items() if _EXPERIMENT_STATE in kinds
     }
@@ -130,6 +135,18 @@ def snapshot_tune_state(
     }
     _atomic_write(results_dir / SNAPSHOT_FILE, pickle.dumps(payload, protocol=4))
     return signature
+
+
+def _unchanged_since(staging_dir: Path, signature: Signature) -> bool:
+    """Whether the experiment state file of ``signature`` still has its mtime and size."""
+    for name, mtime_ns, size in signature:
+        if name.startswith(_EXPERIMENT_STATE):
+            try:
+                st = (staging_dir / name).stat()
+            except OSError:
+                return False
+            return (st.st_mtime_ns, st.st_size) == (mtime_ns, size)
+    return False
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
