@@ -223,3 +223,19 @@ def test_validation_does_not_import_ray(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
     )
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+@pytest.mark.parametrize("value", [-1, "fast", True, float("nan")])
+def test_flush_interval_takes_seconds_or_auto(value: Any, tmp_path: Path) -> None:
+    message = _error({**BASE, "export": {"flush_interval_s": value}}, tmp_path)
+    assert "export.flush_interval_s: must be a number of seconds >= 0 or 'auto'" in message
+
+
+def test_flush_interval_auto_is_tunes_adaptive_period(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "export": {"flush_interval_s": "auto"}}))
+    export = load_space_file(path).export
+    assert (export.tune_state_period, export.callback_flush_interval_s) == ("auto", 0.0)
+    path.write_text(yaml.safe_dump({**BASE, "export": {"flush_interval_s": 2.5}}))
+    export = load_space_file(path).export
+    assert (export.tune_state_period, export.callback_flush_interval_s) == ("2.5", 2.5)

@@ -8,7 +8,7 @@ steps of the space file, and at the last iteration; every iteration with
 ``--checkpoint-every-iteration``, as under PBT; Tune's checkpoint bookkeeping, 2 kept), a
 configuration sampled from ``search_spaces/full.yaml`` (random search, FIFO), ``concurrency`` at
 once (that many logical CPUs, one per trial), the Tune settings of ``tune-grid search``
-(experiment state saved every ``export.flush_interval_s`` of the space file, and whenever a
+(experiment state saved at the ``export.flush_interval_s`` of the space file, and whenever a
 trial wrote 2 checkpoints since the last save) and the real :class:`ParquetExportCallback`.
 
 In the driver process, the benchmark times (wall clock, ``time.perf_counter``):
@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import random
 import shutil
 import statistics
@@ -201,6 +202,8 @@ class DriverMeter:
     spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
     at_result: list[tuple[float, ...]] = field(default_factory=list)
     """The cumulative seconds of each category as each result arrived."""
+    saves: int = 0
+    """Tune experiment-state saves."""
     at_last_step: tuple[float, ...] | None = None
     """The cumulative seconds at the end of the last controller step (before the final state
     save and export, which are the search's end, not a result's)."""
@@ -291,6 +294,8 @@ def timing_tune(meter: DriverMeter) -> Iterator[None]:
                 spent = time.perf_counter() - start
                 if category == "callbacks":
                     spent -= meter.spent["export"] - export_before
+                elif category == "state":
+                    meter.saves += 1
                 meter.spent[category] += spent
 
         setattr(cls, name, wrapper)
@@ -327,8 +332,8 @@ class ArmResult:
     wall_s: float
     rows_written: int
     results_dir: Path
-    state_period_s: float
-    """How often Tune saved its experiment state (0: every controller step)."""
+    state_period: str
+    """How often Tune saved its experiment state, in words."""
 
 
 ARM_TUNE_ENV = {
@@ -341,8 +346,6 @@ was (Tune's state saved every step, Tune's automatic CSV and TensorBoard loggers
 
 @contextlib.contextmanager
 def _tune_env(values: dict[str, str]) -> Iterator[None]:
-    import os
-
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -384,7 +387,7 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
     from tune_grid.search.tuner import configure_tune_env, search_meta
 
     spec = load_space_file(FULL_SPACE)
-    configure_tune_env(spec.export.flush_interval_s)
+    configure_tune_env(spec.export.tune_state_period)
     spec = spec.model_copy(
         update={"search": spec.search.model_copy(update={"algorithm": "random"})}
     )
@@ -395,7 +398,7 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
     callback = timed_export_callback(meter)(
         results_dir,
         meta,
-        flush_interval_s=spec.export.flush_interval_s,
+        flush_interval_s=spec.export.callback_flush_interval_s,
         merge_time_share=spec.export.merge_time_share,
         write_mode=write_mode(mode),
     )
@@ -432,11 +435,18 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
     )
     start = time.perf_counter()
     with timing_tune(meter), _tune_env(ARM_TUNE_ENV[mode]):
+        period = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "auto")  # what Tune reads
         tuner.fit()
     wall_s = time.perf_counter() - start
     rows = read_merged(results_dir, "iterations").num_rows
-    period = 0.0 if mode == "rewrite" else spec.export.flush_interval_s
-    return ArmResult(mode, meter, wall_s, rows, results_dir, period)
+    return ArmResult(mode, meter, wall_s, rows, results_dir, _period_words(period))
+
+
+def _period_words(period: str) -> str:
+    """``TUNE_GLOBAL_CHECKPOINT_S`` in words."""
+    if period == "auto":
+        return "every max(10 s, 19 x its duration) (auto)"
+    return "every step" if float(period) == 0 else f"every {period} s"
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -473,7 +483,7 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         lines.append(
             f"  {r.mode}: {r.meter.results:,} results in {r.wall_s:.0f} s, "
             f"{r.rows_written:,} iteration rows in the Parquet files, Tune state saved "
-            + (f"every {r.state_period_s:g} s" if r.state_period_s else "every step")
+            f"{r.state_period} ({r.meter.saves:,} saves)"
             + (" (stopped early: its cost grows with the search)" if r.mode == "rewrite" else "")
             + f"; {r.meter.end_s():.1f} s after the last step (final state save and merge)"
         )

@@ -243,10 +243,35 @@ class ValidationSettings(_Strict):
 class ExportSettings(_Strict):
     """How the driver mirrors the search into Parquet (:class:`ParquetExportCallback`)."""
 
-    flush_interval_s: float = Field(default=2.0, ge=0)
-    """Write new rows (as part files) at most this often, in seconds."""
+    flush_interval_s: float | Literal["auto"] = 2.0
+    """How often Tune saves its experiment state and new rows are written (as part files), in
+    seconds; ``auto``: Tune's adaptive period (at least 10 s, and 19 x the last save's duration,
+    so saving takes at most 5 % of the driver's time however many trials the search holds)."""
     merge_time_share: float = Field(default=0.02, gt=0, le=1)
     """Largest share of the driver's time spent merging parts into the two Parquet files."""
+
+    @field_validator("flush_interval_s", mode="before")
+    @classmethod
+    def _seconds_or_auto(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise PydanticCustomError(
+                "flush_interval",
+                "must be a number of seconds >= 0 or 'auto'",
+            )
+        return value
+
+    @property
+    def tune_state_period(self) -> str:
+        """``TUNE_GLOBAL_CHECKPOINT_S``: seconds between Tune's state saves, or ``auto``."""
+        return "auto" if self.flush_interval_s == "auto" else f"{self.flush_interval_s:g}"
+
+    @property
+    def callback_flush_interval_s(self) -> float:
+        """The export's own minimum interval between flushes (``auto``: at every Tune save,
+        which Tune spaces at least 10 s apart)."""
+        return 0.0 if self.flush_interval_s == "auto" else float(self.flush_interval_s)
 
 
 class WandbSettings(_Strict):

@@ -260,7 +260,7 @@ def make_callbacks(spec: SpaceFile, paths: SearchPaths, wandb: bool) -> list[Any
         ParquetExportCallback(
             paths.results_dir,
             search_meta(spec),
-            flush_interval_s=spec.export.flush_interval_s,
+            flush_interval_s=spec.export.callback_flush_interval_s,
             merge_time_share=spec.export.merge_time_share,
         ),
     ]
@@ -397,12 +397,13 @@ def _export_pythonpath() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, current) if p)
 
 
-def configure_tune_env(state_period_s: float = 2.0) -> None:
+def configure_tune_env(state_period: str = "2") -> None:
     """Tune settings of every tune-grid search driver (environment variables, if unset).
 
-    :param state_period_s: how often Tune saves its experiment state (besides the saves it
-        forces when a trial wrote ``num_to_keep`` checkpoints since the last one); the Parquet
-        export flushes in steps with a save (``export.flush_interval_s`` of the search file).
+    :param state_period: how often Tune saves its experiment state, in seconds or ``auto``
+        (besides the saves it forces when a trial wrote ``num_to_keep`` checkpoints since the
+        last one); the Parquet export flushes in steps with a save (``export.flush_interval_s``
+        of the search file, :attr:`ExportSettings.tune_state_period`).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's CLIReporter table
     # Every iteration checkpoints, so Tune snapshots its state often: wanted for --resume.
@@ -411,7 +412,7 @@ def configure_tune_env(state_period_s: float = 2.0) -> None:
     # callback copies each save into tune_state.snapshot and writes the Parquet mirror only in a
     # step with a save: a driver killed at any moment then leaves no trial or row in the
     # Parquet files that --resume does not know. (`tune-grid bench driver` measures the cost.)
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", f"{state_period_s:g}")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", state_period)
     # Tune's automatic CSV and TensorBoard loggers cost the driver milliseconds per result and
     # nothing reads them; result.json (read by `tune-grid export`) comes from the JSON logger
     # that make_callbacks adds.
@@ -427,7 +428,7 @@ def run_tune(
     """Fit a fresh Tuner or restore and continue an interrupted one; return the ResultGrid."""
     from ray import tune
 
-    configure_tune_env(spec.export.flush_interval_s)
+    configure_tune_env(spec.export.tune_state_period)
     oracle = validation_oracle(spec, print_fn)
     if options.resume:
         _repair_state(paths, print_fn)
