@@ -49,12 +49,13 @@ class ParquetExportCallback(Callback):
     """Mirror the search into Parquet in the driver at a cost per result that does not grow.
 
     Events only update the in-memory records and note what changed. At the end of every
-    controller step in which Tune saved its experiment state (every ``flush_interval_s``, which
-    ``run_tune`` passes to Tune, and whenever a trial wrote ``num_to_keep`` checkpoints since the
-    last save), the callback copies that state atomically into ``tune_state.snapshot`` (see
-    :mod:`tune_grid.search.resume_state`: Tune's own copy into the experiment folder runs in
-    the background and may be stale or half written when the driver is killed). In such a step,
-    at most every ``flush_interval_s`` seconds, it then writes the iteration rows and trial rows
+    controller step in which Tune saved its experiment state (at the search file's
+    ``export.flush_interval_s``, which ``run_tune`` passes to Tune, and whenever a trial wrote
+    ``num_to_keep`` checkpoints since the last save), the callback copies that state atomically
+    into ``tune_state.snapshot`` (see :mod:`tune_grid.search.resume_state`: Tune's own copy
+    into the experiment folder runs in the background and may be stale or half written when the
+    driver is killed). In such a step, at most every ``flush_interval_s`` seconds (0 with
+    ``auto``: Tune spaces its saves), it then writes the iteration rows and trial rows
     that changed as one pair of part files (:mod:`tune_grid.results.parts`). So every trial and
     row the files show is one ``--resume`` knows about, and a flush costs what changed, not
     what the search holds.

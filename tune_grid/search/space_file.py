@@ -246,7 +246,9 @@ class ExportSettings(_Strict):
     flush_interval_s: float | Literal["auto"] = 2.0
     """How often Tune saves its experiment state and new rows are written (as part files), in
     seconds; ``auto``: Tune's adaptive period (at least 10 s, and 19 x the last save's duration,
-    so saving takes at most 5 % of the driver's time however many trials the search holds)."""
+    so periodic saving takes at most 5 % of the driver's time however many trials the search
+    holds). Tune also saves whenever a trial wrote ``checkpoint_num_to_keep`` checkpoints since
+    the last save."""
     merge_time_share: float = Field(default=0.02, gt=0, le=1)
     """Largest share of the driver's time spent merging parts into the two Parquet files."""
 
