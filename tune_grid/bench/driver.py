@@ -129,9 +129,9 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
         STATE_FILE,
         aggregate,
         aggregate_validation,
+        validates_now,
         with_objective,
     )
-    from tune_grid.training.validation import due
 
     rng = random.Random(str(tune.get_context().get_trial_id()))
     steps_per_iter = int(config.get("train_batch_size", 3840))
@@ -170,11 +170,12 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
         env_steps = steps_per_iter * iteration
         # As the real trainable: a checkpoint at each validation only (every iteration with
         # a population scheduler, which --checkpoint-every-iteration stands for).
-        final = iteration == settings.iterations
-        if (
-            final
-            or settings.checkpoint_every_iteration
-            or due(env_steps, validated_at, eval_interval)
+        if validates_now(
+            env_steps,
+            validated_at,
+            eval_interval,
+            final=iteration == settings.iterations,
+            every_iteration=settings.checkpoint_every_iteration,
         ):
             validated_at = env_steps
             with tempfile.TemporaryDirectory(prefix="tune_grid_bench_ckpt_") as tmp:

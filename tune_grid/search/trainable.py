@@ -257,13 +257,27 @@ def _restore(directory: Path, group: Any) -> TrialState:
     return state
 
 
+def validates_now(
+    env_steps: int,
+    validated_at: int | None,
+    eval_interval: int,
+    *,
+    final: bool,
+    every_iteration: bool,
+) -> bool:
+    """Whether a trial validates, and so checkpoints, at this iteration: at its first and last
+    one, every iteration under a population scheduler, else every ``eval_interval`` env steps."""
+    from tune_grid.training.validation import due
+
+    return final or every_iteration or due(env_steps, validated_at, eval_interval)
+
+
 def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable (use with ``tune.with_parameters(train_trial, settings=...)``)."""
     from ray import tune
 
     from tune_grid.training.hyperparams import hyperparameter_columns
     from tune_grid.training.seed_group import SeedGroup
-    from tune_grid.training.validation import due
 
     run = RunConfig.from_dict(config)
     runs = [run.replace(seed=run.seed + k) for k in range(settings.seeds)]
@@ -287,10 +301,12 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             row = aggregate(per_seed)
             state.env_steps = row["env_steps"]
             final = stop_reached(settings.stop, _counters(state, time.perf_counter() - start))
-            validate = (
-                final
-                or settings.every_iteration
-                or due(state.env_steps, state.validated_at, run.eval_interval)
+            validate = validates_now(
+                state.env_steps,
+                state.validated_at,
+                run.eval_interval,
+                final=final,
+                every_iteration=settings.every_iteration,
             )
             if validate:
                 state.validation = aggregate_validation(group.validate(), state.env_steps)
