@@ -63,6 +63,10 @@ def test_quick_run_measures_both_modes_and_checkpoints_as_the_real_trainable(
     # Stopped early: after about rewrite_results (the last ones in flight may not reach it).
     assert QUICK.rewrite_results - QUICK.concurrency <= rewrite.meter.results < total
     assert rewrite.rows_written == rewrite.meter.results  # every result reached the files
+    # The trial reporting is running, and never more than the concurrency allows.
+    assert len(parts.meter.running) == total
+    assert all(1 <= n <= QUICK.concurrency for n in parts.meter.running)
+    assert "running parts" in "\n".join(lines)
     report = "\n".join(lines)
     assert "rewrite / parts = " in report and "parts: total " in report
     # Every bin of both arms has a finite, positive driver time per result.

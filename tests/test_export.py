@@ -246,6 +246,54 @@ def test_parts_mode_flushes_at_most_every_interval(
     assert read_results(tmp_path / ITERATIONS_FILE, "iterations").num_rows == 4
 
 
+def test_periodic_merge_folds_parts_as_a_rebuild_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the first and the last merge, parts are folded into the two files columnar: the
+    files then hold what a rebuild from the driver's records writes (a re-reported iteration
+    replaced, not repeated), and the merged parts are gone."""
+    from tune_grid.results.parts import merge_parts, parts_through
+    from tune_grid.search import callbacks as module
+
+    now = [0.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    callback = module.ParquetExportCallback(tmp_path, META, flush_interval_s=0)
+    callback.setup()
+    trials = [_trial("t1"), _trial("t2")]
+
+    def report(step: int, trial: Any, iteration: int, objective: float) -> None:
+        callback.on_trial_result(step, trials, trial, _result(iteration, objective))
+        callback.on_step_end(step, trials)
+
+    report(1, trials[0], 1, 1.0)  # the first flush rebuilds both files
+    assert merge_parts(tmp_path) == 0  # nothing to fold
+    callback._merge_s = 1.0  # the next merge is due 50 s after this one
+    report(2, trials[0], 2, 2.0)
+    report(3, trials[1], 1, 5.0)
+    report(4, trials[0], 2, 3.0)  # iteration 2 again (after a restore): replaces the row
+    assert len(part_files(tmp_path, "iterations")) == 3
+    now[0] += 60.0
+    callback.on_trial_complete(5, trials, trials[1])
+    callback.on_step_end(5, trials)  # a fourth part (t2's status), then the columnar merge
+    assert part_files(tmp_path, "iterations") == part_files(tmp_path, "trials") == []
+    assert parts_through(tmp_path, "iterations") == parts_through(tmp_path, "trials") == 4
+
+    rebuilt = tmp_path / "rebuilt"
+    write_tables(rebuilt, callback._records.values(), META)
+    for kind, name in (("iterations", ITERATIONS_FILE), ("trials", TRIALS_FILE)):
+        folded = read_results(tmp_path / name, kind).to_pylist()
+        expected = read_results(rebuilt / name, kind).to_pylist()
+        assert json.dumps(folded) == json.dumps(expected), kind  # NaN written as NaN
+    rows = read_results(tmp_path / ITERATIONS_FILE, "iterations").to_pylist()
+    assert [(r["trial_id"], r["iteration"], r["objective"]) for r in rows] == [
+        ("t1", 1, 1.0),
+        ("t1", 2, 3.0),
+        ("t2", 1, 5.0),
+    ]
+    statuses = read_results(tmp_path / TRIALS_FILE, "trials").column("status").to_pylist()
+    assert statuses == ["RUNNING", "TERMINATED"]
+
+
 def test_callback_rejects_bad_settings(tmp_path: Path) -> None:
     from tune_grid.search.callbacks import ParquetExportCallback
 

@@ -203,6 +203,9 @@ class DriverMeter:
     spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
     at_result: list[tuple[float, ...]] = field(default_factory=list)
     """The cumulative seconds of each category as each result arrived."""
+    running: list[int] = field(default_factory=list)
+    """Trials running as each result arrived (fewer at the search's end: time-based costs,
+    such as Tune's periodic saves, then fall on fewer results)."""
     saves: int = 0
     """Tune experiment-state saves."""
     at_last_step: tuple[float, ...] | None = None
@@ -215,8 +218,14 @@ class DriverMeter:
     def totals(self) -> tuple[float, ...]:
         return tuple(self.spent[c] for c in CATEGORIES)
 
-    def mark_result(self) -> None:
+    def mark_result(self, running: int = 0) -> None:
         self.at_result.append(self.totals())
+        self.running.append(running)
+
+    def mean_running(self, start: int, stop: int) -> float:
+        """Mean trials running over results ``start+1 .. stop``."""
+        window = self.running[start:stop]
+        return sum(window) / len(window) if window else math.nan
 
     def end_s(self) -> float:
         """Driver seconds after the last controller step: the final save, merge and export."""
@@ -255,7 +264,8 @@ def timed_export_callback(meter: DriverMeter) -> type[ParquetExportCallback]:
             finally:
                 meter.spent["export"] += time.perf_counter() - start
             if name == "on_trial_result":
-                meter.mark_result()
+                trials = args[1] if len(args) > 1 else kwargs.get("trials", [])
+                meter.mark_result(sum(t.status == "RUNNING" for t in trials))
 
         return wrapper
 
@@ -478,7 +488,8 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         ),
         "driver ms per result (wall time in the bin / results in it): export = the Parquet "
         "callback (records, tune_state.snapshot, writes); callbacks = Tune's other callbacks "
-        "(loggers, reporter); state = Tune's experiment-state save; total = all three",
+        "(loggers, reporter); state = Tune's experiment-state save; total = all three; "
+        "running = mean trials running in the bin",
     ]
     for r in results:
         lines.append(
@@ -489,7 +500,11 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
             + f"; {r.meter.end_s():.1f} s after the last step (final state save and merge)"
         )
     columns = [(m, c) for c in (*CATEGORIES, "total") for m in modes]
-    lines.append(f"{'results':>15}" + "".join(f"{c + ' ' + m:>18}" for m, c in columns))
+    lines.append(
+        f"{'results':>15}"
+        + "".join(f"{'running ' + m:>15}" for m in modes)
+        + "".join(f"{c + ' ' + m:>18}" for m, c in columns)
+    )
     by_mode = {r.mode: r for r in results}
     for start in report_bins(results, options.bin_size):
         stop = start + options.bin_size
@@ -497,6 +512,7 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         for m in modes:
             cells[m]["total"] = sum(cells[m][c] for c in CATEGORIES)
         line = f"{start + 1:>7,}-{stop:<7,}"
+        line += "".join(f"{_ms(by_mode[m].meter.mean_running(start, stop)):>15}" for m in modes)
         line += "".join(f"{_ms(cells[m][c]):>18}" for m, c in columns)
         lines.append(line)
     for r in results:

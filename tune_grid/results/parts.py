@@ -9,10 +9,11 @@ writes only what changed since the last one, as two small files in ``parts/``:
 
 ``<seq>`` is an 8-digit counter; the iterations part of a flush is written before its trials
 part, each atomically (temporary file, then rename), so a reader never sees half a file.
-Merging (at the end of a search, periodically while it runs, and on ``tune-grid export``)
-writes both base files with the number of the last part they include in their key-value
-metadata (:data:`PARTS_THROUGH_KEY`), then deletes the merged parts. A driver killed between
-the two steps leaves parts that readers skip by that number.
+Merging writes both base files (from the driver's records at a search's first flush and at
+its end, and on ``tune-grid export``; columnar, by :func:`merge_parts`, periodically while it
+runs) with the number of the last part they include in their key-value metadata
+(:data:`PARTS_THROUGH_KEY`), then deletes the merged parts. A driver killed between the
+two steps leaves parts that readers skip by that number.
 
 :func:`read_merged` is the reader of a folder with parts: the base file plus every later part,
 one row per trial (trials) or per trial x iteration (iterations), the latest written winning.
@@ -157,6 +158,25 @@ def read_merged(results_dir: str | Path, kind: str) -> pa.Table:
     return merged
 
 
+def merge_parts(results_dir: str | Path) -> int:
+    """Fold every part into the base files (:func:`read_merged` of each kind); return how many
+    parts were merged.
+
+    Columnar work only (read, concatenate, keep the latest row per key, write), so a running
+    driver can merge tens of thousands of rows in a fraction of a second. The base files must
+    exist: the first merge of a search builds them from its records.
+    """
+    through = last_part_seq(results_dir)
+    if through == min(parts_through(results_dir, kind) for kind in BASE_FILES):
+        return 0
+    tables = {kind: read_merged(results_dir, kind) for kind in ("iterations", "trials")}
+    for kind, table in tables.items():  # iterations first, as a flush writes them
+        write_results(
+            with_parts_through(table, through), Path(results_dir) / BASE_FILES[kind], kind
+        )
+    return remove_parts_through(results_dir, through)
+
+
 def remove_parts_through(results_dir: str | Path, seq: int) -> int:
     """Delete the part files numbered ``<= seq`` (already merged); return how many."""
     removed = 0
@@ -172,6 +192,7 @@ __all__ = [
     "PARTS_DIR",
     "PARTS_THROUGH_KEY",
     "last_part_seq",
+    "merge_parts",
     "part_files",
     "parts_through",
     "read_merged",
