@@ -33,6 +33,25 @@ def test_bins_charge_each_result_until_the_next_and_leave_the_end_out() -> None:
     assert set(meter.per_result_ms(0, 4)) == set(CATEGORIES)
 
 
+def test_busy_share_is_the_driver_time_over_the_wall_time_of_the_bin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tune_grid.bench import driver as module
+
+    clock = [0.0]
+    monkeypatch.setattr(module.time, "perf_counter", lambda: clock[0])
+    meter = DriverMeter()
+    for spent, running in ((0.5, 4), (0.25, 4), (0.25, 2)):
+        meter.mark_result(running)
+        meter.spent["state"] += spent
+        clock[0] += 2.0  # each result is followed by 2 s of wall time
+        meter.mark_step()
+    assert meter.busy_share(0, 2) == pytest.approx(0.75 / 4.0)
+    assert meter.busy_share(2, 3) == pytest.approx(0.25 / 2.0)  # up to the last step
+    assert meter.mean_running(0, 3) == pytest.approx(10 / 3)
+    assert math.isnan(meter.busy_share(1, 4))
+
+
 def test_bad_options_name_what_is_allowed() -> None:
     with pytest.raises(ConfigError, match="--modes: got fast; allowed: parts,rewrite"):
         replace(QUICK, modes=("fast",)).validate()

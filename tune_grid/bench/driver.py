@@ -206,21 +206,41 @@ class DriverMeter:
     running: list[int] = field(default_factory=list)
     """Trials running as each result arrived (fewer at the search's end: time-based costs,
     such as Tune's periodic saves, then fall on fewer results)."""
+    arrived_s: list[float] = field(default_factory=list)
+    """Wall clock (``time.perf_counter``) as each result arrived."""
     saves: int = 0
     """Tune experiment-state saves."""
     at_last_step: tuple[float, ...] | None = None
     """The cumulative seconds at the end of the last controller step (before the final state
     save and export, which are the search's end, not a result's)."""
 
+    last_step_s: float | None = None
+    """Wall clock at the end of the last controller step."""
+
     def mark_step(self) -> None:
         self.at_last_step = self.totals()
+        self.last_step_s = time.perf_counter()
 
     def totals(self) -> tuple[float, ...]:
         return tuple(self.spent[c] for c in CATEGORIES)
 
     def mark_result(self, running: int = 0) -> None:
         self.at_result.append(self.totals())
+        self.arrived_s.append(time.perf_counter())
         self.running.append(running)
+
+    def busy_share(self, start: int, stop: int) -> float:
+        """The share of the wall time from result ``start+1`` to the next after ``stop`` that
+        the driver spent in the measured categories (its load: time-based costs raise the cost
+        per result when fewer trials report, not this)."""
+        if stop > self.results or start < 0 or stop <= start:
+            return math.nan
+        last = stop < self.results
+        began, ended = self.arrived_s[start], self.arrived_s[stop] if last else self.last_step_s
+        after = self.at_result[stop] if last else self.at_last_step
+        if ended is None or after is None or ended <= began:
+            return math.nan
+        return (sum(after) - sum(self.at_result[start])) / (ended - began)
 
     def mean_running(self, start: int, stop: int) -> float:
         """Mean trials running over results ``start+1 .. stop``."""
@@ -489,7 +509,8 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         "driver ms per result (wall time in the bin / results in it): export = the Parquet "
         "callback (records, tune_state.snapshot, writes); callbacks = Tune's other callbacks "
         "(loggers, reporter); state = Tune's experiment-state save; total = all three; "
-        "running = mean trials running in the bin",
+        "running = mean trials running in the bin; busy = the share of the bin's wall time "
+        "the driver spent on all three",
     ]
     for r in results:
         lines.append(
@@ -504,6 +525,7 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         f"{'results':>15}"
         + "".join(f"{'running ' + m:>15}" for m in modes)
         + "".join(f"{c + ' ' + m:>18}" for m, c in columns)
+        + "".join(f"{'busy ' + m:>13}" for m in modes)
     )
     by_mode = {r.mode: r for r in results}
     for start in report_bins(results, options.bin_size):
@@ -514,6 +536,7 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
         line = f"{start + 1:>7,}-{stop:<7,}"
         line += "".join(f"{_ms(by_mode[m].meter.mean_running(start, stop)):>15}" for m in modes)
         line += "".join(f"{_ms(cells[m][c]):>18}" for m, c in columns)
+        line += "".join(f"{_percent(by_mode[m].meter.busy_share(start, stop)):>13}" for m in modes)
         lines.append(line)
     for r in results:
         n = r.meter.results
@@ -545,6 +568,10 @@ def format_report(results: list[ArmResult], options: DriverBenchOptions) -> str:
 
 def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def _percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.1f} %"
 
 
 def _ratio(value: float) -> str:
