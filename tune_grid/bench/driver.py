@@ -20,7 +20,8 @@ In the driver process, the benchmark times (wall clock, ``time.perf_counter``):
 
 and attributes them to the result being reported. It prints, per bin of ``bin_size`` results,
 driver milliseconds per result (time spent in the bin / results in it; a bin includes the
-flushes and merges that happen in it), for each write mode side by side:
+flushes and merges that happen in it), the trials running and the driver's busy share (its time
+in the bin over the bin's wall time), for each write mode side by side:
 
 * ``parts``: the current export (append-only part files, time-based flush, bounded merging);
 * ``rewrite``: the driver as it was: both files rewritten after every step with a result,
