@@ -214,7 +214,6 @@ class DriverMeter:
     at_last_step: tuple[float, ...] | None = None
     """The cumulative seconds at the end of the last controller step (before the final state
     save and export, which are the search's end, not a result's)."""
-
     last_step_s: float | None = None
     """Wall clock at the end of the last controller step."""
 

@@ -160,7 +160,7 @@ def read_merged(results_dir: str | Path, kind: str) -> pa.Table:
 
 def merge_parts(results_dir: str | Path) -> int:
     """Fold every part into the base files (:func:`read_merged` of each kind); return how many
-    parts were merged.
+    part files (of both kinds) were merged and deleted.
 
     Columnar work only (read, concatenate, keep the latest row per key, write), so a running
     driver can merge tens of thousands of rows in a fraction of a second. The base files must
