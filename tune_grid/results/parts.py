@@ -166,8 +166,11 @@ def merge_parts(results_dir: str | Path) -> int:
     driver can merge tens of thousands of rows in a fraction of a second. The base files must
     exist: the first merge of a search builds them from its records.
     """
-    through = last_part_seq(results_dir)
-    if through == min(parts_through(results_dir, kind) for kind in BASE_FILES):
+    merged_through = min(parts_through(results_dir, kind) for kind in BASE_FILES)
+    through = max(
+        (seq for kind in BASE_FILES for seq, _ in part_files(results_dir, kind)), default=0
+    )
+    if through <= merged_through:
         return 0
     tables = {kind: read_merged(results_dir, kind) for kind in ("iterations", "trials")}
     for kind, table in tables.items():  # iterations first, as a flush writes them

@@ -187,17 +187,19 @@ class ParquetExportCallback(Callback):
                 self._snapshot_warned = True
             return True
 
-    def _flush(self, trials: list, merge: bool) -> None:
-        """Write what changed as part files; with ``merge``, fold them into the two files."""
+    def _flush(self, trials: list, merge: bool, rebuild: bool = False) -> None:
+        """Write what changed as part files; with ``merge``, fold them into the two files.
+
+        The first merge of a run, one after a failed write, the last one (``rebuild``) and
+        every merge in ``rewrite`` mode rebuild both files from the records instead.
+        """
         changed = {t: self._records[t] for t in self._changed_trials if t in self._records}
         rows = {t: self._changed_rows.get(t, set()) for t in changed}
         self._changed_trials = set()
         self._changed_rows = {}
         self._last_flush = time.monotonic()
         try:
-            if merge and (self.write_mode == "rewrite" or not self._merged_once):
-                # The first merge of a run (and the last, and one after a failure) rebuilds
-                # both files from the records; between them, parts are folded in columnar.
+            if merge and (rebuild or self.write_mode == "rewrite" or not self._merged_once):
                 start = time.perf_counter()
                 write_tables(self.results_dir, self._records.values(), self.meta, None, self._seq)
                 self._merged(start)
@@ -252,8 +254,7 @@ class ParquetExportCallback(Callback):
         self._snapshot(trials)  # Tune's final save, made just before
         for trial in trials:
             self._record(trial).status = str(trial.status)
-        self._merged_once = False  # the end rebuilds both files from the records
-        self._flush(trials, merge=True)
+        self._flush(trials, merge=True, rebuild=True)
 
 
 class WandbTrialCallback(Callback):
