@@ -277,6 +277,7 @@ def test_periodic_merge_folds_parts_as_a_rebuild_would(
     callback.on_step_end(5, trials)  # a fourth part (t2's status), then the columnar merge
     assert part_files(tmp_path, "iterations") == part_files(tmp_path, "trials") == []
     assert parts_through(tmp_path, "iterations") == parts_through(tmp_path, "trials") == 4
+    assert callback._fold_s is not None  # folded, not rebuilt (the first try of a fold)
 
     rebuilt = tmp_path / "rebuilt"
     write_tables(rebuilt, callback._records.values(), META)

@@ -69,10 +69,11 @@ class ParquetExportCallback(Callback):
     The parts are merged into ``trials.parquet`` and ``iterations.parquet`` at the first flush
     and at the end (both files rebuilt from the records, which also drops rows a restored trial
     abandoned), and in between whenever the time since the last merge exceeds the last merge's
-    duration divided by ``merge_time_share`` (columnar: :func:`~tune_grid.results.parts.
-    merge_parts`, about 0.2 s at 60,000 rows): merging then takes at most that share of the
-    driver's time however large the search grows, and the two files lag the parts by a bounded
-    time (a second for a small search, about 10 s at 60,000 rows).
+    duration divided by ``merge_time_share`` (columnar, :func:`~tune_grid.results.parts.
+    merge_parts`, about 0.2 s at 60,000 rows, or a rebuild, whichever was cheaper when each last
+    ran: a rebuild of a small search takes a few ms, a fold some 25 ms): merging then takes at
+    most that share of the driver's time however large the search grows, and the two files lag
+    the parts by a bounded time (a second for a small search, about 10 s at 60,000 rows).
 
     ``write_mode="rewrite"`` is the previous behaviour, kept for ``tune-grid bench driver``:
     snapshot every step and rewrite both files whenever something changed.
@@ -110,6 +111,8 @@ class ParquetExportCallback(Callback):
         self._last_flush = -math.inf
         self._last_merge = -math.inf
         self._merge_s = 0.0
+        self._rebuild_s = 0.0
+        self._fold_s: float | None = None
         self._merged_once = False
 
     def setup(
@@ -190,8 +193,9 @@ class ParquetExportCallback(Callback):
     def _flush(self, trials: list, merge: bool, rebuild: bool = False) -> None:
         """Write what changed as part files; with ``merge``, fold them into the two files.
 
-        The first merge of a run, one after a failed write, the last one (``rebuild``) and
-        every merge in ``rewrite`` mode rebuild both files from the records instead.
+        The first merge of a run, one after a failed write, the last one (``rebuild``), every
+        merge in ``rewrite`` mode and one where rebuilding was the cheaper way rebuild both files
+        from the records instead.
         """
         changed = {t: self._records[t] for t in self._changed_trials if t in self._records}
         rows = {t: self._changed_rows.get(t, set()) for t in changed}
@@ -199,10 +203,14 @@ class ParquetExportCallback(Callback):
         self._changed_rows = {}
         self._last_flush = time.monotonic()
         try:
-            if merge and (rebuild or self.write_mode == "rewrite" or not self._merged_once):
+            # Folding the parts in is cheaper for a large search, rebuilding for a small one (a
+            # few ms): take the way that was cheaper when each last ran (fold once to learn).
+            folds_cheaper = self._fold_s is None or self._fold_s < self._rebuild_s
+            rebuild = rebuild or self.write_mode == "rewrite" or not self._merged_once
+            if merge and (rebuild or not folds_cheaper):
                 start = time.perf_counter()
                 write_tables(self.results_dir, self._records.values(), self.meta, None, self._seq)
-                self._merged(start)
+                self._rebuild_s = self._merged(start)
                 return
             if changed:
                 self._seq += 1
@@ -218,7 +226,7 @@ class ParquetExportCallback(Callback):
             if merge:
                 start = time.perf_counter()
                 merge_parts(self.results_dir)
-                self._merged(start)
+                self._fold_s = self._merged(start)
         except Exception as exc:  # noqa: BLE001 - the search goes on; the final export retries
             # Try again at the next flush (with a full rewrite, which includes what failed).
             self._changed_trials |= set(changed)
@@ -227,10 +235,12 @@ class ParquetExportCallback(Callback):
                 warnings.warn(f"incremental Parquet export failed: {exc}", stacklevel=2)
                 self._warned = True
 
-    def _merged(self, start: float) -> None:
+    def _merged(self, start: float) -> float:
+        """Note a merge that began at ``start``; return its duration."""
         self._merge_s = time.perf_counter() - start
         self._last_merge = time.monotonic()
         self._merged_once = True
+        return self._merge_s
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._record(trial).status = "RUNNING"
