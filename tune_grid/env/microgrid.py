@@ -235,6 +235,26 @@ class NetworkedMicrogridEnv(ParallelEnv):
         """Date (UTC-8 local day) of the current episode."""
         return self._profiles.dates[self._day]
 
+    @property
+    def day_index(self) -> int:
+        """Index of the current episode's day in the split."""
+        return self._day
+
+    @property
+    def hour(self) -> int:
+        """Hours of the day already stepped (0 right after ``reset``)."""
+        return self._hour
+
+    @property
+    def soc(self) -> np.ndarray:
+        """Measured SoC of each microgrid's battery now (a copy, ``MICROGRIDS`` order)."""
+        return np.array(self._soc, dtype=float)
+
+    @property
+    def day_start_soc(self) -> np.ndarray:
+        """SoC at the day's start, which the terminal settlement compares against (a copy)."""
+        return np.array(self._soc_start, dtype=float)
+
     # --------------------------------------------------------------------------- episode
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None

@@ -217,21 +217,41 @@ class _Exogenous:
 
 
 def _exogenous(system: _System, profiles: Any, day: int, load_scale: float) -> _Exogenous:
-    zone_profile = np.vstack([profiles.load[z][day] for z in ZONES])  # (zones, T)
+    return exogenous_from(
+        system,
+        {z: profiles.load[z][day] for z in ZONES},
+        profiles.pv[day],
+        profiles.wind[day],
+        profiles.price[day],
+        load_scale,
+    )
+
+
+def exogenous_from(
+    system: _System,
+    load: Mapping[str, np.ndarray],
+    pv: np.ndarray,
+    wind: np.ndarray,
+    price: np.ndarray,
+    load_scale: float,
+) -> _Exogenous:
+    """Element values and bus injections of hourly per-unit profiles (any number of hours):
+    ``load`` per zone (DSO and the microgrids), ``pv`` and ``wind`` capacity factors, ``price``
+    $/MWh. The env's own rules: nominal loads x ``load_scale`` x zone profile, ratings x factors."""
+    zone_profile = np.vstack([np.asarray(load[z], float) for z in ZONES])  # (zones, T)
     factor = zone_profile[system.load_zone]
     load_p = system.load_p_nom[:, None] * load_scale * factor
     load_q = system.load_q_nom[:, None] * load_scale * factor
-    pv = np.repeat(PV_RATING_MW * profiles.pv[day][None, :], len(MICROGRIDS), axis=0)
-    wind = np.repeat(WIND_RATING_MW * profiles.wind[day][None, :], len(MICROGRIDS), axis=0)
+    pv_mw = np.repeat(PV_RATING_MW * np.asarray(pv, float)[None, :], len(MICROGRIDS), axis=0)
+    wind_mw = np.repeat(WIND_RATING_MW * np.asarray(wind, float)[None, :], len(MICROGRIDS), axis=0)
     n_bus, hours = system.radial.n_bus, load_p.shape[1]
     p_ext = np.zeros((n_bus, hours))
     q_ext = np.zeros((n_bus, hours))
     np.add.at(p_ext, system.load_bus, -load_p)
     np.add.at(q_ext, system.load_bus, -load_q)
-    np.add.at(p_ext, system.pv_bus, pv)
-    np.add.at(p_ext, system.wt_bus, wind)
-    price = np.asarray(profiles.price[day], float)
-    return _Exogenous(price, load_p, load_q, pv, wind, p_ext, q_ext)
+    np.add.at(p_ext, system.pv_bus, pv_mw)
+    np.add.at(p_ext, system.wt_bus, wind_mw)
+    return _Exogenous(np.asarray(price, float), load_p, load_q, pv_mw, wind_mw, p_ext, q_ext)
 
 
 def _soc_path(battery_mw: np.ndarray, day: DayInputs) -> np.ndarray:
@@ -241,7 +261,8 @@ def _soc_path(battery_mw: np.ndarray, day: DayInputs) -> np.ndarray:
         battery_mw > 0, battery_mw * b.charge_efficiency, battery_mw / b.discharge_efficiency
     )
     steps = np.cumsum(stored * day.hours / b.capacity_mwh, axis=1)
-    return day.initial_soc + np.concatenate([np.zeros((len(stored), 1)), steps], axis=1)
+    start = day.start_soc(len(stored))[:, None]
+    return start + np.concatenate([np.zeros((len(stored), 1)), steps], axis=1)
 
 
 class _AcEvaluator:
@@ -542,12 +563,45 @@ def plan_day(
         terminal_price=float(economics.terminal_price(exo.price)) if settle else None,
     )
     hours = exo.price.shape[0]
-    ac = _AcEvaluator(system, exo, cfg, options.violation_price, inputs)
-    jacobian = sensitivities == "ac"
     start = time.perf_counter()
     # Start from the better (in AC merit) of doing nothing and the rule-based baseline's
     # schedule: every accepted step keeps the merit, so the oracle never ends worse than either.
     starts = [np.zeros((3, len(MICROGRIDS), hours)), _rule_based_controls(cfg, d, soc0)]
+    final, final_anchor, solves = linearized_plan(
+        system, exo, inputs, cfg, options, starts, iterations, sensitivities == "ac"
+    )
+    return final, final_anchor, time.perf_counter() - start, solves
+
+
+def ac_merit(
+    system: _System,
+    exo: _Exogenous,
+    inputs: DayInputs,
+    cfg: EnvConfig,
+    options: DispatchOptions,
+    controls: np.ndarray,
+) -> float:
+    """The env's money + ``violation_price`` x the env's safety of set points (3, M, T) over the
+    hours of ``exo`` (AC power flows; what :func:`linearized_plan` accepts steps by)."""
+    return _AcEvaluator(system, exo, cfg, options.violation_price, inputs).evaluate(controls)[2]
+
+
+def linearized_plan(
+    system: _System,
+    exo: _Exogenous,
+    inputs: DayInputs,
+    cfg: EnvConfig,
+    options: DispatchOptions,
+    starts: Sequence[np.ndarray],
+    iterations: int,
+    jacobian: bool = True,
+) -> tuple[DispatchResult, Anchor, int]:
+    """Successive linearization with a trust region over the hours of ``exo`` and ``inputs``
+    (see the module doc), from the best of ``starts`` (each (3, M, T) set points) in AC merit.
+    Returns (final dispatch, AC anchor at it, solves). ``jacobian``: AC sensitivities at each
+    anchor (else LinDistFlow's). The oracle runs it over a whole day; the MPC
+    (:mod:`tune_grid.oracle.mpc`) every hour over the rest of the day, on forecasts."""
+    ac = _AcEvaluator(system, exo, cfg, options.violation_price, inputs)
     controls = min(starts, key=lambda u: ac.evaluate(u)[2])
     anchor, _, merit = ac.evaluate(controls, jacobian)
     # Successive linearization with a trust region: a step is accepted when the AC merit (the
@@ -581,7 +635,7 @@ def plan_day(
                 break
     chosen = best if best is not None else last
     if chosen is None:
-        raise RuntimeError(f"dispatch of {cfg.split} day {d} failed in every solve")
+        raise RuntimeError("the dispatch failed in every solve")
     final, used_anchor, used_radius = chosen
     if options.polish and needs_polish(final, system.sites):
         try:
@@ -592,7 +646,7 @@ def plan_day(
             final = solve_dispatch(system.radial, system.sites, inputs, used_anchor, options)
         solves += 1
     final_anchor = ac.evaluate(np.stack([final.battery_mw, final.dg_p_mw, final.dg_q_mvar]))[0]
-    return final, final_anchor, time.perf_counter() - start, solves
+    return final, final_anchor, solves
 
 
 def oracle_cost(

@@ -107,13 +107,26 @@ class DayInputs:
     """(n_bus, T) uncontrolled active injection (generation - load)."""
     q_ext_mvar: np.ndarray
     """(n_bus, T) uncontrolled reactive injection."""
-    initial_soc: float = 0.5
+    initial_soc: float | np.ndarray = 0.5
+    """SoC at the first period's start: one for every site, or (M,) one per site."""
     export_discount: float = 0.9
     hours: float = 1.0
     """Length of one period (h)."""
     terminal_price: float | None = None
     """$/MWh at which the battery's final energy is settled against its start
     (``economics.terminal_price``); None leaves it free."""
+    reference_soc: float | np.ndarray | None = None
+    """SoC the final energy is settled against (scalar or (M,)); None: ``initial_soc``. A
+    receding-horizon plan that starts mid-day settles against the day's start, as the env does."""
+
+    def start_soc(self, sites: int) -> np.ndarray:
+        """(M,) SoC at the first period's start."""
+        return np.broadcast_to(np.asarray(self.initial_soc, float), (sites,)).copy()
+
+    def settlement_soc(self, sites: int) -> np.ndarray:
+        """(M,) SoC the final energy is settled against."""
+        ref = self.initial_soc if self.reference_soc is None else self.reference_soc
+        return np.broadcast_to(np.asarray(ref, float), (sites,)).copy()
 
 
 @dataclass(frozen=True)
@@ -215,14 +228,16 @@ def settlement(
 
 
 def terminal_cost(soc: np.ndarray, day: DayInputs, batteries: Sequence[Battery]) -> np.ndarray:
-    """(M,) day-end settlement ($) of SoC trajectories (M, T + 1), as the env settles it."""
+    """(M,) day-end settlement ($) of SoC trajectories (M, T + 1), as the env settles it
+    (against ``day.reference_soc`` when given, else against the trajectories' start)."""
     if day.terminal_price is None:
         return np.zeros(len(batteries))
+    start = soc[:, 0] if day.reference_soc is None else day.settlement_soc(len(batteries))
     return np.array(
         [
             economics.terminal_soc_cost(
                 float(soc[i, -1]),
-                float(soc[i, 0]),
+                float(start[i]),
                 b.capacity_mwh,
                 day.terminal_price,
                 b.charge_efficiency,
@@ -449,7 +464,7 @@ def _build(data: _Data, dt: float, conic: bool) -> _Template:
         d <= d_ub,
         p <= p_ub,
         p >= p_lb,
-        e[:, 0] == day.initial_soc * cap[:, 0],
+        e[:, 0] == day.start_soc(m_count) * cap[:, 0],
         e[:, 1:] == e[:, :-1] + cp.multiply(eta_c * dt, c) - cp.multiply(dt / eta_d, d),
         e >= np.array([b.soc_min for b in bat])[:, None] * cap,
         e <= np.array([b.soc_max for b in bat])[:, None] * cap,
@@ -504,7 +519,8 @@ def _build(data: _Data, dt: float, conic: bool) -> _Template:
         + cp.sum(y @ ((1.0 - day.export_discount) * pos_price))
     )
     if day.terminal_price is not None:  # day-end settlement of the stored energy (module doc)
-        deficit = e[:, 0] - e[:, T]
+        start = e[:, 0] if day.reference_soc is None else day.settlement_soc(m_count) * cap[:, 0]
+        deficit = start - e[:, T]
         tp = max(float(day.terminal_price), 0.0)
         money += cp.sum(cp.multiply(tp * eta_d[:, 0], deficit))
         money += cp.sum(cp.multiply(tp * (1.0 / eta_c[:, 0] - eta_d[:, 0]), cp.pos(deficit)))
