@@ -189,6 +189,8 @@ def load_results(results_dirs: list[Path] | list[str]) -> Results:
         trials_table = _read(trials_path, "trials")
         iterations_table = _read(directory / ITERATIONS_FILE, "iterations")
         trials = trials_table.to_pandas()
+        if "test_mpc_gap" not in trials:  # written before the MPC baseline existed
+            trials["test_mpc_gap"] = float("nan")
         iterations = iterations_table.to_pandas()
         if len(trials) == 0:
             raise AnalysisError(f"{trials_path}: no trials (empty experiment)")

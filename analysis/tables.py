@@ -76,6 +76,7 @@ LEADERBOARD_COLUMNS = [
     "test_safety",
     "test_violation_hours",
     "test_optimality_gap",
+    "test_mpc_gap",
 ]
 FACTOR_COLUMNS = [
     "experiment",
@@ -115,6 +116,7 @@ BASELINE_COLUMNS = [
     "safety",
     "violation_hours",
     "optimality_gap",
+    "mpc_gap",
     "delta_vs_do_nothing",
     "trials_beating",
 ]
@@ -466,6 +468,7 @@ def baseline_table(results: Results) -> pd.DataFrame:
                     "safety": values["safety"],
                     "violation_hours": values["violation_hours"],
                     "optimality_gap": math.nan,
+                    "mpc_gap": math.nan,
                     "delta_vs_do_nothing": values["daily_cost"] - reference,
                     "trials_beating": float(np.mean(costs < values["daily_cost"]))
                     if costs.size
@@ -492,6 +495,7 @@ def baseline_table(results: Results) -> pd.DataFrame:
                 "safety": _nanmedian(evaluated["test_safety"]),
                 "violation_hours": _nanmedian(evaluated["test_violation_hours"]),
                 "optimality_gap": _nanmedian(evaluated["test_optimality_gap"]),
+                "mpc_gap": _nanmedian(evaluated["test_mpc_gap"]),
                 "delta_vs_do_nothing": float(np.median(costs)) - reference,
                 "trials_beating": math.nan,
             }
@@ -529,6 +533,7 @@ def _trial_row(experiment: str, label: str, row: pd.Series, reference: float) ->
         "safety": float(row["test_safety"]),
         "violation_hours": float(row["test_violation_hours"]),
         "optimality_gap": float(row["test_optimality_gap"]),
+        "mpc_gap": float(row["test_mpc_gap"]),
         "delta_vs_do_nothing": float(row["test_daily_cost"]) - reference,
         "trials_beating": math.nan,
     }

@@ -6,24 +6,37 @@ import argparse
 from pathlib import Path
 
 from tune_grid.cli.common import Subparsers, check_days_in_split
+from tune_grid.cli.oracle import mpc_forecasters, run_mpc_days
 from tune_grid.config import ConfigError
+
+BASELINE_NAMES = ("do_nothing", "random", "rule_based")
 
 
 def run_baselines_command(args: argparse.Namespace) -> int:
-    """Do-nothing, random and rule-based on whole days of a split: one line each."""
+    """Do-nothing, random, rule-based and the MPC on whole days of a split: one line each."""
     check_days_in_split(args.days, args.split)
+    forecasters = mpc_forecasters(args)
+    from tune_grid.env.day_intervals import mean_interval
     from tune_grid.env.evaluation import evaluate, summarize
+    from tune_grid.oracle.core import day_list
 
-    rows = []
-    for name in ("do_nothing", "random", "rule_based"):
-        per_day = evaluate(name, split=args.split, days=args.days)
-        rows.append((name, summarize(per_day)))
-    print(f"baselines on {args.split} split, {rows[0][1]['days']} days (per day, all 3 MGs):")
-    print(f"{'policy':<12}{'cost $':>12}{'safety':>10}{'viol. h':>10}{'return':>10}")
-    for name, s in rows:
+    days = day_list(args.split, args.days)
+    frames = [(name, evaluate(name, split=args.split, days=days)) for name in BASELINE_NAMES]
+    horizon = {} if args.horizon is None else {"horizon": args.horizon}
+    frames += run_mpc_days(forecasters, args.split, days, {}, **horizon)
+    print(
+        f"baselines on {args.split} split, {len(days)} days (per day, all 3 MGs; "
+        "[95 % bootstrap interval over days]):"
+    )
+    print(
+        f"{'policy':<20}{'cost $':>10}{'[95 % CI]':>19}{'safety':>10}{'viol. h':>10}{'return':>10}"
+    )
+    for name, frame in frames:
+        s = summarize(frame)
+        _, lo, hi = mean_interval(frame["cost"])
         print(
-            f"{name:<12}{s['daily_cost']:>12.2f}{s['safety']:>10.4f}"
-            f"{s['violation_hours']:>10.2f}{s['return']:>10.2f}"
+            f"{name:<20}{s['daily_cost']:>10.2f}{f'[{lo:.1f}, {hi:.1f}]':>19}"
+            f"{s['safety']:>10.4f}{s['violation_hours']:>10.2f}{s['return']:>10.2f}"
         )
     return 0
 
@@ -31,11 +44,23 @@ def run_baselines_command(args: argparse.Namespace) -> int:
 def add_baselines_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``baselines`` to ``subparsers``."""
     parser = subparsers.add_parser(
-        "baselines", help="evaluate the baseline policies on a data split"
+        "baselines", help="evaluate the baseline policies (and the MPC) on a data split"
     )
-    parser.add_argument("--split", choices=["train", "test"], default="test")
+    parser.add_argument("--split", choices=["train", "validation", "test"], default="test")
     parser.add_argument(
         "--days", type=int, default=None, help="N evenly spaced days (default: all)"
+    )
+    parser.add_argument(
+        "--mpc",
+        action="append",
+        default=None,
+        metavar="FORECASTER",
+        help="the MPC's forecaster: perfect, persistence or climatology (repeatable; default: "
+        "persistence; ~16 s a day unless cached or shipped)",
+    )
+    parser.add_argument("--no-mpc", action="store_true", help="skip the MPC")
+    parser.add_argument(
+        "--horizon", type=int, default=None, help="MPC horizon in hours (default: 24)"
     )
     parser.set_defaults(func=run_baselines_command)
     return parser

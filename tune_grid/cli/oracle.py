@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from tune_grid.cli.common import Subparsers, check_days_in_split
+from tune_grid.config import ConfigError
 
 BASELINE_ROWS = ("do_nothing", "rule_based")
 
@@ -33,6 +34,21 @@ def add_oracle_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="first-order sensitivities of the linearization (default: ac)",
     )
     p.add_argument(
+        "--mpc",
+        action="append",
+        default=None,
+        metavar="FORECASTER",
+        help="also run the receding-horizon MPC with this forecaster: perfect, persistence or "
+        "climatology (repeatable; default: persistence)",
+    )
+    p.add_argument("--no-mpc", action="store_true", help="skip the MPC rows")
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="MPC horizon in hours (default: 24, the rest of the day)",
+    )
+    p.add_argument(
         "--checkpoint",
         action="append",
         default=[],
@@ -44,14 +60,50 @@ def add_oracle_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def mpc_forecasters(args: argparse.Namespace) -> list[str]:
+    """The ``--mpc`` forecasters (default persistence; none with ``--no-mpc``), checked, and the
+    ``--horizon``, before any work starts."""
+    from tune_grid.oracle.forecast import check_forecaster
+    from tune_grid.oracle.mpc import DEFAULT_FORECASTER, check_horizon
+
+    if args.horizon is not None:
+        check_horizon(args.horizon)
+    if args.no_mpc:
+        return []
+    names = args.mpc or [DEFAULT_FORECASTER]
+    return [check_forecaster(name) for name in dict.fromkeys(names)]
+
+
+def run_mpc_days(
+    forecasters: list[str], split: str, days: list[Any], config: dict[str, Any], **kwargs: Any
+) -> list[tuple[str, Any]]:
+    """(row name, per-day frame) of each forecaster's MPC, with progress lines."""
+    from tune_grid.oracle.mpc import mpc_days
+
+    frames = []
+    for name in forecasters:
+        start = time.perf_counter()
+
+        def progress(done: int, total: int, name: str = name, start: float = start) -> None:
+            if done % 10 == 0 or done == total:
+                elapsed = time.perf_counter() - start
+                print(f"  mpc ({name}): {done}/{total} days, {elapsed:.0f} s", flush=True)
+
+        frames.append((f"mpc ({name})", mpc_days(split, days, config, progress=progress, **kwargs)))
+    return frames
+
+
 def run_oracle_command(args: argparse.Namespace) -> int:
     """Handler of ``tune-grid oracle``: prints the comparison table, returns 0."""
     check_days_in_split(args.days, args.split)
+    forecasters = mpc_forecasters(args)
     import numpy as np
     import pandas as pd
 
+    from tune_grid.env.day_intervals import gap_interval, mean_interval
     from tune_grid.env.evaluation import evaluate
     from tune_grid.oracle.core import day_list, optimality_gaps, oracle_cost
+    from tune_grid.oracle.forecast import forecast_errors
 
     policies: list[tuple[str, Any, dict[str, Any]]] = []
     for path in args.checkpoint:
@@ -63,7 +115,7 @@ def run_oracle_command(args: argparse.Namespace) -> int:
         policies.append((str(path), policy, run.env_config().to_dict()))
     configs = {repr(sorted(c.items())) for _, _, c in policies}
     if len(configs) > 1:
-        raise ValueError("--checkpoint: the checkpoints were trained on different env configs")
+        raise ConfigError("--checkpoint: the checkpoints were trained on different env configs")
     config = dict(policies[0][2]) if policies else {}
     config["split"] = args.split
     days = day_list(args.split, args.days)
@@ -84,38 +136,74 @@ def run_oracle_command(args: argparse.Namespace) -> int:
             elapsed = time.perf_counter() - start
             print(f"  oracle: {i}/{len(days)} days, {elapsed:.0f} s", flush=True)
     oracle = pd.DataFrame([r.to_row(config) for r in results])
+    horizon = {} if args.horizon is None else {"horizon": args.horizon}
+    mpc = run_mpc_days(
+        forecasters, args.split, days, config, refresh=args.refresh, cache_dir=args.cache_dir,
+        **horizon,
+    )  # fmt: skip
     frames = [(name, evaluate(name, args.split, days, config)) for name in BASELINE_ROWS]
+    frames += mpc
     frames += [(name, evaluate(policy, args.split, days, config)) for name, policy, _ in policies]
-    print(f"oracle on the {args.split} split, {len(days)} days (means per day, all 3 MGs):")
+    reference = mpc[0] if mpc else None
     print(
-        f"{'policy':<17}{'cost $':>10}{'safety':>9}{'objective $':>13}{'cost gap':>10}"
-        f"{'obj. gap':>10}"
+        f"oracle on the {args.split} split, {len(days)} days (means per day, all 3 MGs; "
+        "[95 % bootstrap interval over days]):"
     )
+    header = (
+        f"{'policy':<17}{'cost $':>10}{'[95 % CI]':>19}{'safety':>9}{'objective $':>13}"
+        f"{'cost gap':>10}{'[95 % CI]':>17}{'obj. gap':>10}"
+    )
+    if reference is not None:
+        header += f"{'gap to ' + reference[0]:>28}"
+    print(header)
     print(f"{'oracle (relaxed)':<17}{oracle['model_bound'].mean():>10.2f}")
     print(
-        f"{'oracle (model)':<17}{oracle['model_cost'].mean():>10.2f}{'':>9}"
+        f"{'oracle (model)':<17}{oracle['model_cost'].mean():>10.2f}{'':>28}"
         f"{oracle['model_objective'].mean():>13.2f}"
     )
-    rows = [("oracle (replay)", oracle), *frames]
-    for name, frame in rows:
-        gaps = optimality_gaps(frame, oracle)
+    for name, frame in [("oracle (replay)", oracle), *frames]:
+        cost, lo, hi = mean_interval(frame["cost"])
         line = (
-            f"{name:<17}{frame['cost'].mean():>10.2f}{frame['safety'].mean():>9.4f}"
-            f"{frame['objective'].mean():>13.2f}"
+            f"{name:<17}{cost:>10.2f}{f'[{lo:.1f}, {hi:.1f}]':>19}"
+            f"{frame['safety'].mean():>9.4f}{frame['objective'].mean():>13.2f}"
         )
         if frame is not oracle:
-            line += f"{gaps.gap:>10.1%}{gaps.objective_gap:>10.1%}"
+            gaps = optimality_gaps(frame, oracle)
+            matched = gaps.per_day
+            gap, glo, ghi = gap_interval(matched["policy_cost"], matched["oracle_cost"])
+            line += f"{gap:>10.1%}{f'[{glo:+.1%}, {ghi:+.1%}]':>17}{gaps.objective_gap:>10.1%}"
+            if reference is not None and frame is not reference[1]:
+                ref = optimality_gaps(frame, reference[1]).per_day
+                mgap, mlo, mhi = gap_interval(ref["policy_cost"], ref["oracle_cost"])
+                line += f"{f'{mgap:+.1%} [{mlo:+.1%}, {mhi:+.1%}]':>28}"
         print(line)
     solve = np.array([r.solve_time_s for r in results])
     cached = sum(r.cached for r in results)
     print(
-        f"solve time per day: median {np.median(solve):.2f} s, max {solve.max():.2f} s "
+        f"oracle solve time per day: median {np.median(solve):.2f} s, max {solve.max():.2f} s "
         f"({len(results) - cached} solved now, {cached} from the cache with their original times)"
     )
+    for name, frame in mpc:
+        times = frame["solve_time_s"].to_numpy(float)
+        print(
+            f"{name} solve time per day: median {np.median(times):.1f} s, max {times.max():.1f} "
+            f"s ({int((~frame['cached']).sum())} solved now); horizon "
+            f"{int(frame['horizon'].iloc[0])} h"
+        )
+    if forecasters:
+        indices = [int(oracle_row) for oracle_row in oracle["day"]]
+        errors = forecast_errors(forecasters, args.split, indices)
+        print("forecast error on these days, mean absolute error in % of the rating:")
+        for row in errors.itertuples():
+            print(
+                f"  {row.forecaster:<12} load {row.load_mae_pct:5.1f} %  PV {row.pv_mae_pct:5.1f}"
+                f" %  wind {row.wind_mae_pct:5.1f} %"
+            )
     print(
         "objective = cost + penalty x cost_scale x safety (the reward's weights; the oracle "
         f"prices safety at ${results[0].safety_price:.0f} per pu-hour). Gaps: (mean policy - "
-        "mean oracle replay) / |mean oracle replay|. The replayed oracle is an achievable "
-        "schedule, not a proven lower bound: a policy can beat it."
+        "mean reference) / |mean reference|, days resampled in pairs for the interval. The "
+        "replayed oracle is an achievable schedule, not a proven lower bound: a policy (or the "
+        "MPC, which re-plans every hour) can beat it."
     )
     return 0

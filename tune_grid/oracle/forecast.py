@@ -6,7 +6,8 @@ never forecast: they are the day-ahead LMPs, known at midnight.
 
 * ``perfect``: the day's true profiles (the MPC then re-plans the oracle's problem every hour).
 * ``persistence``: the same hour of the day before (the calendar day before, whatever split it
-  belongs to: the day before 2024-01-01 is 2023-12-31).
+  belongs to: the day before 2024-01-01 is 2023-12-31). The data's first day, 2023-01-01, has no
+  day before; it gets the climatology forecast instead.
 * ``climatology``: the mean, hour by hour, of the ``train`` split's days in the same calendar
   month (2023 minus the validation days), so no validation or test day informs it.
 
@@ -98,11 +99,8 @@ def persistence(split: str, day: int) -> DayForecast:
     date = split_profiles(split).dates[day]
     yesterday = (pd.Timestamp(date) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     rows, arrays = _calendar()
-    if yesterday not in rows:
-        raise ForecastError(
-            f"persistence: no data for {yesterday}, the day before {date}; "
-            "use climatology or perfect for this day"
-        )
+    if yesterday not in rows:  # the data's first day
+        return climatology(split, day)
     return _from_arrays(arrays, rows[yesterday])
 
 

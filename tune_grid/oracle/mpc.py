@@ -21,9 +21,9 @@ as the oracle's does (do-nothing or the rule's schedule), so its day replays the
 Days are cached on disk like the oracle's (:mod:`tune_grid.oracle.cache`), keyed by the
 forecaster, ``H``, the iterations, the env's physics and money keys, the network, the devices, the
 day's true profiles and its forecast. A table shipped with the package
-(``tune_grid/data/mpc_days.parquet``, rebuilt by ``tune-grid oracle --mpc ... --ship``) holds the
-same records for the default env config's common test days, so a quickstart need not solve them;
-a test re-solves shipped days and compares.
+(``tune_grid/data/mpc_days.parquet``, rebuilt by ``python -m tune_grid.oracle.mpc``) holds the
+same records for the default env config's 61 and 14 evenly spaced test days, so a quickstart
+need not solve them; a test re-solves shipped days and compares.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def check_horizon(horizon: int) -> int:
 class MpcPolicy:
     """A causal policy for :func:`tune_grid.env.evaluation.run_day`: at each call it reads the
     env's measured state (day, hour, SoC), re-plans on forecasts and returns the first hour's
-    actions. ``env`` is the env it acts in (a plain ``NetworkedMicrogridEnv``)."""
+    actions. ``env`` is the env it acts in (a plain ``NetworkedMicrogridEnv``); ``predict``
+    replaces the named forecaster (e.g. a hand-made forecast in a test)."""
 
     def __init__(
         self,
@@ -99,9 +100,12 @@ class MpcPolicy:
         horizon: int = DEFAULT_HORIZON,
         iterations: int = REPLAN_ITERATIONS,
         options: DispatchOptions | None = None,
+        predict: Callable[[str, int], DayForecast] | None = None,
     ) -> None:
         self.env = env
         self.forecaster = check_forecaster(forecaster)
+        self.predict = predict or functools.partial(forecast, self.forecaster)
+        """(split, day) -> the day's forecast; by default the named forecaster's."""
         self.horizon = check_horizon(horizon)
         if iterations < 1:
             raise MpcError(f"MPC iterations must be >= 1, got {iterations}")
@@ -119,7 +123,7 @@ class MpcPolicy:
 
     def _start_day(self, day: int) -> None:
         profiles = _profiles(self.cfg.split)
-        guess = forecast(self.forecaster, self.cfg.split, day)
+        guess = self.predict(self.cfg.split, day)
         self._predicted = exogenous_from(
             self.system, guess.load, guess.pv, guess.wind, profiles.price[day], self.cfg.load_scale
         )
@@ -293,6 +297,41 @@ def write_shipped_table(records: Mapping[str, MpcDay], path: Path | None = None)
     return path
 
 
+def _stored_key(
+    split: str,
+    day: int | str,
+    config: Mapping[str, Any] | EnvConfig | None,
+    forecaster: str,
+    horizon: int,
+    iterations: int,
+) -> tuple[EnvConfig, int, str, str]:
+    """(physics config, day index, date, cache key) of an MPC day."""
+    cfg = _physics(_config(config, split))
+    if cfg.initial_soc is None:
+        cfg = cfg.replace(initial_soc=DEFAULT_SOC)
+    profiles = _profiles(cfg.split)
+    d = _resolve_day(profiles, cfg.split, day)
+    date = profiles.dates[d]
+    guess = forecast(forecaster, cfg.split, d)
+    options = default_options(cfg)
+    return cfg, d, date, cache_key(cfg, d, date, forecaster, horizon, iterations, options, guess)
+
+
+def mpc_day_is_stored(
+    split: str,
+    day: int | str,
+    config: Mapping[str, Any] | EnvConfig | None = None,
+    forecaster: str = DEFAULT_FORECASTER,
+    horizon: int = DEFAULT_HORIZON,
+    iterations: int = REPLAN_ITERATIONS,
+    cache_dir: str | Path | None = None,
+) -> bool:
+    """Whether :func:`mpc_day` would read the day from the disk cache or the shipped table."""
+    cfg, _, date, key = _stored_key(split, day, config, forecaster, horizon, iterations)
+    path = cache.entry_path(cache.cache_dir(cache_dir) / "mpc", cfg.split, date, key)
+    return path.exists() or key in shipped_records()
+
+
 def mpc_day(
     split: str,
     day: int | str,
@@ -311,15 +350,8 @@ def mpc_day(
     oracle. ``keep``: a dict that receives the record under its cache key (to ship a table)."""
     check_forecaster(forecaster)
     horizon = check_horizon(horizon)
-    cfg = _physics(_config(config, split))
-    if cfg.initial_soc is None:
-        cfg = cfg.replace(initial_soc=DEFAULT_SOC)
+    cfg, d, date, key = _stored_key(split, day, config, forecaster, horizon, iterations)
     options = default_options(cfg)
-    profiles = _profiles(cfg.split)
-    d = _resolve_day(profiles, cfg.split, day)
-    date = profiles.dates[d]
-    guess = forecast(forecaster, cfg.split, d)
-    key = cache_key(cfg, d, date, forecaster, horizon, iterations, options, guess)
     path = cache.entry_path(cache.cache_dir(cache_dir) / "mpc", cfg.split, date, key)
     if use_cache and not refresh:
         record = cache.load(path) or shipped_records().get(key)
@@ -379,3 +411,36 @@ def mpc_days(
         if progress is not None:
             progress(i, len(chosen))
     return pd.DataFrame(rows)
+
+
+SHIPPED_DAY_COUNTS = (61, 14)
+"""The shipped table holds these evenly spaced test-day sets (the docs' table, the quickstart's)."""
+SHIPPED_FORECASTERS = {"persistence": (61, 14), "climatology": (61, 14), "perfect": (61,)}
+
+
+def shipped_days(counts: Sequence[int]) -> list[int]:
+    """The union of the evenly spaced test-day sets of ``counts`` days."""
+    from tune_grid.oracle.core import day_list
+
+    return sorted({int(d) for n in counts for d in day_list("test", n)})
+
+
+def build_shipped_table(print_fn: Callable[[str], None] = print) -> Path:
+    """Run (or read from the disk cache) every shipped day under the default env config and
+    write the table into the package (``python -m tune_grid.oracle.mpc``)."""
+    keep: dict[str, MpcDay] = {}
+    for forecaster, counts in SHIPPED_FORECASTERS.items():
+        days = shipped_days(counts)
+        start = time.perf_counter()
+        for i, day in enumerate(days, 1):
+            mpc_day("test", day, forecaster=forecaster, keep=keep)
+            if i % 10 == 0 or i == len(days):
+                elapsed = time.perf_counter() - start
+                print_fn(f"  mpc ({forecaster}): {i}/{len(days)} days, {elapsed:.0f} s")
+    path = write_shipped_table(keep)
+    print_fn(f"wrote {len(keep)} MPC days to {path}")
+    return path
+
+
+if __name__ == "__main__":
+    build_shipped_table()

@@ -38,9 +38,9 @@ from tune_grid.results.parts import (
     with_parts_through,
 )
 from tune_grid.results.schema import (
+    ADDED_COLUMNS,
     ITERATION_COLUMNS,
     ITERATIONS_FILE,
-    LINEAGE_COLUMNS,
     PARAM_PREFIX,
     STOP_KEY,
     TRIAL_COLUMNS,
@@ -350,6 +350,7 @@ def trial_row(
         "test_violation_hours": _float(evaluation.get("test_violation_hours")),
         "test_return": _float(evaluation.get("test_return")),
         "test_optimality_gap": _float(evaluation.get("test_optimality_gap")),
+        "test_mpc_gap": _float(evaluation.get("test_mpc_gap")),
         "test_days": _int_or_none(evaluation.get("test_days")),
         "wall_time_s": _float(last.get("time_total_s")),
         "node_id": last.get("node_id") or None,
@@ -380,7 +381,7 @@ def trials_table(
     records = sorted(records, key=lambda r: r.trial_id)
     trial_rows = [trial_row(r, meta, evaluation.get(r.trial_id)) for r in records]
     trial_schema = pa.schema(
-        [pa.field(n, t) for n, t in {**TRIAL_COLUMNS, **LINEAGE_COLUMNS["trials"]}.items()]
+        [pa.field(n, t) for n, t in {**TRIAL_COLUMNS, **ADDED_COLUMNS["trials"]}.items()]
         + [pa.field(PARAM_PREFIX + n, param_type(n)) for n in _param_names(records, meta)]
     )
     table = pa.Table.from_pylist(trial_rows, schema=trial_schema)
@@ -396,7 +397,7 @@ def iterations_table(
     sorted by trial_id and iteration."""
     iteration_rows: list[dict[str, Any]] = []
     extras: set[str] = set()
-    fixed = {**ITERATION_COLUMNS, **LINEAGE_COLUMNS["iterations"]}
+    fixed = {**ITERATION_COLUMNS, **ADDED_COLUMNS["iterations"]}
     for record in sorted(records, key=lambda r: r.trial_id):
         rows = current_rows(record.rows)
         if only is None:

@@ -156,6 +156,17 @@ LINEAGE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     },
 }
 """Typed columns every writer adds; a reader accepts files without them (written before)."""
+MPC_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "trials": {
+        "test_mpc_gap": pa.float64(),  # held-out cost gap to the MPC baseline, NaN: none
+    },
+    "iterations": {},
+}
+"""Like the lineage columns: written by every writer, optional for readers (older files)."""
+ADDED_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    kind: {**LINEAGE_COLUMNS[kind], **MPC_COLUMNS[kind]} for kind in LINEAGE_COLUMNS
+}
+"""Every column a reader accepts a file without."""
 
 _COLUMNS_BY_KIND = {"trials": TRIAL_COLUMNS, "iterations": ITERATION_COLUMNS}
 
@@ -186,7 +197,7 @@ def check_table(table: pa.Table, kind: str, source: str = "table") -> None:
         if name not in table.column_names:
             raise ResultsSchemaError(f"{source}: missing column {name!r} of the {kind} schema")
         _check_type(table, name, dtype, source)
-    for name, dtype in LINEAGE_COLUMNS[kind].items():
+    for name, dtype in ADDED_COLUMNS[kind].items():
         if name in table.column_names:
             _check_type(table, name, dtype, source)
 

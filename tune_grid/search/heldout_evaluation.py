@@ -4,7 +4,9 @@ Each evaluated trial's best checkpoint (by the search objective) is rolled on ``
 spaced test days with every seed's deterministic policy; the seed means become the ``test_*``
 columns and each seed's mean daily cost ``test_daily_cost_per_seed``. ``test_optimality_gap`` is
 (cost - oracle cost) / |oracle cost| pooled over the days, against the perfect-foresight dispatch
-of :mod:`tune_grid.oracle` (``evaluation.oracle: false`` skips it). The baselines (and the oracle)
+of :mod:`tune_grid.oracle` (``evaluation.oracle: false`` skips it), and ``test_mpc_gap`` the same
+against the receding-horizon MPC (``evaluation.mpc``: its forecaster, default persistence; null
+skips it). The baselines (with the oracle and the MPC)
 see the same days under the search's fixed env config, and again under each other env config the
 evaluated trials used (e.g. searched protocols). Results: ``test_evaluation.json`` and
 ``baselines.json`` in the results folder.
@@ -115,6 +117,7 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[s
         "test_violation_hours": _mean([s["violation_hours"] for s in per_seed]),
         "test_return": _mean([s["return"] for s in per_seed]),
         "test_optimality_gap": math.nan,
+        "test_mpc_gap": math.nan,
         "test_days": len(mean_frame),
         "dates": [str(d) for d in mean_frame["date"]],
         "env_config": env_config,
@@ -122,42 +125,63 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[s
     return values, mean_frame
 
 
+def mpc_policy_name(forecaster: str) -> str:
+    """The MPC's row name in ``baselines.json`` (e.g. ``mpc_persistence``)."""
+    return f"mpc_{forecaster}"
+
+
 def evaluate_policies(
-    env_config: dict[str, Any], days: int, oracle: bool, print_fn: Callable[[str], None]
-) -> tuple[dict[str, Any], Any]:
-    """The baselines (and the oracle) on the test days under ``env_config``; also the oracle's
-    per-day frame (None when skipped or failed)."""
+    env_config: dict[str, Any],
+    days: int,
+    oracle: bool,
+    print_fn: Callable[[str], None],
+    mpc: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The baselines (with the oracle and the MPC of forecaster ``mpc``) on the test days under
+    ``env_config``; also the per-day frames of the references gaps are taken to (``oracle``,
+    ``mpc``; absent when skipped or failed)."""
     from tune_grid.baselines import BASELINES
+    from tune_grid.config import EnvConfig
     from tune_grid.env.evaluation import evaluate
+    from tune_grid.grid.data import select_days, split_profiles
 
     policies = {
         name: _summary(evaluate(name, split=SPLIT, days=days, config=env_config))
         for name in BASELINES
     }
-    oracle_frame = None
+    references: dict[str, Any] = {}
+    indices = [int(d) for d in select_days(split_profiles(SPLIT).num_days, days)]
+    if mpc is not None:
+        try:
+            from tune_grid.oracle.mpc import mpc_days
+            from tune_grid.search.oracle_tasks import mpc_on_ray
+
+            mpc_on_ray(indices, EnvConfig.from_dict(env_config), mpc)  # in parallel, cached
+            references["mpc"] = mpc_days(SPLIT, days, env_config, forecaster=mpc)
+            policies[mpc_policy_name(mpc)] = _summary(references["mpc"])
+        except Exception as exc:  # noqa: BLE001 - the gap is optional; the rest must be written
+            print_fn(f"warning: MPC failed, no gaps to it: {str(exc).splitlines()[0]}")
     if oracle:
         try:
-            from tune_grid.config import EnvConfig
-            from tune_grid.grid.data import select_days, split_profiles
             from tune_grid.oracle import oracle_days
             from tune_grid.search.oracle_tasks import solve_on_ray
 
-            indices = [int(d) for d in select_days(split_profiles(SPLIT).num_days, days)]
             solve_on_ray(indices, EnvConfig.from_dict(env_config))  # in parallel, into the cache
-            oracle_frame = oracle_days(SPLIT, days, env_config)
-            policies["oracle"] = _summary(oracle_frame)
+            references["oracle"] = oracle_days(SPLIT, days, env_config)
+            policies["oracle"] = _summary(references["oracle"])
         except Exception as exc:  # noqa: BLE001 - the gap is optional; the rest must be written
             print_fn(f"warning: oracle failed, no optimality gaps: {str(exc).splitlines()[0]}")
-    return policies, oracle_frame
+    return policies, references
 
 
-def _gap(trial_frame: Any, oracle_frame: Any) -> float:
-    if oracle_frame is None:
+def _gap(trial_frame: Any, reference_frame: Any) -> float:
+    """The trial's pooled cost gap to a reference policy's days (NaN without one)."""
+    if reference_frame is None:
         return math.nan
     from tune_grid.oracle import optimality_gaps
 
     try:
-        return float(optimality_gaps(trial_frame, oracle_frame).gap)
+        return float(optimality_gaps(trial_frame, reference_frame).gap)
     except ValueError:
         return math.nan
 
@@ -197,13 +221,15 @@ def evaluate_search(
     use_policies = settings.baselines or settings.oracle
     for group in groups.values():
         if not use_policies:
-            group["policies"], group["oracle"] = {}, None
+            group["policies"], group["references"] = {}, {}
             continue
-        group["policies"], group["oracle"] = evaluate_policies(
-            group["env"], days, settings.oracle, print_fn
+        group["policies"], group["references"] = evaluate_policies(
+            group["env"], days, settings.oracle, print_fn, settings.mpc
         )
         for trial_id in group["trials"]:
-            trials[trial_id]["test_optimality_gap"] = _gap(frames[trial_id], group["oracle"])
+            refs = group["references"]
+            trials[trial_id]["test_optimality_gap"] = _gap(frames[trial_id], refs.get("oracle"))
+            trials[trial_id]["test_mpc_gap"] = _gap(frames[trial_id], refs.get("mpc"))
 
     report: dict[str, Any] = {"split": SPLIT, "days": days, "trials": trials}
     write_json(results_dir / EVALUATION_FILE, report)
@@ -272,4 +298,8 @@ def format_summary(spec: SpaceFile, results_dir: str | Path, report: dict[str, A
         )
     if result and not math.isnan(result["test_optimality_gap"]):
         lines.append(f"{pad}optimality gap of the best trial: {result['test_optimality_gap']:+.1%}")
+    mpc_gap = result.get("test_mpc_gap", math.nan) if result else math.nan
+    if not math.isnan(mpc_gap):
+        name = next((n for n in policies if n.startswith("mpc_")), "mpc")
+        lines.append(f"{pad}gap of the best trial to {name}: {mpc_gap:+.1%}")
     return "\n".join(lines)

@@ -20,3 +20,27 @@ def solve_on_ray(days: list[int], config: Any) -> list[dict[str, Any]]:
         return solve_days(days, config)
     task = ray.remote(num_cpus=1)(solve_days)
     return [row for rows in ray.get([task.remote([d], config) for d in days]) for row in rows]
+
+
+def mpc_on_ray(days: list[int], config: Any, forecaster: str) -> None:
+    """Run the MPC on ``days`` of ``config.split`` as Ray tasks (one CPU per day) into the disk
+    cache, skipping days already cached or shipped; in this process when no Ray is running."""
+    import ray
+
+    from tune_grid.oracle.mpc import mpc_day, mpc_day_is_stored
+
+    todo = [d for d in days if not mpc_day_is_stored(config.split, d, config, forecaster)]
+    if not todo:
+        return
+    if not ray.is_initialized():
+        for d in todo:
+            mpc_day(config.split, d, config, forecaster=forecaster)
+        return
+    task = ray.remote(num_cpus=1)(_mpc_task)
+    ray.get([task.remote(d, config, forecaster) for d in todo])
+
+
+def _mpc_task(day: int, config: Any, forecaster: str) -> None:
+    from tune_grid.oracle.mpc import mpc_day
+
+    mpc_day(config.split, day, config, forecaster=forecaster)
