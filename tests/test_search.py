@@ -117,8 +117,12 @@ def test_optuna_asha_multiseed_search_exports_parquet(local_ray: None, tmp_path:
 
     baselines = json.loads((results / "baselines.json").read_text())
     assert baselines["split"] == "test" and baselines["days"] == 2
-    for name in ("do_nothing", "random", "rule_based"):
+    for name in ("do_nothing", "random", "rule_based", "mpc_persistence"):
         assert set(baselines["policies"][name]) >= {"daily_cost", "safety", "violation_hours"}
+    mpc_cost = baselines["policies"]["mpc_persistence"]["daily_cost"]
+    for row in evaluated:  # the gap to the MPC, pooled over the same days
+        expected = (row["test_daily_cost"] - mpc_cost) / abs(mpc_cost)
+        assert row["test_mpc_gap"] == pytest.approx(expected)
 
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{results / 'optuna.db'}")
     assert len(study.trials) == 4
