@@ -86,3 +86,21 @@ def test_a_run_config_is_validated_by_the_env_rules_too() -> None:
         RunConfig.from_dict({"load_scale": 5.0})
     with pytest.raises(ConfigError, match="unknown run config key 'bogus'"):
         RunConfig.from_dict({"bogus": 1})
+
+
+def test_one_outcome_key_for_the_oracle_the_mpc_and_the_baseline_groups() -> None:
+    """Configs that differ in the price of safety must not share an oracle, an MPC or a group of
+    baselines (the gap of a trial trained at penalty 2 would be taken against penalty 1's
+    oracle); configs that differ only in who is rewarded or what agents see must share them."""
+    from tune_grid.oracle.core import config_key
+    from tune_grid.search.heldout_evaluation import env_group
+
+    base = EnvConfig(split="test").to_dict()
+    for key, value in (("penalty", 2.0), ("cost_scale", 50.0), ("load_scale", 0.9)):
+        other = {**base, key: value}
+        assert env_group(other) != env_group(base), key
+        assert config_key(other) != config_key(base), key
+    for key, value in (("share_reward", True), ("price_lookahead", 2), ("split", "validation")):
+        other = {**base, key: value}
+        assert env_group(other) == env_group(base), key
+        assert config_key(other) == config_key(base), key

@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import json
 import math
 import textwrap
 import types
@@ -414,3 +415,17 @@ def _own_field_docs(klass: type) -> dict[str, str]:
 
 ENV_KEYS = EnvConfig.field_names()
 RUN_KEYS = RunConfig.field_names()
+OUTCOME_FREE_KEYS = ("split", "share_reward", "price_lookahead")
+"""EnvConfig keys that change neither the physics nor the objective's money and price of safety:
+where days are drawn from, who is rewarded (``share_reward``) and what agents observe
+(``price_lookahead``). Env configs equal outside them share the oracle's, the MPC's and the
+baselines' per-day numbers; ``penalty`` and ``cost_scale`` set the price of safety the oracle and
+the MPC optimize, so they are outcome keys."""
+
+
+def outcome_key(config: EnvConfig | Mapping[str, Any]) -> str:
+    """Key of the outcome part of an env config (every key but :data:`OUTCOME_FREE_KEYS`)."""
+    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config)
+    return json.dumps(
+        {k: v for k, v in sorted(values.items()) if k not in OUTCOME_FREE_KEYS}, sort_keys=True
+    )

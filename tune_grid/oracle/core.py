@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tune_grid import economics
-from tune_grid.config import EnvConfig
+from tune_grid.config import OUTCOME_FREE_KEYS, EnvConfig, outcome_key
 from tune_grid.grid.data import select_days, split_profiles
 from tune_grid.grid.devices import (
     BATTERY,
@@ -80,10 +79,6 @@ DEFAULT_SOC = 0.5
 """Initial SoC used when the config draws it at random (``initial_soc: null``)."""
 FD_STEP = 0.01
 """Forward-difference step (MW / Mvar) of the AC sensitivities."""
-REWARD_ONLY_KEYS = ("split", "share_reward", "price_lookahead")
-"""EnvConfig keys that change neither the objective nor physics, only who is rewarded or what
-agents observe (kept out of the cache key; ``penalty`` and ``cost_scale`` set the oracle's price
-of safety, so they are in it)."""
 ZONES = ("DSO", *MICROGRIDS)
 SCHEDULE_KEYS = ("battery_mw", "dg_p_mw", "dg_q_mvar")
 """Info keys of the set points the oracle schedules, in the order of its control stack."""
@@ -453,19 +448,17 @@ def _config(config: Mapping[str, Any] | EnvConfig | None, split: str | None = No
 
 
 def _physics(config: EnvConfig) -> EnvConfig:
-    """``config`` with the reward-only keys at their defaults (one env and cache entry for all)."""
+    """``config`` with the outcome-free keys (``config.OUTCOME_FREE_KEYS``) but the split at
+    their defaults (one env and cache entry for all)."""
     defaults = EnvConfig()
-    keys = [k for k in REWARD_ONLY_KEYS if k != "split"]
+    keys = [k for k in OUTCOME_FREE_KEYS if k != "split"]
     return config.replace(**{k: getattr(defaults, k) for k in keys})
 
 
 def config_key(config: Mapping[str, Any] | EnvConfig) -> str:
-    """Key of the part of an env config the oracle's days depend on (every key but
-    ``REWARD_ONLY_KEYS``): configs with one key share oracle results."""
-    values = config.to_dict() if isinstance(config, EnvConfig) else dict(config)
-    return json.dumps(
-        {k: v for k, v in sorted(values.items()) if k not in REWARD_ONLY_KEYS}, sort_keys=True
-    )
+    """Key of the part of an env config the oracle's days depend on
+    (``config.outcome_key``): configs with one key share oracle results."""
+    return outcome_key(config)
 
 
 def cache_key(
@@ -487,7 +480,7 @@ def cache_key(
         "split": config.split,
         "day": day,
         "date": date,
-        "config": {k: v for k, v in config.to_dict().items() if k not in REWARD_ONLY_KEYS},
+        "config": {k: v for k, v in config.to_dict().items() if k not in OUTCOME_FREE_KEYS},
         "options": dataclasses.asdict(options),
         "iterations": iterations,
         "sensitivities": sensitivities,

@@ -14,12 +14,12 @@ evaluated trials used (e.g. searched protocols). Results: ``test_evaluation.json
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tune_grid.config import outcome_key
 from tune_grid.results.export import (
     EVALUATION_FILE,
     TrialRecord,
@@ -32,8 +32,6 @@ from tune_grid.search.space_file import SpaceFile
 
 BASELINES_FILE = "baselines.json"
 SPLIT = "test"
-REWARD_ONLY_KEYS = ("split", "penalty", "cost_scale", "share_reward")
-"""Env keys that change neither cost nor physics: configs differing only here share baselines."""
 
 
 def _mean(values: list[float]) -> float:
@@ -70,10 +68,9 @@ def rank_trials(records: dict[str, TrialRecord], mode: str) -> list[TrialRecord]
 
 
 def env_group(env_config: dict[str, Any]) -> str:
-    """Key of the cost-relevant part of an env config."""
-    return json.dumps(
-        {k: v for k, v in sorted(env_config.items()) if k not in REWARD_ONLY_KEYS}, sort_keys=True
-    )
+    """Trials whose env configs share this key share the baselines, the oracle and the MPC
+    (``config.outcome_key``: the price of safety is part of it)."""
+    return outcome_key(env_config)
 
 
 def _summary(frame: Any) -> dict[str, float]:
