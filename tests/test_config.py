@@ -104,3 +104,10 @@ def test_one_outcome_key_for_the_oracle_the_mpc_and_the_baseline_groups() -> Non
         other = {**base, key: value}
         assert env_group(other) == env_group(base), key
         assert config_key(other) == config_key(base), key
+
+
+@pytest.mark.parametrize("text", ["64xx", "64,", "x64", "64x,32", ""])
+def test_malformed_hidden_sizes_are_refused_not_truncated(text: str) -> None:
+    with pytest.raises(ConfigError, match="expected sizes like 256x256"):
+        RunConfig.from_dict({"hidden_sizes": text})
+    assert RunConfig.from_dict({"hidden_sizes": "64x32"}).hidden_sizes == (64, 32)

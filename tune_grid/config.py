@@ -69,8 +69,8 @@ def coerce_value(key: str, value: Any, tp: Any) -> Any:
     if origin is tuple:
         (item_type, *_rest) = typing.get_args(tp)
         if isinstance(value, str):  # "256x256" or "256,256" from a command line
-            parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
-            if not all(p.isdigit() for p in parts):
+            parts = [v.strip() for v in value.replace("x", ",").split(",")]
+            if not parts or not all(p.isdigit() for p in parts):
                 raise ConfigError(f"{key}: expected sizes like 256x256, got {value!r}")
             value = [int(p) for p in parts]
         if not isinstance(value, list | tuple) or not value:

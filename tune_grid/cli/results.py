@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tune_grid.cli.common import Subparsers
+from tune_grid.cli.common import Subparsers, check_days_in_split
 from tune_grid.config import ConfigError
 
 
@@ -41,8 +41,7 @@ def run_outcomes_command(args: argparse.Namespace) -> int:
     by = [name.strip() for name in args.by.split(",") if name.strip()]
     if not by:
         raise ConfigError("--by needs at least one searched parameter, e.g. policy_sharing")
-    if args.days < 1:
-        raise ConfigError(f"--days must be >= 1, got {args.days}")
+    check_days_in_split(args.days, "test")
     run_outcomes(args.results, args.days, by)
     return 0
 

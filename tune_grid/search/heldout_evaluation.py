@@ -88,15 +88,15 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[s
     Returns the ``test_*`` values and the per-day frame averaged over seeds (for the gap).
     """
     from tune_grid.env.evaluation import evaluate
-    from tune_grid.training.checkpoints import read_meta
+    from tune_grid.training.checkpoints import read_meta, seed_dirs
     from tune_grid.training.policy import TrainedPolicy
 
-    seed_dirs = sorted(Path(checkpoint).glob("seed_*"), key=lambda p: int(p.name.split("_")[1]))
-    if not seed_dirs:
+    seeds = seed_dirs(checkpoint)
+    if not seeds:
         raise FileNotFoundError(f"{checkpoint}: no seed_<k>/ checkpoints")
     frames = []
     env_config: dict[str, Any] = {}
-    for seed_dir in seed_dirs:
+    for seed_dir in seeds:
         env_config = read_meta(seed_dir).run_config.env_config().to_dict()
         env_config["split"] = SPLIT
         frames.append(

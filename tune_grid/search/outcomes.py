@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tune_grid.config import ConfigError
 from tune_grid.env.evaluation import BEHAVIOUR_COLUMNS
 from tune_grid.results.schema import PARAM_PREFIX, TRIALS_FILE, read_results
 
@@ -33,7 +34,7 @@ def seed_outcomes(
     """One row per trial and seed: the ``by`` parameters and the mean per test day of
     ``REPORTED_COLUMNS``. Trials without a checkpoint are skipped with a warning."""
     from tune_grid.env.evaluation import evaluate
-    from tune_grid.training.checkpoints import read_meta
+    from tune_grid.training.checkpoints import read_meta, seed_dirs
     from tune_grid.training.policy import TrainedPolicy
 
     results_dir = Path(results_dir)
@@ -42,15 +43,18 @@ def seed_outcomes(
     missing = [name for name, col in zip(by, columns, strict=True) if col not in trials.columns]
     if missing:
         searched = sorted(c[len(PARAM_PREFIX) :] for c in trials.columns if c.startswith("param_"))
-        raise ValueError(f"--by {missing}: not parameters of this search; allowed: {searched}")
+        raise ConfigError(
+            f"--by {', '.join(missing)}: not parameters of this search; allowed: "
+            f"{', '.join(searched)}"
+        )
     rows = []
     for trial in trials.to_dict("records"):
         checkpoint = trial["checkpoint_path"]
-        seed_dirs = sorted(Path(checkpoint).glob("seed_*")) if checkpoint else []
-        if not seed_dirs:
+        seeds = seed_dirs(checkpoint) if checkpoint else []
+        if not seeds:
             print_fn(f"warning: trial {trial['trial_id']} has no checkpoint, skipped")
             continue
-        for seed_dir in seed_dirs:
+        for seed_dir in seeds:
             env_config = read_meta(seed_dir).run_config.env_config().to_dict()
             per_day = evaluate(TrainedPolicy.load(seed_dir), SPLIT, days, env_config)
             row = {"trial_id": trial["trial_id"], "seed_dir": seed_dir.name}
@@ -58,7 +62,7 @@ def seed_outcomes(
             row.update({c: float(per_day[c].mean()) for c in REPORTED_COLUMNS})
             row["days"] = len(per_day)
             rows.append(row)
-        print_fn(f"evaluated trial {trial['trial_id']} ({len(seed_dirs)} seeds)")
+        print_fn(f"evaluated trial {trial['trial_id']} ({len(seeds)} seeds)")
     return pd.DataFrame(rows)
 
 
@@ -97,7 +101,7 @@ def run_outcomes(
     """Evaluate, print the grouped table and write ``outcomes.parquet`` (one row per seed)."""
     per_seed = seed_outcomes(results_dir, days, by, print_fn)
     if per_seed.empty:
-        raise ValueError(f"{results_dir}: no trial has a checkpoint to evaluate")
+        raise ConfigError(f"{results_dir}: no trial has a checkpoint to evaluate")
     per_seed.to_parquet(Path(results_dir) / OUTCOMES_FILE, index=False)
     table = group_outcomes(per_seed, by)
     print_fn(

@@ -42,7 +42,6 @@ from tune_grid.results.early_stop import stop_reached
 from tune_grid.results.schema import TRAINING_METRIC_NAMES, VALIDATION_METRIC_NAMES
 
 STATE_FILE = "trial_state.json"
-SEED_DIR = "seed_{k}"
 FAIL_ONCE_ENV = "TUNE_GRID_TEST_FAIL_ONCE"
 """Test hook: ``<marker file>:<iteration>`` makes each trial that reaches that iteration raise
 once (the first one to create the marker file), to exercise retry-from-checkpoint."""
@@ -229,7 +228,7 @@ def _save(
     trial_id: str,
     per_seed: list[dict[str, float]],
 ) -> None:
-    from tune_grid.training.checkpoints import CheckpointMeta, save_checkpoint
+    from tune_grid.training.checkpoints import SEED_DIR, CheckpointMeta, save_checkpoint
 
     for k, (algo, run) in enumerate(zip(group.algos, group.runs, strict=True)):
         meta = CheckpointMeta(
@@ -247,6 +246,7 @@ def _save(
 
 def _restore(directory: Path, group: Any) -> TrialState:
     """Restore every seed, then put the trial's own hyperparameters back into its learners."""
+    from tune_grid.training.checkpoints import SEED_DIR
     from tune_grid.training.hyperparams import apply_hyperparameters
 
     state = TrialState.from_json(json.loads((directory / STATE_FILE).read_text()))

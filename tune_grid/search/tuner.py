@@ -361,7 +361,13 @@ def prepare(
             f"{paths.results_dir} already holds a search: continue it with --resume, "
             "or pick another --name/--storage"
         )
-    paths.results_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.results_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SearchError(
+            f"storage: cannot create {paths.results_dir} ({exc.strerror or exc}); "
+            "give --storage a folder you can write to"
+        ) from None
     # A study without Tune state is left over from a search that failed before its first trial.
     paths.optuna_db.unlink(missing_ok=True)
     (paths.results_dir / SNAPSHOT_FILE).unlink(missing_ok=True)

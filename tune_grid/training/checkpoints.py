@@ -30,6 +30,8 @@ RLLIB_MARKER = "rllib_checkpoint.json"
 CHECKPOINT_PREFIX = "checkpoint_"
 BEST_DIR = "best"
 FINAL_DIR = "final"
+SEED_DIR = "seed_{k}"
+"""A trial checkpoint holds one RLlib checkpoint per seed of its group, ``seed_<k>/``."""
 
 
 class CheckpointError(TuneGridError, ValueError):
@@ -212,3 +214,14 @@ def first_line(exc: BaseException) -> str:
 def checkpoint_name(iteration: int) -> str:
     """Folder name of the periodic checkpoint after ``iteration``."""
     return f"{CHECKPOINT_PREFIX}{iteration:06d}"
+
+
+def seed_dirs(checkpoint: str | Path) -> list[Path]:
+    """The ``seed_<k>/`` folders of a trial checkpoint in seed order (seed_2 before seed_10);
+    empty when there are none."""
+    found = []
+    for path in Path(checkpoint).glob("seed_*"):
+        suffix = path.name.removeprefix("seed_")
+        if path.is_dir() and suffix.isdigit():
+            found.append((int(suffix), path))
+    return [path for _, path in sorted(found)]
