@@ -57,8 +57,6 @@ def check_days_in_split(days: int | None, split: str) -> None:
     """``days`` evenly spaced days must fit in the split (raised before any work starts)."""
     if days is None:
         return
-    from tune_grid.grid.data import SplitProfiles
+    from tune_grid.grid.data import check_day_count, split_profiles
 
-    num_days = SplitProfiles(split).num_days
-    if not 1 <= days <= num_days:
-        raise ConfigError(f"days must be in [1, {num_days}], got {days}")
+    check_day_count(days, split_profiles(split).num_days)

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tune_grid.config import ConfigError
+
 RAW_LOAD_COLUMNS = {
     "load_dso": "load_mw__BANC",
     "load_mg1": "load_mw__AVA",
@@ -176,12 +178,17 @@ def split_profiles(split: str) -> SplitProfiles:
     return SplitProfiles(split)
 
 
+def check_day_count(days: int, num_days: int) -> None:
+    """The one rule for "N evenly spaced days": 1 <= N <= the split's days (ConfigError)."""
+    if not 1 <= days <= num_days:
+        raise ConfigError(f"days must be in [1, {num_days}], got {days}")
+
+
 def select_days(num_days: int, days: int | Sequence[int | str] | None) -> list[int | str]:
     """All days (None), N days evenly spaced over the split (int), or the given indices/dates."""
     if days is None:
         return list(range(num_days))
     if isinstance(days, int | np.integer):
-        if not 1 <= days <= num_days:
-            raise ValueError(f"days must be in [1, {num_days}], got {days}")
+        check_day_count(int(days), num_days)
         return sorted({int(round(x)) for x in np.linspace(0, num_days - 1, int(days))})
     return list(days)
