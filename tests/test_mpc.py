@@ -22,6 +22,7 @@ from tune_grid.grid.devices import BATTERY
 from tune_grid.oracle import core, oracle_cost
 from tune_grid.oracle import forecast as fc
 from tune_grid.oracle.dispatch import DayInputs, DispatchOptions, solve_dispatch
+from tune_grid.oracle.replay import executable
 
 try:
     from tests.hand_networks import one_site, two_bus
@@ -36,8 +37,9 @@ from tune_grid.oracle.mpc import (
     shipped_records,
 )
 
-PERFECT_DAYS = (0, 100)
-"""Sampled test days (winter, spring) on which perfect-foresight MPC is held to the oracle."""
+PERFECT_DAYS = (0, 67, 100)
+"""Sampled test days on which perfect-foresight MPC is held to the oracle (2024-03-08 once ended
+$18 worse: a plan with a diesel below P_min was judged as planned, not as the env runs it)."""
 FIRST_PLAN_TOL_MW = 1e-4
 """The first plan of perfect-foresight MPC is the oracle's schedule to the solver's precision
 (0.1 kW: its settlement is written against a constant, not the first hour's energy variable)."""
@@ -183,7 +185,7 @@ def test_perfect_forecast_mpc_reproduces_the_oracle(day: int) -> None:
     mpc = mpc_day("test", day, forecaster="perfect", use_cache=False)
     first = np.array([mpc.first_plan[k] for k in ("battery_mw", "dg_p_mw", "dg_q_mvar")])
     schedule = np.array([oracle.schedule[k] for k in ("battery_mw", "dg_p_mw", "dg_q_mvar")])
-    assert np.abs(first - schedule).max() <= FIRST_PLAN_TOL_MW
+    assert np.abs(first - executable(schedule)).max() <= FIRST_PLAN_TOL_MW
     assert mpc.row["objective"] <= oracle.replay_objective + NOT_WORSE_USD
     assert mpc.solves >= 24 and mpc.solve_time_s > 0.0
 

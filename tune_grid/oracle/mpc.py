@@ -63,10 +63,11 @@ from tune_grid.oracle.core import (
 )
 from tune_grid.oracle.dispatch import DayInputs, DispatchOptions
 from tune_grid.oracle.forecast import DayForecast, check_forecaster, forecast
-from tune_grid.oracle.replay import schedule_actions
+from tune_grid.oracle.replay import executable, schedule_actions
 
-MPC_VERSION = 1
-"""Bump when the MPC's procedure changes, so cached and shipped days are recomputed."""
+MPC_VERSION = 2
+"""Bump when the MPC's procedure changes, so cached and shipped days are recomputed.
+2: plans are compared and kept as the env executes them (``replay.executable``)."""
 DEFAULT_FORECASTER = "persistence"
 DEFAULT_HORIZON = 24
 """Hours planned ahead; a plan never runs past midnight, so 24 is always the rest of the day."""
@@ -174,7 +175,9 @@ class MpcPolicy:
         final, _, solves = linearized_plan(
             self.system, window, inputs, cfg, self.options, starts, iterations
         )
-        controls = np.stack([final.battery_mw, final.dg_p_mw, final.dg_q_mvar])
+        # What the env will run (a diesel planned below P_min runs at P_min): the merits below
+        # and the next hour's incumbent must be those of the executed set points.
+        controls = executable(np.stack([final.battery_mw, final.dg_p_mw, final.dg_q_mvar]))
         if len(starts) > 1 and self._previous is not None:
             # Keep the incumbent (the previous plan, shifted) unless the new plan is better on
             # the forecast: the final polish is not merit-checked, and a re-plan never loses.
@@ -209,7 +212,7 @@ class MpcDay:
     solves: int
     initial_soc: float
     first_plan: dict[str, list[list[float]]]
-    """The day's first plan (battery_mw, dg_p_mw, dg_q_mvar; M x 24), for inspection."""
+    """The day's first plan as the env runs it (battery_mw, dg_p_mw, dg_q_mvar; M x 24)."""
     cached: bool = False
 
     def to_row(self) -> dict[str, Any]:

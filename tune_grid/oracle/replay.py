@@ -34,6 +34,22 @@ def schedule_actions(
     return np.clip(actions, -1.0, 1.0).transpose(1, 0, 2)
 
 
+def executable(controls: np.ndarray) -> np.ndarray:
+    """Set points (3, M, T) as the env will run them: their actions (:func:`schedule_actions`)
+    mapped forward by the env's rule (``env.kernels.dispatch``): a diesel asked for less than
+    P_min runs at P_min, and its Q is held within the rating. The battery is unchanged (its SoC
+    clipping depends on the state; a plan within the SoC bounds is never clipped)."""
+    battery, dg_p, dg_q = (np.asarray(c, float) for c in controls)
+    actions = schedule_actions(battery, dg_p, dg_q).transpose(1, 0, 2)  # (M, T, 3)
+    p_min = np.array([DIESEL[m].min_p_mw for m in MICROGRIDS])[:, None]
+    p_max = np.array([DIESEL[m].max_p_mw for m in MICROGRIDS])[:, None]
+    s = np.array([DIESEL[m].s_mva for m in MICROGRIDS])[:, None]
+    on = actions[..., 1] >= 0.0
+    p = np.where(on, p_min + actions[..., 1] * (p_max - p_min), 0.0)
+    q = np.where(on, actions[..., 2] * np.sqrt(np.maximum(s**2 - p**2, 0.0)), 0.0)
+    return np.stack([actions[..., 0] * BATTERY.max_power_mw, p, q])
+
+
 def replay(env: Any, day: int | str, actions: np.ndarray, soc: float | None) -> dict[str, Any]:
     """Run one day of ``actions`` (T, M, 3) in ``env``; totals as ``evaluation.run_day`` plus
     per-hour arrays (M, T): cost, safety, exchange, battery, dg_p, dg_q, soc, v_min, v_max."""
