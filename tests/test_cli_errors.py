@@ -79,7 +79,7 @@ def test_the_cases_cover_every_subcommand(tmp_path: Path) -> None:
     assert set(bench_action.choices) == covered_bench  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("index", range(17))
+@pytest.mark.parametrize("index", range(len(cases(Path("."), Path(".")))))
 def test_bad_input_is_one_line_exit_2_and_no_traceback(
     index: int, results_dir: Path, bad_yaml: Path, tmp_path: Path
 ) -> None:

@@ -7,9 +7,11 @@ never forecast: they are the day-ahead LMPs, known at midnight.
 * ``perfect``: the day's true profiles (the MPC then re-plans the oracle's problem every hour).
 * ``persistence``: the same hour of the day before (the calendar day before, whatever split it
   belongs to: the day before 2024-01-01 is 2023-12-31). The data's first day, 2023-01-01, has no
-  day before; it gets the climatology forecast instead.
+  day before and is refused.
 * ``climatology``: the mean, hour by hour, of the ``train`` split's days in the same calendar
-  month (2023 minus the validation days), so no validation or test day informs it.
+  month (2023 minus the validation days), so no validation or test day informs it. It forecasts
+  the ``test`` split (2024) only: for a 2023 day the month's mean would hold that very day or later
+  ones, and no training data comes before them.
 
 Each is a plain function of the day; forecast errors against the truth are measured by
 :func:`forecast_errors` (mean absolute error in % of the profile's rating).
@@ -26,13 +28,16 @@ import pandas as pd
 
 from tune_grid.errors import TuneGridError
 from tune_grid.grid.data import HOURS_PER_DAY, load_profiles, split_profiles
+from tune_grid.grid.devices import MICROGRIDS
 
 FORECASTERS = ("perfect", "persistence", "climatology")
 """Forecasters the MPC accepts (``--mpc NAME``)."""
-ZONES = ("DSO", "MG1", "MG2", "MG3")
+ZONES = ("DSO", *MICROGRIDS)
 _LOAD_COLUMNS = {"DSO": "load_dso", "MG1": "load_mg1", "MG2": "load_mg2", "MG3": "load_mg3"}
 CLIMATOLOGY_SOURCE = "train"
 """The split climatology averages: training days only."""
+CLIMATOLOGY_TARGET = "test"
+"""The one split climatology forecasts: every training day lies before it."""
 
 
 class ForecastError(TuneGridError, ValueError):
@@ -99,8 +104,11 @@ def persistence(split: str, day: int) -> DayForecast:
     date = split_profiles(split).dates[day]
     yesterday = (pd.Timestamp(date) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     rows, arrays = _calendar()
-    if yesterday not in rows:  # the data's first day
-        return climatology(split, day)
+    if yesterday not in rows:
+        raise ForecastError(
+            f"persistence: no data for {yesterday}, the day before {date} (the data's first "
+            "day); allowed: the days after it"
+        )
     return _from_arrays(arrays, rows[yesterday])
 
 
@@ -123,6 +131,12 @@ def climatology(
     split: str, day: int, means: Mapping[int, DayForecast] | None = None
 ) -> DayForecast:
     """The training split's mean of the day's calendar month, hour by hour."""
+    if split != CLIMATOLOGY_TARGET:
+        raise ForecastError(
+            f"climatology: the {split} split has no training data before its days (the "
+            f"{CLIMATOLOGY_SOURCE} split's months hold them or later days); allowed: "
+            f"split {CLIMATOLOGY_TARGET}, or persistence"
+        )
     means = _monthly_means() if means is None else means
     date = split_profiles(split).dates[day]
     month = pd.Timestamp(date).month

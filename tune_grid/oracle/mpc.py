@@ -44,11 +44,13 @@ import pandas as pd
 from tune_grid import economics
 from tune_grid.config import EnvConfig
 from tune_grid.errors import TuneGridError
+from tune_grid.grid.data import HOURS_PER_DAY
 from tune_grid.grid.devices import BATTERY, DIESEL, MICROGRIDS, PV_RATING_MW, WIND_RATING_MW
 from tune_grid.oracle import cache
 from tune_grid.oracle.core import (
     DEFAULT_ITERATIONS,
     DEFAULT_SOC,
+    ORACLE_VERSION,
     ZONES,
     _config,
     _physics,
@@ -66,15 +68,16 @@ from tune_grid.oracle.forecast import DayForecast, check_forecaster, forecast
 from tune_grid.oracle.replay import executable, schedule_actions
 
 MPC_VERSION = 2
-"""Bump when the MPC's procedure changes, so cached and shipped days are recomputed.
-2: plans are compared and kept as the env executes them (``replay.executable``)."""
+"""Bump when the MPC's procedure changes, so cached and shipped days are recomputed (the key
+also holds ``ORACLE_VERSION``, for the model and solver it shares with the oracle).
+2: every hour the plan is the best, as the env executes it (``replay.executable``), of the new
+solve, doing nothing and the previous plan shifted."""
 DEFAULT_FORECASTER = "persistence"
 DEFAULT_HORIZON = 24
 """Hours planned ahead; a plan never runs past midnight, so 24 is always the rest of the day."""
 REPLAN_ITERATIONS = 3
 """Most linearizations of each hourly re-plan after the first (warm-started) one."""
 SHIPPED_TABLE = "mpc_days.parquet"
-HOURS = 24
 
 
 class MpcError(TuneGridError, ValueError):
@@ -105,6 +108,7 @@ class MpcPolicy:
     ) -> None:
         self.env = env
         self.forecaster = check_forecaster(forecaster)
+        self._truth_known = predict is None and self.forecaster == "perfect"
         self.predict = predict or functools.partial(forecast, self.forecaster)
         """(split, day) -> the day's forecast; by default the named forecaster's."""
         self.horizon = check_horizon(horizon)
@@ -119,6 +123,7 @@ class MpcPolicy:
         self.plans: list[np.ndarray] = []
         """Every hour's plan (3, M, T_h): battery MW, diesel MW, diesel Mvar."""
         self._day: int | None = None
+        self._hour: int | None = None
         self._predicted: Any = None
         self._previous: np.ndarray | None = None
 
@@ -137,7 +142,13 @@ class MpcPolicy:
         hour = int(env.hour)
         if hour == 0 or self._day != env.day_index:
             self._start_day(int(env.day_index))
-        end = min(HOURS, hour + self.horizon)
+        elif hour != (self._hour or 0) + 1:
+            raise RuntimeError(
+                f"MpcPolicy planned hour {self._hour} and is asked for hour {hour}: it must act in "
+                "the env it was built with (pass that env to run_day)"
+            )
+        self._hour = hour
+        end = min(HOURS_PER_DAY, hour + self.horizon)
         span = slice(hour, end)
         exo = self._predicted
         window = dataclasses.replace(
@@ -167,7 +178,7 @@ class MpcPolicy:
             tail = self._previous[:, :, 1 : 1 + length]
             shifted[:, :, : tail.shape[2]] = tail
             starts.append(shifted)
-        if hour == 0 and self.forecaster == "perfect" and length == HOURS:
+        if hour == 0 and self._truth_known and length == HOURS_PER_DAY:
             # The oracle's own starts: perfect foresight then re-plans the oracle's day.
             starts.append(_rule_based_controls(cfg, int(env.day_index), float(env.soc[0])))
         iterations = DEFAULT_ITERATIONS if hour == 0 else self.iterations
@@ -175,15 +186,14 @@ class MpcPolicy:
         final, _, solves = linearized_plan(
             self.system, window, inputs, cfg, self.options, starts, iterations
         )
-        # What the env will run (a diesel planned below P_min runs at P_min): the merits below
-        # and the next hour's incumbent must be those of the executed set points.
-        controls = executable(np.stack([final.battery_mw, final.dg_p_mw, final.dg_q_mvar]))
-        if len(starts) > 1 and self._previous is not None:
-            # Keep the incumbent (the previous plan, shifted) unless the new plan is better on
-            # the forecast: the final polish is not merit-checked, and a re-plan never loses.
-            merit = functools.partial(ac_merit, self.system, window, inputs, cfg, self.options)
-            if merit(starts[1]) < merit(controls):
-                controls = starts[1]
+        # The plan is the best, in AC merit on the forecast and as the env will run it (a diesel
+        # planned below P_min runs at P_min), of the new solve and the starts (doing nothing,
+        # the previous plan shifted): the final polish is not merit-checked, and so a re-plan
+        # never loses against the plan it replaces.
+        solved = executable(np.stack([final.battery_mw, final.dg_p_mw, final.dg_q_mvar]))
+        merit = functools.partial(ac_merit, self.system, window, inputs, cfg, self.options)
+        candidates = [solved, *(executable(start) for start in starts)]
+        controls = min(candidates, key=merit)
         self.solve_time_s += time.perf_counter() - began
         self.solves += solves
         self._previous = controls
@@ -260,6 +270,7 @@ def cache_key(
         "horizon": horizon,
         "iterations": iterations,
         "first_iterations": DEFAULT_ITERATIONS,
+        "oracle_version": ORACLE_VERSION,
         "options": dataclasses.asdict(options),
         "network": _system(config).fingerprint,
         "devices": [repr(BATTERY), [repr(DIESEL[m]) for m in MICROGRIDS]],
@@ -416,9 +427,8 @@ def mpc_days(
     return pd.DataFrame(rows)
 
 
-SHIPPED_DAY_COUNTS = (61, 14)
-"""The shipped table holds these evenly spaced test-day sets (the docs' table, the quickstart's)."""
 SHIPPED_FORECASTERS = {"persistence": (61, 14), "climatology": (61, 14), "perfect": (61,)}
+"""Forecaster -> the evenly spaced test-day sets shipped (the docs' 61, the quickstart's 14)."""
 
 
 def shipped_days(counts: Sequence[int]) -> list[int]:

@@ -35,19 +35,30 @@ def schedule_actions(
 
 
 def executable(controls: np.ndarray) -> np.ndarray:
-    """Set points (3, M, T) as the env will run them: their actions (:func:`schedule_actions`)
-    mapped forward by the env's rule (``env.kernels.dispatch``): a diesel asked for less than
-    P_min runs at P_min, and its Q is held within the rating. The battery is unchanged (its SoC
-    clipping depends on the state; a plan within the SoC bounds is never clipped)."""
+    """Set points (3, M, T) as the env runs them: their actions (:func:`schedule_actions`)
+    through the env's own device rule (``env.kernels.dispatch``): a diesel asked for less than
+    P_min runs at P_min, and its Q is held within the rating. The battery is not clipped here
+    (its SoC clipping depends on the state; a plan within the SoC bounds is never clipped)."""
+    from tune_grid.env.kernels import dispatch
+
     battery, dg_p, dg_q = (np.asarray(c, float) for c in controls)
-    actions = schedule_actions(battery, dg_p, dg_q).transpose(1, 0, 2)  # (M, T, 3)
-    p_min = np.array([DIESEL[m].min_p_mw for m in MICROGRIDS])[:, None]
-    p_max = np.array([DIESEL[m].max_p_mw for m in MICROGRIDS])[:, None]
-    s = np.array([DIESEL[m].s_mva for m in MICROGRIDS])[:, None]
-    on = actions[..., 1] >= 0.0
-    p = np.where(on, p_min + actions[..., 1] * (p_max - p_min), 0.0)
-    q = np.where(on, actions[..., 2] * np.sqrt(np.maximum(s**2 - p**2, 0.0)), 0.0)
-    return np.stack([actions[..., 0] * BATTERY.max_power_mw, p, q])
+    actions = schedule_actions(battery, dg_p, dg_q)  # (T, M, 3)
+    m = len(MICROGRIDS)
+    p_min = np.array([DIESEL[g].min_p_mw for g in MICROGRIDS])
+    p_max = np.array([DIESEL[g].max_p_mw for g in MICROGRIDS])
+    s_mva = np.array([DIESEL[g].s_mva for g in MICROGRIDS])
+    rows = np.arange(m)
+    out = np.zeros((m, 5))
+    scratch = (np.zeros(m), np.zeros(m), np.zeros(m))
+    result = np.zeros((3, m, len(actions)))
+    for t, hour in enumerate(actions):
+        dispatch(
+            np.ascontiguousarray(hour, dtype=float), np.full(m, 0.5), p_min, p_max, s_mva,
+            BATTERY.max_power_mw, np.inf, 0.0, 1.0, BATTERY.charge_efficiency,
+            BATTERY.discharge_efficiency, 1.0, rows, rows, *scratch, out,
+        )  # fmt: skip
+        result[:, :, t] = out[:, [0, 2, 3]].T  # battery, diesel P, diesel Q
+    return result
 
 
 def replay(env: Any, day: int | str, actions: np.ndarray, soc: float | None) -> dict[str, Any]:
