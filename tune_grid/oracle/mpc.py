@@ -346,6 +346,12 @@ def mpc_day_is_stored(
     return path.exists() or key in shipped_records()
 
 
+def store_record(key: str, record: Mapping[str, Any], cache_dir: str | Path | None = None) -> None:
+    """Write an MPC day's record (``MpcDay.to_json``) into the disk cache under ``key``."""
+    folder = cache.cache_dir(cache_dir) / "mpc"
+    cache.store(cache.entry_path(folder, record["split"], record["date"], key), dict(record))
+
+
 def mpc_day(
     split: str,
     day: int | str,

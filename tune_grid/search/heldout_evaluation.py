@@ -215,7 +215,7 @@ def evaluate_search(
     for trial_id, values in trials.items():
         group = groups.setdefault(env_group(values["env_config"]), {"env": values["env_config"]})
         group.setdefault("trials", []).append(trial_id)
-    use_policies = settings.baselines or settings.oracle
+    use_policies = settings.baselines or settings.oracle or settings.mpc is not None
     for group in groups.values():
         if not use_policies:
             group["policies"], group["references"] = {}, {}
@@ -280,17 +280,17 @@ def format_summary(spec: SpaceFile, results_dir: str | Path, report: dict[str, A
     policies = report.get("groups", {}).get(best_id) or report["baselines"]["policies"]
     lines.append(
         f"held-out {report['split']} days ({report['days']}), per day: "
-        f"{'policy':<12} {'cost $':>9} {'safety':>8} {'viol. h':>8}"
+        f"{'policy':<16} {'cost $':>9} {'safety':>8} {'viol. h':>8}"
     )
     pad = " " * len(f"held-out {report['split']} days ({report['days']}), per day: ")
     if result:
         lines.append(
-            f"{pad}{'best trial':<12} {result['test_daily_cost']:9.1f} "
+            f"{pad}{'best trial':<16} {result['test_daily_cost']:9.1f} "
             f"{result['test_safety']:8.4f} {result['test_violation_hours']:8.2f}"
         )
     for name, values in policies.items():
         lines.append(
-            f"{pad}{name:<12} {values['daily_cost']:9.1f} {values['safety']:8.4f} "
+            f"{pad}{name:<16} {values['daily_cost']:9.1f} {values['safety']:8.4f} "
             f"{values['violation_hours']:8.2f}"
         )
     if result and not math.isnan(result["test_optimality_gap"]):

@@ -23,11 +23,12 @@ def solve_on_ray(days: list[int], config: Any) -> list[dict[str, Any]]:
 
 
 def mpc_on_ray(days: list[int], config: Any, forecaster: str) -> None:
-    """Run the MPC on ``days`` of ``config.split`` as Ray tasks (one CPU per day) into the disk
-    cache, skipping days already cached or shipped; in this process when no Ray is running."""
+    """Run the MPC on ``days`` of ``config.split`` as Ray tasks (one CPU per day), skipping days
+    already cached or shipped, and store every result in this process's disk cache (a task on
+    another node caches on its own disk); in this process when no Ray is running."""
     import ray
 
-    from tune_grid.oracle.mpc import mpc_day, mpc_day_is_stored
+    from tune_grid.oracle.mpc import mpc_day, mpc_day_is_stored, store_record
 
     todo = [d for d in days if not mpc_day_is_stored(config.split, d, config, forecaster)]
     if not todo:
@@ -37,10 +38,14 @@ def mpc_on_ray(days: list[int], config: Any, forecaster: str) -> None:
             mpc_day(config.split, d, config, forecaster=forecaster)
         return
     task = ray.remote(num_cpus=1)(_mpc_task)
-    ray.get([task.remote(d, config, forecaster) for d in todo])
+    for key, record in ray.get([task.remote(d, config, forecaster) for d in todo]):
+        store_record(key, record)
 
 
-def _mpc_task(day: int, config: Any, forecaster: str) -> None:
+def _mpc_task(day: int, config: Any, forecaster: str) -> tuple[str, dict[str, Any]]:
     from tune_grid.oracle.mpc import mpc_day
 
-    mpc_day(config.split, day, config, forecaster=forecaster)
+    keep: dict[str, Any] = {}
+    mpc_day(config.split, day, config, forecaster=forecaster, keep=keep)
+    ((key, result),) = keep.items()
+    return key, result.to_json()
