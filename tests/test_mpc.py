@@ -256,10 +256,20 @@ def test_the_shipped_table_is_what_the_mpc_computes_now() -> None:
 
 @pytest.mark.slow
 def test_oracle_command_shows_the_mpc_with_both_gaps_and_intervals() -> None:
-    result = tune_grid("oracle", "--days", "2", "--mpc", "persistence")
+    result = tune_grid("oracle", "--days", "2", "--mpc", "persistence", "--mpc", "climatology")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "mpc (persistence)" in out and "gap to mpc (persistence)" in out
+    table = [line for line in out.splitlines() if line.startswith("mpc (") and "solve" not in line]
+    rows = {line.split("  ")[0]: line.split() for line in table}
+    assert rows.keys() == {"mpc (persistence)", "mpc (climatology)"}
+    # each row is its own forecaster's MPC (the shipped days 2024-01-01 and 2024-12-31)
+    shipped = list(shipped_records().values())
+    for name in ("persistence", "climatology"):
+        costs = [
+            r["row"]["cost"] for r in shipped if r["forecaster"] == name and r["day"] in (0, 365)
+        ]
+        assert float(rows[f"mpc ({name})"][2]) == pytest.approx(np.mean(costs), abs=0.01)
     rule = next(line for line in out.splitlines() if line.startswith("rule_based"))
     assert rule.count("[") == 3  # cost, gap to the oracle, gap to the MPC: each with an interval
     assert "forecast error on these days" in out and "persistence  load" in out

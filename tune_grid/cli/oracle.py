@@ -89,7 +89,8 @@ def run_mpc_days(
                 elapsed = time.perf_counter() - start
                 print(f"  mpc ({name}): {done}/{total} days, {elapsed:.0f} s", flush=True)
 
-        frames.append((f"mpc ({name})", mpc_days(split, days, config, progress=progress, **kwargs)))
+        frame = mpc_days(split, days, config, forecaster=name, progress=progress, **kwargs)
+        frames.append((f"mpc ({name})", frame))
     return frames
 
 
@@ -143,7 +144,9 @@ def run_oracle_command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     frames = [(name, evaluate(name, args.split, days, config)) for name in BASELINE_ROWS]
     frames += mpc
-    frames += [(name, evaluate(policy, args.split, days, config)) for name, policy, _ in policies]
+    for i, (path, policy, _) in enumerate(policies, 1):
+        print(f"policy {i}: {path}")
+        frames.append((f"policy {i}", evaluate(policy, args.split, days, config)))
     reference = mpc[0] if mpc else None
     print(
         f"oracle on the {args.split} split, {len(days)} days (means per day, all 3 MGs; "
