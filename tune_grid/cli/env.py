@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from tune_grid.cli.common import Subparsers, check_days_in_split
-from tune_grid.cli.oracle import mpc_forecasters, run_mpc_days
+from tune_grid.cli.oracle import add_mpc_arguments, mpc_forecasters, run_mpc_days
 from tune_grid.config import ConfigError
 
 BASELINE_NAMES = ("do_nothing", "random", "rule_based")
@@ -52,18 +52,7 @@ def add_baselines_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--days", type=int, default=None, help="N evenly spaced days (default: all)"
     )
-    parser.add_argument(
-        "--mpc",
-        action="append",
-        default=None,
-        metavar="FORECASTER",
-        help="the MPC's forecaster: perfect, persistence or climatology (repeatable; default on "
-        "the test split: persistence; ~20 s a day unless cached or shipped)",
-    )
-    parser.add_argument("--no-mpc", action="store_true", help="skip the MPC")
-    parser.add_argument(
-        "--horizon", type=int, default=None, help="MPC horizon in hours (default: 24)"
-    )
+    add_mpc_arguments(parser, "persistence on the test split, none on the others")
     parser.set_defaults(func=run_baselines_command)
     return parser
 

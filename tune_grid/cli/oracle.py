@@ -33,21 +33,7 @@ def add_oracle_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         default="ac",
         help="first-order sensitivities of the linearization (default: ac)",
     )
-    p.add_argument(
-        "--mpc",
-        action="append",
-        default=None,
-        metavar="FORECASTER",
-        help="also run the receding-horizon MPC with this forecaster: perfect, persistence or "
-        "climatology (repeatable; default: persistence)",
-    )
-    p.add_argument("--no-mpc", action="store_true", help="skip the MPC rows")
-    p.add_argument(
-        "--horizon",
-        type=int,
-        default=None,
-        help="MPC horizon in hours (default: 24, the rest of the day)",
-    )
+    add_mpc_arguments(p, "persistence")
     p.add_argument(
         "--checkpoint",
         action="append",
@@ -58,6 +44,26 @@ def add_oracle_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=run_oracle_command)
     return p
+
+
+def add_mpc_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--mpc FORECASTER`` (repeatable), ``--no-mpc`` and ``--horizon H``: the MPC rows of a
+    comparison table (``default``: what runs without ``--mpc``, for the help text)."""
+    parser.add_argument(
+        "--mpc",
+        action="append",
+        default=None,
+        metavar="FORECASTER",
+        help="also run the receding-horizon MPC with this forecaster: perfect, persistence or "
+        f"climatology (repeatable; default: {default}; ~20 s a day unless cached or shipped)",
+    )
+    parser.add_argument("--no-mpc", action="store_true", help="skip the MPC rows")
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="MPC horizon in hours (default: 24, the rest of the day)",
+    )
 
 
 def mpc_forecasters(args: argparse.Namespace) -> list[str]:

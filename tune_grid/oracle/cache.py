@@ -8,12 +8,16 @@ entry is never read: a changed network, config or data simply misses. Delete the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ENV_VAR = "TUNE_GRID_CACHE"
 
@@ -31,6 +35,22 @@ def digest(payload: Any) -> str:
     """SHA-256 (hex, 20 chars) of a JSON-serializable payload with sorted keys."""
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def to_record(day: Any) -> dict[str, Any]:
+    """A cached day dataclass (``OracleDay``, ``MpcDay``) as its stored record: every field but
+    ``cached``, which says where a loaded one came from."""
+    record = dataclasses.asdict(day)
+    record.pop("cached")
+    return record
+
+
+def from_record(cls: type[T], record: Mapping[str, Any], cached: bool = True) -> T:
+    """The day dataclass ``cls`` of a stored record (:func:`to_record`)."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"cached"}  # type: ignore[arg-type]
+    values: dict[str, Any] = {k: record[k] for k in names}
+    values["cached"] = cached
+    return cls(**values)
 
 
 def entry_path(directory: Path, split: str, date: str, key: str) -> Path:

@@ -430,14 +430,11 @@ class OracleDay:
         }
 
     def to_json(self) -> dict[str, Any]:
-        record = dataclasses.asdict(self)
-        record.pop("cached")
-        return record
+        return cache.to_record(self)
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any], cached: bool = True) -> OracleDay:
-        names = {f.name for f in dataclasses.fields(cls)} - {"cached"}
-        return cls(**{k: record[k] for k in names}, cached=cached)
+        return cache.from_record(cls, record, cached)
 
 
 def _config(config: Mapping[str, Any] | EnvConfig | None, split: str | None = None) -> EnvConfig:

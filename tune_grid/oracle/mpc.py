@@ -236,14 +236,11 @@ class MpcDay:
         }
 
     def to_json(self) -> dict[str, Any]:
-        record = dataclasses.asdict(self)
-        record.pop("cached")
-        return record
+        return cache.to_record(self)
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any], cached: bool = True) -> MpcDay:
-        names = {f.name for f in dataclasses.fields(cls)} - {"cached"}
-        return cls(**{k: record[k] for k in names}, cached=cached)
+        return cache.from_record(cls, record, cached)
 
 
 def cache_key(
@@ -342,14 +339,17 @@ def mpc_day_is_stored(
 ) -> bool:
     """Whether :func:`mpc_day` would read the day from the disk cache or the shipped table."""
     cfg, _, date, key = _stored_key(split, day, config, forecaster, horizon, iterations)
-    path = cache.entry_path(cache.cache_dir(cache_dir) / "mpc", cfg.split, date, key)
-    return path.exists() or key in shipped_records()
+    return _entry(cache_dir, cfg.split, date, key).exists() or key in shipped_records()
 
 
 def store_record(key: str, record: Mapping[str, Any], cache_dir: str | Path | None = None) -> None:
     """Write an MPC day's record (``MpcDay.to_json``) into the disk cache under ``key``."""
-    folder = cache.cache_dir(cache_dir) / "mpc"
-    cache.store(cache.entry_path(folder, record["split"], record["date"], key), dict(record))
+    cache.store(_entry(cache_dir, record["split"], record["date"], key), dict(record))
+
+
+def _entry(cache_dir: str | Path | None, split: str, date: str, key: str) -> Path:
+    """Where an MPC day is cached on disk: ``<oracle cache>/mpc/``."""
+    return cache.entry_path(cache.cache_dir(cache_dir) / "mpc", split, date, key)
 
 
 def mpc_day(
@@ -372,7 +372,7 @@ def mpc_day(
     horizon = check_horizon(horizon)
     cfg, d, date, key = _stored_key(split, day, config, forecaster, horizon, iterations)
     options = default_options(cfg)
-    path = cache.entry_path(cache.cache_dir(cache_dir) / "mpc", cfg.split, date, key)
+    path = _entry(cache_dir, cfg.split, date, key)
     if use_cache and not refresh:
         record = cache.load(path) or shipped_records().get(key)
         if record is not None:
