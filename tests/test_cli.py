@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 
-def tune_grid(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tune_grid.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-    )
-
-
-def test_help_lists_every_command() -> None:
-    out = tune_grid("--help").stdout
+def test_help_lists_every_command(run_cli: Callable[..., Any]) -> None:
+    out = run_cli("--help").stdout
     for command in (
         "quickstart",
         "train",
@@ -50,31 +40,33 @@ def test_help_lists_every_command() -> None:
         (("data", "build", "missing.parquet"), "missing.parquet: no such file"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
-    result = tune_grid(*args)
+def test_bad_input_is_one_line_and_exit_2(
+    args: tuple[str, ...], message: str, run_cli: Callable[..., Any]
+) -> None:
+    result = run_cli(*args)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
 
 
-def test_malformed_search_yaml_names_the_file(tmp_path: Path) -> None:
+def test_malformed_search_yaml_names_the_file(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiment: x\nspace: {lr: {type: loguniform, low: 1e-3\n")
-    result = tune_grid("search", str(bad))
+    result = run_cli("search", str(bad))
     assert result.returncode == 2
     assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_baselines_command_prints_the_three_policies() -> None:
-    result = tune_grid("baselines", "--days", "2")
+def test_baselines_command_prints_the_three_policies(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("baselines", "--days", "2")
     assert result.returncode == 0, result.stderr
     for name in ("do_nothing", "random", "rule_based"):
         assert name in result.stdout
 
 
-def test_bench_env_prints_every_backend_and_the_ratios() -> None:
-    result = tune_grid("bench", "env", "--steps", "300", "--pandapower-steps", "5", "--rounds", "2")
+def test_bench_env_prints_every_backend_and_the_ratios(run_cli: Callable[..., Any]) -> None:
+    result = run_cli("bench", "env", "--steps", "300", "--pandapower-steps", "5", "--rounds", "2")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line}
     for backend in ("fast", "lightsim2grid", "pandapower"):
@@ -92,16 +84,20 @@ def test_bench_env_prints_every_backend_and_the_ratios() -> None:
         (["--pandapower-steps", "2"], "error: pandapower steps must be at least the number"),
     ],
 )
-def test_bench_env_rejects_bad_counts_in_one_line(args: list[str], message: str) -> None:
-    result = tune_grid("bench", "env", *args)
+def test_bench_env_rejects_bad_counts_in_one_line(
+    args: list[str], message: str, run_cli: Callable[..., Any]
+) -> None:
+    result = run_cli("bench", "env", *args)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(message)
 
 
-def test_data_build_reproduces_the_packaged_profiles(raw_data_path: Path, tmp_path: Path) -> None:
+def test_data_build_reproduces_the_packaged_profiles(
+    raw_data_path: Path, tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
     out = tmp_path / "profiles.parquet"
-    result = tune_grid("data", "build", str(raw_data_path), "--out", str(out))
+    result = run_cli("data", "build", str(raw_data_path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "17544 hourly rows (731 days)" in result.stdout
     from tune_grid.grid.data import load_profiles

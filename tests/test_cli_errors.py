@@ -6,9 +6,9 @@ user can type is covered, not just what a handler's unit test calls.
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,16 +18,6 @@ except ModuleNotFoundError:  # pytest run from inside tests/
     import fixtures_results as fx  # type: ignore[no-redef]
 
 from tune_grid.cli.commands import build_parser
-
-
-def tune_grid(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tune_grid.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +71,10 @@ def test_the_cases_cover_every_subcommand(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("index", range(len(cases(Path("."), Path(".")))))
 def test_bad_input_is_one_line_exit_2_and_no_traceback(
-    index: int, results_dir: Path, bad_yaml: Path, tmp_path: Path
+    index: int, results_dir: Path, bad_yaml: Path, tmp_path: Path, run_cli: Callable[..., Any]
 ) -> None:
     args, message = cases(results_dir, bad_yaml)[index]
-    result = tune_grid(*args, cwd=tmp_path)
+    result = run_cli(*args, cwd=tmp_path, timeout=300)
     assert result.returncode == 2, (args, result.stdout[-2000:], result.stderr[-2000:])
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

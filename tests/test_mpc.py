@@ -4,10 +4,9 @@ its cache key, the shipped table, bad input, and the intervals over days."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,12 +59,6 @@ def empty_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mp.setenv("TUNE_GRID_CACHE", str(root))
     yield root
     mp.undo()
-
-
-def tune_grid(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tune_grid.cli", *args], capture_output=True, text=True, timeout=900
-    )
 
 
 # ------------------------------------------------------------------------------ forecasters
@@ -133,8 +126,10 @@ def test_unknown_forecaster_bad_horizon_and_a_month_without_training_data() -> N
         (("baselines", "--days", "2", "--mpc", "yesterday"), "allowed: perfect, persistence"),
     ],
 )
-def test_cli_refuses_bad_mpc_input_in_one_line(args: tuple[str, ...], message: str) -> None:
-    result = tune_grid(*args)
+def test_cli_refuses_bad_mpc_input_in_one_line(
+    args: tuple[str, ...], message: str, run_cli: Callable[..., Any]
+) -> None:
+    result = run_cli(*args)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -255,8 +250,10 @@ def test_the_shipped_table_is_what_the_mpc_computes_now() -> None:
 
 
 @pytest.mark.slow
-def test_oracle_command_shows_the_mpc_with_both_gaps_and_intervals() -> None:
-    result = tune_grid("oracle", "--days", "2", "--mpc", "persistence", "--mpc", "climatology")
+def test_oracle_command_shows_the_mpc_with_both_gaps_and_intervals(
+    run_cli: Callable[..., Any],
+) -> None:
+    result = run_cli("oracle", "--days", "2", "--mpc", "persistence", "--mpc", "climatology")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "mpc (persistence)" in out and "gap to mpc (persistence)" in out

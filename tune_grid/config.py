@@ -423,9 +423,12 @@ baselines' per-day numbers; ``penalty`` and ``cost_scale`` set the price of safe
 the MPC optimize, so they are outcome keys."""
 
 
-def outcome_key(config: EnvConfig | Mapping[str, Any]) -> str:
-    """Key of the outcome part of an env config (every key but :data:`OUTCOME_FREE_KEYS`)."""
+def outcome_values(config: EnvConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The outcome part of an env config: every key but :data:`OUTCOME_FREE_KEYS`, sorted."""
     values = config.to_dict() if isinstance(config, EnvConfig) else dict(config)
-    return json.dumps(
-        {k: v for k, v in sorted(values.items()) if k not in OUTCOME_FREE_KEYS}, sort_keys=True
-    )
+    return {k: v for k, v in sorted(values.items()) if k not in OUTCOME_FREE_KEYS}
+
+
+def outcome_key(config: EnvConfig | Mapping[str, Any]) -> str:
+    """Key of the outcome part of an env config (:func:`outcome_values` as JSON)."""
+    return json.dumps(outcome_values(config), sort_keys=True)

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from tune_grid import economics
-from tune_grid.config import OUTCOME_FREE_KEYS, EnvConfig, outcome_key
+from tune_grid.config import OUTCOME_FREE_KEYS, EnvConfig, outcome_key, outcome_values
 from tune_grid.grid.data import select_days, split_profiles
 from tune_grid.grid.devices import (
     BATTERY,
@@ -477,7 +477,7 @@ def cache_key(
         "split": config.split,
         "day": day,
         "date": date,
-        "config": {k: v for k, v in config.to_dict().items() if k not in OUTCOME_FREE_KEYS},
+        "config": outcome_values(config),
         "options": dataclasses.asdict(options),
         "iterations": iterations,
         "sensitivities": sensitivities,

@@ -51,6 +51,7 @@ from tune_grid.oracle.core import (
     DEFAULT_ITERATIONS,
     DEFAULT_SOC,
     ORACLE_VERSION,
+    SCHEDULE_KEYS,
     ZONES,
     _config,
     _physics,
@@ -399,11 +400,11 @@ def mpc_day(
         initial_soc=float(cfg.initial_soc or DEFAULT_SOC),
         first_plan={
             name: [[round(float(v), 9) for v in r] for r in first[i]]
-            for i, name in enumerate(("battery_mw", "dg_p_mw", "dg_q_mvar"))
+            for i, name in enumerate(SCHEDULE_KEYS)
         },
     )
     if use_cache:
-        cache.store(path, result.to_json())
+        store_record(key, result.to_json(), cache_dir)
     if keep is not None:
         keep[key] = result
     return result
