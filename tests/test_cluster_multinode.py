@@ -139,9 +139,10 @@ def test_search_survives_losing_the_worker_node(cluster: LoopbackCluster) -> Non
     still ends, every trial is TERMINATED or ERROR, and the lost trial continues on the head from
     its last checkpoint (iterations 1..N, each exactly once)."""
     head_id, worker_id = node_ids(cluster)
-    # Long enough that a worker trial's early rows reach the Parquet parts (flushed every 2 s)
-    # well before it ends, however fast the machine.
-    stop, samples = 20, 3
+    # Long enough that a worker trial's early rows reach the Parquet parts (flushed every 2 s,
+    # in steps where Tune saved its state) well before it ends, however fast the machine: at 20
+    # iterations a worker trial once finished (~8 s) before any of its rows was seen.
+    stop, samples = 60, 3
     storage = cluster.root / "shared"
     space = write_space(
         cluster,
