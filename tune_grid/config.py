@@ -29,6 +29,7 @@ PowerflowBackend = Literal["fast", "lightsim2grid", "pandapower"]
 Split = Literal["train", "validation", "test"]
 PolicySharing = Literal["shared", "independent"]
 Critic = Literal["local", "centralized"]
+TrainingLoop = Literal["lean", "rllib"]
 VerticalProtocol = Literal["none", "price_signal", "setpoint"]
 HorizontalProtocol = Literal["none", "p2p_trading", "consensus"]
 ConsensusTopology = Literal["line", "ring", "complete"]
@@ -295,6 +296,10 @@ class TrainingFields(_Validated):
     """GPUs for the learner (0 = CPU)."""
     torch_threads: int = 1
     """Torch intra-op threads in learner and runners (more than 1 only on otherwise idle CPUs)."""
+    training_loop: TrainingLoop = "lean"
+    """'lean': tune-grid's sampling and learner loops around RLlib's modules and update rule,
+    several times faster per env step (docs/throughput.md); 'rllib': RLlib's own loops. Both
+    collect the same trajectories and make the same updates for the same seeds (tested)."""
     seed: int = 0
     """Seed of RLlib, torch and the env; with ``seeds: K`` a search trains seed, seed+1, ..."""
     eval_interval: int = 20_000

@@ -7,7 +7,10 @@ reference setup by default: batch 4000, minibatch 128, 10 epochs, 256x256, share
     runners), ``rollout_fragment_length="auto"``, torch's default thread count, RLlib's default
     learner and action connectors (:func:`tune_grid.training.ppo.rllib_default_ppo_config`);
     where that thread count is above 1, (a1) is (a) with 1 thread;
-(b) tune-grid's defaults (:func:`tune_grid.training.ppo.build_ppo_config` of ``RunConfig``);
+(b) tune-grid's defaults (:func:`tune_grid.training.ppo.build_ppo_config` of ``RunConfig``),
+    which sample and learn on the lean loops (``training_loop: lean``);
+(r) (b) with RLlib's own sampling and learner loops (``training_loop: rllib``), the path before
+    the lean loops: (r)/(b) is what they buy;
 (b1) (b) with RLlib's own vector env, which steps the envs one by one, instead of the batched
     one (:class:`~tune_grid.training.vector_env.BatchedEnvRunner`): the batch's gain;
 (c) (b) on a no-op env with the same agents, spaces and 24-step episodes, stepped through the
@@ -55,6 +58,7 @@ VARIANT_LABELS = {
     "a": "(a) RLlib defaults",
     "a1": "(a1) RLlib, 1 torch thread",
     "b": "(b) tune-grid defaults",
+    "r": "(r) (b), RLlib's loops",
     "b1": "(b1) tune-grid, env by env",
     "c": "(c) tune-grid, no-op env",
     "d": "(d) tune-grid, GPU learner",
@@ -303,6 +307,12 @@ def standard_variants(run: RunConfig, keys: Collection[str] | None = None) -> li
         variants.append(Variant("a1", VARIANT_LABELS["a1"], rllib_default_ppo_config(run), 1))
     variants += [
         Variant("b", VARIANT_LABELS["b"], build_ppo_config(run), run.torch_threads),
+        Variant(
+            "r",
+            VARIANT_LABELS["r"],
+            build_ppo_config(run.replace(training_loop="rllib")),
+            run.torch_threads,
+        ),
         Variant("b1", VARIANT_LABELS["b1"], env_by_env, run.torch_threads),
         Variant("c", VARIANT_LABELS["c"], noop, run.torch_threads),
     ]
@@ -419,6 +429,8 @@ def summarize(timings: Mapping[str, VariantTiming]) -> dict[str, float]:
         out.update(_speedups(timings["a"], b))
     if "a1" in timings:
         out.update(_speedups(timings["a1"], b, prefix="a1_"))
+    if "r" in timings:
+        out.update(_speedups(timings["r"], b, prefix="lean_"))
     if "b1" in timings:
         b1 = timings["b1"]
         out["batch_sample_speedup"] = _ratio(b1.median("sample_s"), b.median("sample_s"))
@@ -480,6 +492,15 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
                 f"learning {s[p + 'learn_cpu_speedup']:.2f}x, whole iteration "
                 f"{s[p + 'iteration_cpu_speedup']:.2f}x",
             ]
+    if "r" in timings:
+        lines += [
+            f"lean loops (r)/(b), wall: sampling {s['lean_sample_speedup']:.2f}x, "
+            f"learning {s['lean_learn_speedup']:.2f}x, whole iteration "
+            f"{s['lean_iteration_speedup']:.2f}x (env steps/s {s['lean_steps_per_s_speedup']:.2f}x)",
+            f"lean loops (r)/(b), CPU:  sampling {s['lean_sample_cpu_speedup']:.2f}x, "
+            f"learning {s['lean_learn_cpu_speedup']:.2f}x, whole iteration "
+            f"{s['lean_iteration_cpu_speedup']:.2f}x",
+        ]
     if "batch_sample_speedup" in s:
         lines.append(
             f"batched env stepping (b1)/(b): sampling {s['batch_sample_speedup']:.2f}x wall, "

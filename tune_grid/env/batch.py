@@ -67,6 +67,19 @@ class BatchStep(NamedTuple):
     """(envs,) bool: the env finished its day with this step."""
 
 
+class ArrayStep(NamedTuple):
+    """One step of every env in a batch as arrays (:meth:`MicrogridBatch.step_arrays`)."""
+
+    observations: np.ndarray
+    """(envs, agents, features) float32, a fresh array each step."""
+    rewards: np.ndarray
+    """(envs, agents) float64."""
+    done: np.ndarray
+    """(envs,) bool: the env finished its day with this step."""
+    day_totals: np.ndarray
+    """(envs, agents, ``DAY_TOTAL_KEYS``): the day's totals so far (final where ``done``)."""
+
+
 def can_batch(env: Any) -> bool:
     """Whether ``env`` is a networked-microgrid env whose step runs without Python hooks."""
     return (
@@ -152,6 +165,32 @@ class MicrogridBatch:
 
     def step(self, actions: np.ndarray, stepping: np.ndarray) -> BatchStep:
         """Advance the envs where ``stepping`` with ``actions`` (envs, agents, 3) in [-1, 1]."""
+        hours = self._hour.copy()
+        observations, fields, done = self._advance(actions, stepping)
+        return step_outputs(
+            observations,
+            fields,
+            stepping,
+            done,
+            hours,
+            self._prices,
+            self._converged,
+            self._day_totals,
+            self._share_reward,
+        )
+
+    def step_arrays(self, actions: np.ndarray, stepping: np.ndarray) -> ArrayStep:
+        """:meth:`step` without Python objects per env: observations, rewards, done flags and
+        the finished envs' day totals as arrays (rows of envs that did not step: undefined)."""
+        observations, fields, done = self._advance(actions, stepping)
+        return ArrayStep(
+            observations, step_rewards(fields, self._share_reward), done, self._day_totals.copy()
+        )
+
+    def _advance(
+        self, actions: np.ndarray, stepping: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled step: (observations, info fields, done), all per env."""
         stepping = np.asarray(stepping, dtype=np.bool_)
         actions = np.asarray(actions, dtype=np.float64)
         _check_actions(actions, stepping, self.num_envs)
@@ -161,7 +200,6 @@ class MicrogridBatch:
                 f"envs {np.flatnonzero(finished).tolist()} finished their day (or were never "
                 "reset); reset them first"
             )
-        hours = self._hour.copy()
         observations = np.empty((self.num_envs, len(MICROGRIDS), self._n_obs), dtype=np.float32)
         fields = np.empty((self.num_envs, len(MICROGRIDS), len(INFO_FIELDS)))
         step_batch(
@@ -188,18 +226,17 @@ class MicrogridBatch:
             self._v_init,
             self._constants,
         )
-        done = stepping & (self._hour >= HOURS_PER_DAY)
-        return step_outputs(
-            observations,
-            fields,
-            stepping,
-            done,
-            hours,
-            self._prices,
-            self._converged,
-            self._day_totals,
-            self._share_reward,
-        )
+        return observations, fields, stepping & (self._hour >= HOURS_PER_DAY)
+
+
+def step_rewards(fields: np.ndarray, share_reward: bool) -> np.ndarray:
+    """(envs, agents) rewards from the info fields: each agent's own, or with ``share_reward``
+    the mean over the agents (the same float as the env's own ``sum / len``)."""
+    own = fields[..., -1]
+    if not share_reward:
+        return own.copy()
+    shared = own.sum(axis=-1, keepdims=True) / own.shape[-1]
+    return np.broadcast_to(shared, own.shape).copy()
 
 
 def step_outputs(  # noqa: PLR0913 - the parts of a batch step
@@ -223,11 +260,9 @@ def step_outputs(  # noqa: PLR0913 - the parts of a batch step
     rewards: list[list[float] | None] = [None] * n
     infos: list[list[dict[str, Any]] | None] = [None] * n
     prices_, converged_, hours_ = prices.tolist(), converged.tolist(), hours.tolist()
+    all_rewards = step_rewards(fields, share_reward)
     for i in np.flatnonzero(stepping).tolist():
-        own = fields[i, :, -1].tolist()
-        if share_reward:
-            own = [sum(own) / len(own)] * len(own)
-        rewards[i] = own
+        rewards[i] = all_rewards[i].tolist()
         totals = day_totals[i] if done[i] else None
         infos[i] = agent_infos(fields[i], hours_[i], prices_[i], converged_[i], totals)
     return BatchStep(observations, rewards, infos, done)

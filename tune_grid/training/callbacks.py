@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_SAMPLING_TIMER,
@@ -67,11 +68,14 @@ class MicrogridMetricsCallback(RLlibCallback):
     ) -> None:
         if metrics_logger is None:
             return
-        totals = [0.0, 0.0, 0.0]
-        for info in episode.get_infos(-1).values():  # the env's day totals, on the last step
-            for k, key in enumerate(DAY_TOTAL_KEYS):
-                totals[k] += info.get(key, 0.0)
-        cost, safety, violation_hours = totals
-        window = _smoothing_window(env_runner) if env_runner is not None else 100
-        for key, value in zip(EPISODE_METRICS, (cost, safety, violation_hours), strict=True):
-            metrics_logger.log_value(key, float(value), reduce="mean", window=window)
+        infos = episode.get_infos(-1).values()  # the env's day totals, on the last step
+        totals = [[info.get(key, 0.0) for key in DAY_TOTAL_KEYS] for info in infos]
+        log_day_totals(metrics_logger, np.asarray(totals), env_runner)
+
+
+def log_day_totals(metrics_logger: Any, totals: np.ndarray, env_runner: Any = None) -> None:
+    """Log one finished day: ``totals`` (agents, ``DAY_TOTAL_KEYS``) summed over the agents."""
+    window = _smoothing_window(env_runner) if env_runner is not None else 100
+    summed = np.asarray(totals, dtype=np.float64).reshape(-1, len(DAY_TOTAL_KEYS)).sum(axis=0)
+    for key, value in zip(EPISODE_METRICS, summed.tolist(), strict=True):
+        metrics_logger.log_value(key, float(value), reduce="mean", window=window)

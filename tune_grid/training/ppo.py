@@ -25,6 +25,8 @@ from tune_grid.training.critic import (
     ValueNormPPOTorchRLModule,
 )
 from tune_grid.training.global_state import global_observations_connector
+from tune_grid.training.lean_learner import LeanLearnerMixin
+from tune_grid.training.lean_sampling import LeanEnvRunner
 from tune_grid.training.rllib_env import RLLIB_ENV_NAME
 from tune_grid.training.value_norm import ValueNormPPOTorchLearner
 from tune_grid.training.vector_env import BatchedEnvRunner
@@ -150,6 +152,11 @@ class TuneGridPPOTorchLearner(ValueNormPPOTorchLearner):
                 self.get_optimizer(module_id, name).step()
 
 
+class LeanPPOTorchLearner(LeanLearnerMixin, TuneGridPPOTorchLearner):
+    """:class:`TuneGridPPOTorchLearner` with the lean minibatch loop
+    (:mod:`tune_grid.training.lean_learner`): the same updates, less bookkeeping."""
+
+
 def _adam(params: Sequence[Any]) -> torch.optim.Optimizer:
     """Fused Adam where this torch supports it for the parameters' device, else foreach."""
     try:
@@ -236,9 +243,13 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
     * no action unsquashing or clipping by RLlib: every agent's action space is ``Box(-1, 1)``,
       where unsquashing is the identity, and the env clips actions itself;
     * :class:`TuneGridPPOTorchLearner` (fused Adam, one finiteness check per update);
+    * with ``training_loop: lean`` (the default) the lean sampling and learner loops,
+      :class:`~tune_grid.training.lean_sampling.LeanEnvRunner` and
+      :class:`LeanPPOTorchLearner`;
     * ``torch_threads`` intra-op threads in learner and runners (1 by default).
     """
     threads = functools.partial(set_torch_threads, run.torch_threads)
+    lean = run.training_loop == "lean"
     return (
         _base_config(run)
         .environment(normalize_actions=False, clip_actions=False)
@@ -248,9 +259,9 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
             rollout_fragment_length=rollout_fragment_length(run),
             num_cpus_per_env_runner=1,
             episodes_to_numpy=run.num_env_runners > 0,
-            env_runner_cls=BatchedEnvRunner,
+            env_runner_cls=LeanEnvRunner if lean else BatchedEnvRunner,
         )
-        .learners(learner_class=TuneGridPPOTorchLearner)
+        .learners(learner_class=LeanPPOTorchLearner if lean else TuneGridPPOTorchLearner)
         .callbacks(
             MicrogridMetricsCallback,
             on_algorithm_init=threads,

@@ -13,7 +13,7 @@ of the return there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -145,14 +145,21 @@ class ValueNormPPOTorchLearner(PPOTorchLearner):
         batch: dict[str, Any],
         fwd_out: dict[str, Any],
     ) -> Any:
-        normalizer = value_normalizer(self.module[module_id].unwrapped())
-        if normalizer is None:
-            return super().compute_loss_for_module(
-                module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
-            )
-        targets = batch[Postprocessing.VALUE_TARGETS]
-        normalized = {**batch, Postprocessing.VALUE_TARGETS: normalizer.normalize(targets)}
-        with normalizer.raw_outputs():
-            return super().compute_loss_for_module(
-                module_id=module_id, config=config, batch=normalized, fwd_out=fwd_out
-            )
+        parent = super().compute_loss_for_module
+        return with_value_norm(
+            self.module[module_id].unwrapped(),
+            batch,
+            lambda b: parent(module_id=module_id, config=config, batch=b, fwd_out=fwd_out),
+        )
+
+
+def with_value_norm(module: Any, batch: dict[str, Any], loss: Callable[[dict], Any]) -> Any:
+    """``loss(batch)``, on the normalized scale where ``module`` has a normalizer: value targets
+    normalized and ``compute_values`` returning the head's raw output; else ``loss(batch)``."""
+    normalizer = value_normalizer(module)
+    if normalizer is None:
+        return loss(batch)
+    targets = batch[Postprocessing.VALUE_TARGETS]
+    normalized = {**batch, Postprocessing.VALUE_TARGETS: normalizer.normalize(targets)}
+    with normalizer.raw_outputs():
+        return loss(normalized)
