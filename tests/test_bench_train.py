@@ -62,5 +62,5 @@ def test_bench_train_rejects_unknown_variants_before_starting_ray() -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown variants ['x']; allowed: a, a1, b, b1, c, d, e"
+        "error: unknown variants ['x']; allowed: a, a1, b, r, b1, c, d, e"
     ]

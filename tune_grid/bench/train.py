@@ -496,7 +496,8 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
         lines += [
             f"lean loops (r)/(b), wall: sampling {s['lean_sample_speedup']:.2f}x, "
             f"learning {s['lean_learn_speedup']:.2f}x, whole iteration "
-            f"{s['lean_iteration_speedup']:.2f}x (env steps/s {s['lean_steps_per_s_speedup']:.2f}x)",
+            f"{s['lean_iteration_speedup']:.2f}x "
+            f"(env steps/s {s['lean_steps_per_s_speedup']:.2f}x)",
             f"lean loops (r)/(b), CPU:  sampling {s['lean_sample_cpu_speedup']:.2f}x, "
             f"learning {s['lean_learn_cpu_speedup']:.2f}x, whole iteration "
             f"{s['lean_iteration_cpu_speedup']:.2f}x",

@@ -223,7 +223,7 @@ class LeanLearnerMixin:
             episodes,
             timesteps=timesteps or {},
             num_epochs=num_epochs,
-            minibatch_size=int(minibatch_size),
+            minibatch_size=int(minibatch_size or 0),
             shuffle=shuffle_batch_per_epoch and num_epochs > 1,
             reduce=not _no_metrics_reduce,
         )

@@ -169,7 +169,7 @@ class LeanEnvRunner(BatchedEnvRunner):
             observations, _ = batch.reset(i, seed=env_seed)
             obs.append(np.stack([observations[a] for a in agents]))
         first = env.envs[0].unwrapped
-        mapping = self.config.policy_mapping_fn
+        mapping: Any = self.config.policy_mapping_fn
         module_of = {a: mapping(a, None) for a in agents}
         # RLlib's connectors visit an episode's agents in the order of a set built from its
         # observation dict (hash order), and group rows by module in that order.
@@ -196,12 +196,14 @@ class LeanEnvRunner(BatchedEnvRunner):
         assert state is not None
         envs = np.flatnonzero(acting)
         n, n_agents = obs.shape[:2]
-        actions = logp = inputs = None
+        actions: np.ndarray | None = None
+        inputs: np.ndarray | None = None
+        logp: np.ndarray | None = None
         runners = self.config.num_env_runners or 1
         t = (self.num_env_steps_sampled_lifetime // runners + env_ts) * runners
         for module_id, agent_rows in state["modules"].items():
             rows = obs[envs][:, agent_rows].reshape(len(envs) * len(agent_rows), -1)
-            module = self.module[module_id]
+            module: Any = self.module[module_id]  # type: ignore[index]
             # forward_exploration without its eval()/train() switch per call (the sample call
             # holds the modules in eval mode, see _lean_sample).
             out = module._forward_exploration({Columns.OBS: torch.from_numpy(rows)}, t=t)
@@ -209,15 +211,15 @@ class LeanEnvRunner(BatchedEnvRunner):
             dist = module.get_exploration_action_dist_cls().from_logits(dist_inputs)
             sampled = dist.sample()
             module_logp = dist.logp(sampled)
-            a = sampled.numpy().reshape(len(envs), len(agent_rows), -1)
-            if actions is None:
+            a = np.asarray(sampled).reshape(len(envs), len(agent_rows), -1)
+            if actions is None or inputs is None or logp is None:
                 actions = np.zeros((n, n_agents, a.shape[-1]), dtype=a.dtype)
                 inputs = np.zeros((n, n_agents, dist_inputs.shape[-1]), dtype=np.float32)
                 logp = np.zeros((n, n_agents), dtype=np.float32)
             index = np.ix_(envs, agent_rows)
             actions[index] = a
-            inputs[index] = dist_inputs.numpy().reshape(len(envs), len(agent_rows), -1)
-            logp[index] = module_logp.numpy().reshape(len(envs), len(agent_rows))
+            inputs[index] = np.asarray(dist_inputs).reshape(len(envs), len(agent_rows), -1)
+            logp[index] = np.asarray(module_logp).reshape(len(envs), len(agent_rows))
         assert actions is not None and inputs is not None and logp is not None
         return actions, inputs, logp
 
@@ -227,7 +229,8 @@ class LeanEnvRunner(BatchedEnvRunner):
         steps: list[dict[str, np.ndarray]] = []
         env_ts = 0
         finished: list[tuple[int, int, np.ndarray]] = []  # (env, step index, day totals)
-        modules = [self.module[mid] for mid in state["modules"]]
+        multi_module: Any = self.module
+        modules = [multi_module[mid] for mid in state["modules"]]
         training = [m.training for m in modules]
         for module in modules:
             module.eval()
@@ -430,11 +433,12 @@ def episode_chunk(
     per-step calls. Its data equals what RLlib's ``add_env_reset``/``add_env_step`` and
     ``cut`` produce for the same steps, in numpy form."""
     length = len(actions)
+    spaces: Any = (observation_space, action_space, dict(module_of))
     episode = MultiAgentEpisode(
         id_=episode_id,
-        observation_space=observation_space,
-        action_space=action_space,
-        agent_module_ids=dict(module_of),
+        observation_space=spaces[0],
+        action_space=spaces[1],
+        agent_module_ids=spaces[2],
         env_t_started=env_t_started,
         len_lookback_buffer=0,
     )
@@ -513,7 +517,7 @@ def _agent_chunk(
     """``SingleAgentEpisode(...)`` from ready buffers, setting what its constructor sets (RLlib
     2.60) without the per-buffer space handling and validation: a third of a sample call's
     bookkeeping otherwise. The learner-batch equality test checks the result."""
-    episode = SingleAgentEpisode.__new__(SingleAgentEpisode)
+    episode: Any = SingleAgentEpisode.__new__(SingleAgentEpisode)
     episode.id_ = uuid.uuid4().hex
     episode.agent_id = agent
     episode.module_id = module_id
