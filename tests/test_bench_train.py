@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ROWS = (
     "(a) RLlib defaults",
     "(b) tune-grid defaults",
+    "(r) (b), RLlib's loops",
     "(b1) tune-grid, env by env",
     "(c) tune-grid, no-op env",
     "(e) centralized critic",
@@ -43,6 +44,8 @@ def test_bench_train_quick_prints_every_row_and_finite_ratios() -> None:
     assert len(batched) == 1 and len(re.findall(r"[0-9.]+x", batched[0])) == 2, batched
     share = [line for line in lines if line.startswith("env share")]
     assert len(share) == 1 and len(re.findall(r"-?[0-9.]+%", share[0])) == 2, share
+    lean = [line for line in lines if line.startswith("lean loops (r)/(b)")]
+    assert len(lean) == 2 and all(len(re.findall(r"[0-9.]+x", line)) >= 3 for line in lean), lean
     central = [line for line in lines if line.startswith("centralized critic (e)/(b)")]
     assert len(central) == 1 and len(re.findall(r"[0-9.]+x", central[0])) == 2, central
 

@@ -252,7 +252,8 @@ class _PhaseClock:
     """Process CPU seconds spent in local sampling, the learner update and its minibatches.
 
     Wraps the local EnvRunner's ``sample``, the LearnerGroup's ``update`` and the local
-    Learner's ``_update`` on the instances; absent parts (remote runners) read NaN.
+    Learner's minibatch update (``_update``, or the lean loop's ``_lean_step``) on the
+    instances; absent parts (remote runners) read NaN.
     """
 
     def __init__(self, algo: Any) -> None:
@@ -266,7 +267,9 @@ class _PhaseClock:
         learner = getattr(algo.learner_group, "_learner", None)
         self.local_learner = learner is not None
         if learner is not None:
-            learner._update = self._wrap(learner._update, "updates_cpu", count=True)
+            # A minibatch update: RLlib's ``_update``, or the lean loop's ``_lean_step``.
+            step = "_lean_step" if hasattr(learner, "_lean_step") else "_update"
+            setattr(learner, step, self._wrap(getattr(learner, step), "updates_cpu", count=True))
 
     def _wrap(self, inner: Callable[..., Any], name: str, count: bool = False) -> Callable:
         def timed(*args: Any, **kwargs: Any) -> Any:
