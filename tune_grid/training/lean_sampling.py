@@ -320,7 +320,7 @@ class LeanEnvRunner(BatchedEnvRunner):
             for i in np.flatnonzero(record["done"]).tolist():
                 episode = self._chunk(i, rows[i], stacked, terminated=True)
                 done_chunks.append((s * n + i, episode))
-                self._finish_day(days[i], episode)
+                self._finish_day(days[i])
                 rows[i] = []
         ongoing = []
         for i in range(n):
@@ -362,11 +362,10 @@ class LeanEnvRunner(BatchedEnvRunner):
         day.returns = rewards if day.returns is None else day.returns + rewards
         return episode
 
-    def _finish_day(self, day: _OngoingDay, episode: MultiAgentEpisode) -> None:
+    def _finish_day(self, day: _OngoingDay) -> None:
         """RLlib's episode metrics of a finished day (all its chunks)."""
         state = self._lean_state
         assert state is not None and day.returns is not None
-        self._ongoing_episodes_for_metrics.pop(day.id_, None)
         agents = state["agents"]
         per_agent = {a: float(r) for a, r in zip(agents, day.returns, strict=True)}
         per_module: dict[str, float] = defaultdict(float)
