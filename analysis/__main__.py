@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analysis.load import AnalysisError
-from analysis.stats import DEFAULT_RESAMPLES
+from tune_grid.stats import DEFAULT_RESAMPLES
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tune_grid.results.schema import (
+    CONFIRM_FILE,
     ITERATIONS_FILE,
     MAX_ITERATIONS_KEY,
     PARAM_PREFIX,
@@ -168,6 +169,32 @@ def read_baselines(path: Path) -> dict[str, Any]:
         "days": int(days) if _is_number(days) else None,
         "policies": clean,
     }
+
+
+def read_answer(directory: Path) -> dict[str, Any] | None:
+    """The confirmed answer of a search (``answer.json``), None when it had no confirmation."""
+    from tune_grid.search.answer import ANSWER_FILE
+
+    path = Path(directory) / ANSWER_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnalysisError(f"{path}: unreadable ({_one_line(str(exc))})") from None
+    required = ("experiment", "split", "recommended", "test_cost", "baselines", "alternatives")
+    missing = [k for k in required if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise AnalysisError(f"{path}: not a tune-grid answer (missing {', '.join(missing)})")
+    return data
+
+
+def read_confirm(directory: Path) -> pd.DataFrame | None:
+    """``confirm.parquet`` (one row per confirmed run), None when absent."""
+    path = Path(directory) / CONFIRM_FILE
+    if not path.exists():
+        return None
+    return read_results(path, "confirm").to_pandas()
 
 
 def _is_number(value: Any) -> bool:

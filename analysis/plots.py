@@ -25,8 +25,8 @@ from analysis.load import (
     value_label,
     varying_params,
 )
-from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, curve_band
 from analysis.tables import group_labels
+from tune_grid.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, curve_band
 
 METRIC_LABELS = {
     "val_objective": "validation objective ($/day)",

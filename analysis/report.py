@@ -20,10 +20,9 @@ from analysis import plots
 from analysis.budget import at_budget, comparison_budget
 from analysis.early_stopping import early_stopping_tables, rung_unit
 from analysis.importance import importance_table
-from analysis.load import Results, StopBound, load_results
+from analysis.load import Results, StopBound, load_results, read_answer, read_confirm
 from analysis.population import best_trial, is_population, lineage_table
 from analysis.separation import MIN_VALUES, interval_separation, separation_statements
-from analysis.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from analysis.tables import (
     ALL_EXPERIMENTS,
     baseline_table,
@@ -37,6 +36,8 @@ from analysis.tables import (
     summary_table,
     write_table,
 )
+from tune_grid.search.answer import format_answer
+from tune_grid.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 REPORT_FILE = "report.html"
 SEPARATION_TEXT = "separation.txt"
@@ -81,6 +82,7 @@ def build_report(
     page = _Page(title="tune-grid report: " + ", ".join(results.experiments))
     options = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
 
+    _answer_section(page, results, [Path(d) for d in results_dirs], out)
     _summary_section(page, results, out)
     _leaderboard_section(page, results, out, top)
     _factor_section(page, results, out, options)
@@ -99,6 +101,102 @@ def build_report(
 
 # --------------------------------------------------------------------------------------------
 # Sections
+
+
+def _with_interval_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The test cost and gap with their intervals as one ``value [low, high]`` column each."""
+    out = frame.copy()
+    for column, label, percent in (
+        ("test_daily_cost", "test $/day [95% CI]", False),
+        ("test_optimality_gap", "gap to oracle [95% CI]", True),
+    ):
+        if column not in out:
+            continue
+        low, high = out.pop(f"{column}_low"), out.pop(f"{column}_high")
+        columns = zip(out[column], low, high, strict=True)
+        out[column] = [_interval_text(v, lo, hi, percent) for v, lo, hi in columns]
+        out = out.rename(columns={column: label})
+    return out
+
+
+def _interval_text(value: float, low: float, high: float, percent: bool) -> str:
+    def fmt(x: float) -> str:
+        return f"{x:+.1%}" if percent else f"{x:.1f}"
+
+    if value is None or not math.isfinite(float(value)):
+        return ""
+    if low is None or not math.isfinite(float(low)):
+        return fmt(float(value))
+    return f"{fmt(float(value))} [{fmt(float(low))}, {fmt(float(high))}]"
+
+
+def _answer_section(page: _Page, results: Results, dirs: Sequence[Path], out: Path) -> None:
+    """The answer first: each experiment's confirmed recommendation (``answer.json``), or the
+    search's pick with what it rests on when the search had no confirmation stage."""
+    page.add("<section id='answer' class='answer'><h2>Answer</h2>")
+    for directory in dirs:
+        answer = read_answer(directory)
+        if answer is not None:
+            lines = format_answer(answer).splitlines()
+            page.add(f"<p><b>{_e(lines[0])}</b></p><ul>")
+            for text in lines[1:]:
+                page.add(f"<li>{_e(text.strip())}</li>")
+            page.add("</ul>")
+            confirm = read_confirm(directory)
+            if confirm is not None:
+                _confirm_table(page, confirm, out)
+            continue
+        page.add(f"<p class='note'><b>{_e(directory.name)}</b>: {_e(_unconfirmed(results))}</p>")
+    page.add("</section>")
+
+
+def _unconfirmed(results: Results) -> str:
+    board = leaderboard(results, by="objective", top=1, params="varying")
+    if board.empty:
+        return "no confirmation stage and no ranked trial."
+    row = board.iloc[0]
+    params = ", ".join(
+        f"{c.removeprefix('param_')}={format_value(row[c])}"
+        for c in board.columns
+        if c.startswith("param_")
+    )
+    cost = _interval_text(
+        row["test_daily_cost"], row["test_daily_cost_low"], row["test_daily_cost_high"], False
+    )
+    gap = _interval_text(
+        row["test_optimality_gap"],
+        row["test_optimality_gap_low"],
+        row["test_optimality_gap_high"],
+        True,
+    )
+    tested = f" Test ${cost}/day, gap to the oracle {gap}." if cost else ""
+    return (
+        f"no confirmation stage (add confirm: to the search file): the search's pick is trial "
+        f"{row['trial_id']} ({params}) by its own seeds' validation.{tested} Without fresh "
+        "seeds nothing says whether the pick is a lucky seed."
+    )
+
+
+def _confirm_table(page: _Page, confirm: pd.DataFrame, out: Path) -> None:
+    """Per configuration: seeds, mean test cost and gap over its confirmed runs."""
+    ok = confirm[confirm["error"].isna()]
+    table = (
+        ok.groupby(["candidate", "origin"], sort=False)
+        .agg(
+            seeds=("seed", "count"),
+            rounds=("round", "nunique"),
+            test_daily_cost=("test_daily_cost", "mean"),
+            test_optimality_gap=("test_optimality_gap", "mean"),
+            val_objective=("val_objective", "mean"),
+        )
+        .reset_index()
+    )
+    page.tables += write_table(table, out, "confirm")
+    page.add(
+        "<p class='note'>Confirmed runs per configuration (fresh seeds, full budget; means over "
+        "seeds; the race drops a configuration once it is separated as worse).</p>"
+    )
+    page.add(_table(table))
 
 
 def _summary_section(page: _Page, results: Results, out: Path) -> None:
@@ -129,7 +227,7 @@ def _leaderboard_section(page: _Page, results: Results, out: Path, top: int) -> 
         full = leaderboard(results, by=by)
         page.tables += write_table(full, out, stem)
         shown = leaderboard(results, by=by, top=top, params="varying")
-        shown = shown.drop(columns=["metric", "mode"])  # in the experiments table
+        shown = _with_interval_columns(shown.drop(columns=["metric", "mode"]))
         page.add(f"<h3>{_e(heading)}</h3>")
         if shown.empty:
             page.add("<p class='note'>No trial has a value for this ranking.</p>")
@@ -412,6 +510,8 @@ td.text { text-align: left; white-space: normal; min-width: 6em; max-width: 22em
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note { color: #555; font-size: .9em; } .warn { color: #a40; }
 nav a { margin-right: 1em; }
+.answer { background: #f5f9ff; border: 1px solid #9bc; padding: .2em 1em .5em; }
+.answer h2 { margin-top: .3em; } .answer li { margin: .15em 0; }
 """
 
 
@@ -457,6 +557,7 @@ def _document(page: _Page) -> str:
     nav = " ".join(
         f"<a href='#{anchor}'>{label}</a>"
         for anchor, label in (
+            ("answer", "Answer"),
             ("summary", "Experiments"),
             ("leaderboard", "Leaderboards"),
             ("factors", "Factors"),

@@ -33,7 +33,7 @@ from analysis.load import (
     value_label,
     varying_params,
 )
-from analysis.stats import (
+from tune_grid.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
     probability_of_improvement,
@@ -61,22 +61,26 @@ LEADERBOARD_COLUMNS = [
     "experiment",
     "rank",
     "trial_id",
+    "test_daily_cost",  # what a reader needs first: the test cost, its gap, their intervals
+    "test_daily_cost_low",
+    "test_daily_cost_high",
+    "test_optimality_gap",
+    "test_optimality_gap_low",
+    "test_optimality_gap_high",
+    "test_mpc_gap",
+    "best_objective",
+    "best_env_steps",
     "status",
     "stopped_early",
     "iterations",
     "env_steps",
     "metric",
     "mode",
-    "best_objective",
-    "best_env_steps",
     "last_objective",
     "objective_at_budget",
     "budget_env_steps",
-    "test_daily_cost",
     "test_safety",
     "test_violation_hours",
-    "test_optimality_gap",
-    "test_mpc_gap",
 ]
 FACTOR_COLUMNS = [
     "experiment",
@@ -167,7 +171,7 @@ def leaderboard(
             ranked = ranked.head(top)
         ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
         keep = varying_params(trials) if params == "varying" else param_columns(trials)
-        frames.append(ranked[LEADERBOARD_COLUMNS + keep])
+        frames.append(ranked.reindex(columns=LEADERBOARD_COLUMNS + keep))
     frame = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
     params_order = [c for c in frame.columns if c not in LEADERBOARD_COLUMNS]
     return frame.reindex(columns=LEADERBOARD_COLUMNS + params_order)

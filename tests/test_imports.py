@@ -18,6 +18,7 @@ LAYERS = {
     "config": 0,
     "economics": 0,
     "errors": 0,
+    "stats": 0,
     "results": 0,
     "data": 0,
     "grid": 1,

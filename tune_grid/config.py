@@ -437,3 +437,28 @@ def outcome_values(config: EnvConfig | Mapping[str, Any]) -> dict[str, Any]:
 def outcome_key(config: EnvConfig | Mapping[str, Any]) -> str:
     """Key of the outcome part of an env config (:func:`outcome_values` as JSON)."""
     return json.dumps(outcome_values(config), sort_keys=True)
+
+
+def option_name(key: str) -> str:
+    """``train_batch_size`` -> ``--train-batch-size``; ``lambda_`` -> ``--lambda``."""
+    return "--" + key.rstrip("_").replace("_", "-")
+
+
+def command_line_flags(values: Mapping[str, Any]) -> list[str]:
+    """``tune-grid train`` options for the run-config ``values`` that differ from the defaults
+    (``--share-reward``/``--no-share-reward`` for booleans, ``64x64`` for sizes)."""
+    defaults = RunConfig().to_dict()
+    flags = []
+    for key in sorted(values):
+        value = values[key]
+        default = defaults.get(key)
+        same_sizes = isinstance(value, list | tuple) and list(value) == list(default or ())
+        if value == default or same_sizes:
+            continue
+        if isinstance(value, bool):
+            flags.append(option_name(key) if value else "--no-" + option_name(key)[2:])
+        elif isinstance(value, list | tuple):
+            flags.append(f"{option_name(key)} {'x'.join(str(v) for v in value)}")
+        else:
+            flags.append(f"{option_name(key)} {value}")
+    return flags

@@ -39,8 +39,8 @@ def add_oracle_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH",
-        help="also score a trained policy (a checkpoint folder; repeatable), on the env config "
-        "it was trained on",
+        help="also score a trained policy (a checkpoint folder, or a search trial's checkpoint: "
+        "each seed_<k>/; repeatable), on the env config it was trained on",
     )
     p.set_defaults(func=run_oracle_command)
     return p
@@ -113,13 +113,14 @@ def run_oracle_command(args: argparse.Namespace) -> int:
     from tune_grid.oracle.forecast import forecast_errors
 
     policies: list[tuple[str, Any, dict[str, Any]]] = []
-    for path in args.checkpoint:
-        from tune_grid.training.checkpoints import read_meta
-        from tune_grid.training.policy import TrainedPolicy
+    from tune_grid.training.checkpoints import policy_checkpoints, read_meta
+    from tune_grid.training.policy import TrainedPolicy
 
-        run = read_meta(path).run_config
-        policy = TrainedPolicy.load(path, policy_sharing=run.policy_sharing)
-        policies.append((str(path), policy, run.env_config().to_dict()))
+    for given in args.checkpoint:
+        for seed_path in policy_checkpoints(given):  # a search trial's checkpoint: each seed
+            run = read_meta(seed_path).run_config
+            policy = TrainedPolicy.load(seed_path, policy_sharing=run.policy_sharing)
+            policies.append((str(seed_path), policy, run.env_config().to_dict()))
     configs = {repr(sorted(c.items())) for _, _, c in policies}
     if len(configs) > 1:
         raise ConfigError("--checkpoint: the checkpoints were trained on different env configs")

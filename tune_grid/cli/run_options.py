@@ -14,14 +14,11 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from tune_grid.config import ConfigError, RunConfig, field_docs
+from tune_grid.config import ConfigError, RunConfig, field_docs, option_name
+
+__all__ = ["option_name"]  # re-exported: the command-line spelling of a run-config key
 
 RUN_GROUP = "run config (PPO, layout, resources, environment)"
-
-
-def option_name(key: str) -> str:
-    """``train_batch_size`` -> ``--train-batch-size``; ``lambda_`` -> ``--lambda``."""
-    return "--" + key.rstrip("_").replace("_", "-")
 
 
 def _metavar(tp: Any) -> str:

@@ -34,6 +34,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         resume=args.resume,
         wandb=args.wandb,
         evaluate=not args.no_eval,
+        confirm=not getattr(args, "no_confirm", False),
         num_cpus=args.num_cpus,
         verbose=args.verbose,
     )
@@ -75,6 +76,11 @@ def add_search_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-eval", action="store_true", help="skip the held-out test-day evaluation"
+    )
+    parser.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="skip the file's confirm: stage (fresh-seed racing of the finalists)",
     )
     parser.add_argument(
         "--num-cpus", type=int, metavar="N", help="CPUs of the local Ray (default: all)"
@@ -163,6 +169,7 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
         resume=args.resume,
         wandb=args.wandb,
         no_eval=False,
+        no_confirm=False,
         num_cpus=None,
         verbose=1,
     )

@@ -175,7 +175,11 @@ def add_evaluate_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "data split; print a table and write evaluation.json into the checkpoint folder."
         ),
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="a checkpoint folder, or a search trial's checkpoint (every seed_<k>/ is evaluated)",
+    )
     parser.add_argument(
         "--days",
         default=DEFAULT_EVAL_DAYS,
@@ -193,16 +197,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``tune-grid evaluate``. Returns the exit status."""
     days = parse_days(args.days, allow_zero=False)
     check_days_in_split(days, args.split)
-    from tune_grid.training.checkpoints import read_meta
+    from tune_grid.training.checkpoints import policy_checkpoints
 
-    read_meta(args.checkpoint)
+    paths = policy_checkpoints(args.checkpoint)
     from tune_grid.training.checkpoint_evaluation import (
         EVALUATION_FILE,
         evaluate_checkpoint,
         format_table,
     )
 
-    report = evaluate_checkpoint(args.checkpoint, split=args.split, days=days)
-    print(format_table(report))
-    print(f"written to {Path(args.checkpoint) / EVALUATION_FILE}")
+    costs = []
+    for path in paths:
+        if len(paths) > 1:
+            print(f"{path.name}:")
+        report = evaluate_checkpoint(path, split=args.split, days=days)
+        costs.append(report["policies"]["trained"]["daily_cost_mean"])
+        print(format_table(report))
+        print(f"written to {Path(path) / EVALUATION_FILE}")
+    if len(paths) > 1:
+        print(
+            f"trained policy, mean over {len(paths)} seeds: ${sum(costs) / len(costs):.1f}/day "
+            f"(per seed: {', '.join(f'{c:.1f}' for c in costs)})"
+        )
     return 0

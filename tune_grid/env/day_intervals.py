@@ -9,10 +9,13 @@ between two policies on the same days measurable.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from tune_grid import economics
+from tune_grid.stats import iqm, row_iqms
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -63,3 +66,82 @@ def gap_interval(
     pm, rm = p[idx].mean(axis=1), r[idx].mean(axis=1)
     samples = np.divide(pm - rm, np.abs(rm), out=np.full_like(pm, np.nan), where=rm != 0)
     return (gap, *_bounds(samples, confidence))
+
+
+def _seed_indices(seeds: int, resamples: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed + 1).integers(0, seeds, size=(resamples, seeds))
+
+
+def _matrix(values: ArrayLike, name: str) -> np.ndarray:
+    x = np.asarray(values, float)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name}: expected a (seeds, days) matrix, got shape {x.shape}")
+    return x
+
+
+def seeds_days_interval(
+    costs: ArrayLike,
+    reference: ArrayLike | None = None,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    statistic: Literal["iqm", "mean"] = "iqm",
+) -> dict[str, float]:
+    """IQM (or mean) over seeds of each seed's mean daily cost, and its gap to ``reference``.
+
+    ``costs`` is a (seeds, days) matrix on common days, ``reference`` the reference policy's cost
+    on the same days. Seeds and days are resampled independently (a two-way bootstrap): the
+    interval covers both the seed a policy was trained with and the days it is scored on. The
+    gap's reference is resampled on the same days. Keys: ``value``, ``low``, ``high``, ``gap``,
+    ``gap_low``, ``gap_high`` (NaN gaps without a reference), ``seeds``, ``days``.
+    """
+    x = _matrix(costs, "costs")
+    n_seeds, n_days = x.shape
+    center = iqm if statistic == "iqm" else np.mean
+    rows = row_iqms if statistic == "iqm" else (lambda m: m.mean(axis=1))
+    out = {"value": float(center(x.mean(axis=1))), "seeds": n_seeds, "days": n_days}
+    days = _day_indices(n_days, resamples, seed)
+    seeds = _seed_indices(n_seeds, resamples, seed)
+    per_seed = x[:, days].mean(axis=2).T  # (resamples, seeds): each seed on resampled days
+    samples = rows(np.take_along_axis(per_seed, seeds, axis=1))
+    nan = (float("nan"), float("nan"))
+    out["low"], out["high"] = _bounds(samples, confidence) if n_days > 1 else nan
+    out["gap"] = out["gap_low"] = out["gap_high"] = float("nan")
+    if reference is not None:
+        r = np.asarray(reference, float)
+        if r.shape != (n_days,):
+            raise ValueError(f"paired days: {n_days} policy days, reference shape {r.shape}")
+        out["gap"] = float(economics.relative_gap(out["value"], float(r.mean())))
+        rm = r[days].mean(axis=1)
+        gaps = np.divide(samples - rm, np.abs(rm), out=np.full_like(rm, np.nan), where=rm != 0)
+        out["gap_low"], out["gap_high"] = _bounds(gaps, confidence) if n_days > 1 else nan
+    return {k: float(v) for k, v in out.items()}
+
+
+def paired_difference(
+    baseline: ArrayLike,
+    other: ArrayLike,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float, float]:
+    """(mean, low, high) of ``other - baseline`` in $/day, paired by seed and by day.
+
+    Both are (seeds, days) matrices whose rows are the same seeds and columns the same days.
+    The difference matrix is resampled two-way (seeds and days independently), so the interval
+    holds the seed-to-seed spread of the difference as well as the day-to-day one; with one seed
+    only the days vary. Paired, the large day-to-day swings of cost cancel.
+    """
+    a, b = _matrix(baseline, "baseline"), _matrix(other, "other")
+    if a.shape != b.shape:
+        raise ValueError(f"paired seeds and days: shapes {a.shape} and {b.shape} differ")
+    d = b - a
+    n_seeds, n_days = d.shape
+    mean = float(d.mean())
+    if n_days < 2:
+        return mean, float("nan"), float("nan")
+    days = _day_indices(n_days, resamples, seed)
+    seeds = _seed_indices(n_seeds, resamples, seed)
+    per_seed = d[:, days].mean(axis=2).T  # (resamples, seeds)
+    samples = np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
+    return (mean, *_bounds(samples, confidence))

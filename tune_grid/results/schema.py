@@ -144,6 +144,32 @@ ITERATION_COLUMNS: dict[str, pa.DataType] = {
     "node_id": pa.string(),
 }
 
+CONFIRM_FILE = "confirm.parquet"
+CONFIRM_COLUMNS: dict[str, pa.DataType] = {
+    "experiment": pa.string(),
+    "candidate": pa.string(),  # c1, c2, ... (search rank) or <factor>=<value> (factor variant)
+    "origin": pa.string(),  # how the configuration entered the race, in words
+    "trial_id": pa.string(),  # the search trial it comes from (a factor variant: its base)
+    "config": pa.string(),  # the searched keys' values, JSON
+    "round": pa.int64(),
+    "seed": pa.int64(),  # a fresh seed, never used by the search
+    "env_steps": pa.int64(),  # trained
+    "best_env_steps": pa.int64(),  # env steps at the best validation (the scored checkpoint)
+    "val_objective": pa.float64(),  # the search metric at the best validation
+    "test_daily_cost": pa.float64(),  # mean over the test days, $/day
+    "test_daily_costs": pa.list_(pa.float64()),  # per test day, in test-day order
+    "test_safety": pa.float64(),
+    "test_violation_hours": pa.float64(),
+    "test_optimality_gap": pa.float64(),  # pooled cost gap to the oracle on the same days
+    "test_mpc_gap": pa.float64(),  # pooled cost gap to the MPC baseline; NaN: none
+    "test_days": pa.int64(),
+    "checkpoint_path": pa.string(),  # the scored checkpoint (evaluate / oracle --checkpoint)
+    "time_total_s": pa.float64(),
+    "error": pa.string(),  # null, or why the run failed (then the test columns are NaN)
+}
+"""``confirm.parquet``: one row per confirmed run (configuration x fresh seed), see
+:mod:`tune_grid.search.confirmation`."""
+
 LINEAGE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     "trials": {
         "exploits": pa.int64(),  # how often the trial's weights were replaced by another's
@@ -154,13 +180,20 @@ LINEAGE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
         "parent_trial_id": pa.string(),  # the trial the weights were last cloned from
         "parent_iteration": pa.int64(),  # the cloned checkpoint's iteration in that trial
     },
+    "confirm": {},
 }
 """Typed columns every writer adds; a reader accepts files without them (written before)."""
 MPC_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     "trials": {
         "test_mpc_gap": pa.float64(),  # held-out cost gap to the MPC baseline, NaN: none
+        # 95 % bootstrap intervals over the test days (and the seeds): env.day_intervals
+        "test_daily_cost_low": pa.float64(),
+        "test_daily_cost_high": pa.float64(),
+        "test_optimality_gap_low": pa.float64(),
+        "test_optimality_gap_high": pa.float64(),
     },
     "iterations": {},
+    "confirm": {},
 }
 """Like the lineage columns: written by every writer, optional for readers (older files)."""
 ADDED_COLUMNS: dict[str, dict[str, pa.DataType]] = {
@@ -168,7 +201,11 @@ ADDED_COLUMNS: dict[str, dict[str, pa.DataType]] = {
 }
 """Every column a reader accepts a file without."""
 
-_COLUMNS_BY_KIND = {"trials": TRIAL_COLUMNS, "iterations": ITERATION_COLUMNS}
+_COLUMNS_BY_KIND = {
+    "trials": TRIAL_COLUMNS,
+    "iterations": ITERATION_COLUMNS,
+    "confirm": CONFIRM_COLUMNS,
+}
 
 
 class ResultsSchemaError(TuneGridError, ValueError):
@@ -209,7 +246,7 @@ def _check_type(table: pa.Table, name: str, dtype: pa.DataType, source: str) -> 
 
 
 def read_results(path: str | Path, kind: str) -> pa.Table:
-    """Read and check a results file; ``kind`` is "trials" or "iterations"."""
+    """Read and check a results file; ``kind`` is "trials", "iterations" or "confirm"."""
     path = Path(path)
     if not path.exists():
         raise ResultsSchemaError(f"{path}: no such file (expected a tune-grid {kind} file)")

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tune_grid.config import outcome_key
+from tune_grid.env.day_intervals import mean_interval, seeds_days_interval
 from tune_grid.results.export import (
     EVALUATION_FILE,
     TrialRecord,
@@ -74,8 +77,11 @@ def env_group(env_config: dict[str, Any]) -> str:
 
 
 def _summary(frame: Any) -> dict[str, float]:
+    _, low, high = mean_interval(frame["cost"].to_numpy(float))
     return {
         "daily_cost": float(frame["cost"].mean()),
+        "daily_cost_low": low,
+        "daily_cost_high": high,
         "safety": float(frame["safety"].mean()),
         "violation_hours": float(frame["violation_hours"].mean()),
         "return": float(frame["return"].mean()),
@@ -103,6 +109,8 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[s
             evaluate(TrainedPolicy.load(seed_dir), split=SPLIT, days=days, config=env_config)
         )
     per_seed = [_summary(f) for f in frames]
+    costs = np.stack([f["cost"].to_numpy(float) for f in frames])
+    interval = seeds_days_interval(costs, statistic="mean")
     mean_frame = frames[0][["day", "date"]].copy()
     for column in ("cost", "safety", "violation_hours", "return"):
         mean_frame[column] = sum(f[column].to_numpy() for f in frames) / len(frames)
@@ -110,10 +118,15 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[s
         "checkpoint_path": str(checkpoint),
         "test_daily_cost": _mean([s["daily_cost"] for s in per_seed]),
         "test_daily_cost_per_seed": [s["daily_cost"] for s in per_seed],
+        "test_daily_cost_low": interval["low"],
+        "test_daily_cost_high": interval["high"],
+        "test_costs": costs.tolist(),  # (seeds, days): each seed's cost per test day
         "test_safety": _mean([s["safety"] for s in per_seed]),
         "test_violation_hours": _mean([s["violation_hours"] for s in per_seed]),
         "test_return": _mean([s["return"] for s in per_seed]),
         "test_optimality_gap": math.nan,
+        "test_optimality_gap_low": math.nan,
+        "test_optimality_gap_high": math.nan,
         "test_mpc_gap": math.nan,
         "test_days": len(mean_frame),
         "dates": [str(d) for d in mean_frame["date"]],
@@ -135,18 +148,14 @@ def evaluate_policies(
     mpc: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The baselines (with the oracle and the MPC of forecaster ``mpc``) on the test days under
-    ``env_config``; also the per-day frames of the references gaps are taken to (``oracle``,
-    ``mpc``; absent when skipped or failed)."""
+    ``env_config``: each policy's summary, and its per-day frame by the same name (the oracle
+    and the MPC absent when skipped or failed; gaps are taken to their frames)."""
     from tune_grid.baselines import BASELINES
     from tune_grid.config import EnvConfig
     from tune_grid.env.evaluation import evaluate
     from tune_grid.grid.data import select_days, split_profiles
 
-    policies = {
-        name: _summary(evaluate(name, split=SPLIT, days=days, config=env_config))
-        for name in BASELINES
-    }
-    references: dict[str, Any] = {}
+    frames = {name: evaluate(name, split=SPLIT, days=days, config=env_config) for name in BASELINES}
     indices = [int(d) for d in select_days(split_profiles(SPLIT).num_days, days)]
     if mpc is not None:
         try:
@@ -154,8 +163,7 @@ def evaluate_policies(
             from tune_grid.search.oracle_tasks import mpc_on_ray
 
             mpc_on_ray(indices, EnvConfig.from_dict(env_config), mpc)  # in parallel, cached
-            references["mpc"] = mpc_days(SPLIT, days, env_config, forecaster=mpc)
-            policies[mpc_policy_name(mpc)] = _summary(references["mpc"])
+            frames[mpc_policy_name(mpc)] = mpc_days(SPLIT, days, env_config, forecaster=mpc)
         except Exception as exc:  # noqa: BLE001 - the gap is optional; the rest must be written
             print_fn(f"warning: MPC failed, no gaps to it: {str(exc).splitlines()[0]}")
     if oracle:
@@ -164,11 +172,21 @@ def evaluate_policies(
             from tune_grid.search.oracle_tasks import solve_on_ray
 
             solve_on_ray(indices, EnvConfig.from_dict(env_config))  # in parallel, into the cache
-            references["oracle"] = oracle_days(SPLIT, days, env_config)
-            policies["oracle"] = _summary(references["oracle"])
+            frames["oracle"] = oracle_days(SPLIT, days, env_config)
         except Exception as exc:  # noqa: BLE001 - the gap is optional; the rest must be written
             print_fn(f"warning: oracle failed, no optimality gaps: {str(exc).splitlines()[0]}")
-    return policies, references
+    return {name: _summary(frame) for name, frame in frames.items()}, frames
+
+
+def _gap_interval(values: dict[str, Any], frame: Any, reference_frame: Any) -> tuple[float, float]:
+    """The 95 % interval of a trial's oracle gap over its seeds and the test days (paired by
+    day with the reference); NaN when the reference is missing or covers other days."""
+    if reference_frame is None or list(reference_frame["date"]) != list(frame["date"]):
+        return math.nan, math.nan
+    interval = seeds_days_interval(
+        values["test_costs"], reference_frame["cost"].to_numpy(float), statistic="mean"
+    )
+    return interval["gap_low"], interval["gap_high"]
 
 
 def _gap(trial_frame: Any, reference_frame: Any) -> float:
@@ -225,8 +243,12 @@ def evaluate_search(
         )
         for trial_id in group["trials"]:
             refs = group["references"]
+            mpc_frame = refs.get(mpc_policy_name(settings.mpc)) if settings.mpc else None
             trials[trial_id]["test_optimality_gap"] = _gap(frames[trial_id], refs.get("oracle"))
-            trials[trial_id]["test_mpc_gap"] = _gap(frames[trial_id], refs.get("mpc"))
+            low, high = _gap_interval(trials[trial_id], frames[trial_id], refs.get("oracle"))
+            trials[trial_id]["test_optimality_gap_low"] = low
+            trials[trial_id]["test_optimality_gap_high"] = high
+            trials[trial_id]["test_mpc_gap"] = _gap(frames[trial_id], mpc_frame)
 
     report: dict[str, Any] = {"split": SPLIT, "days": days, "trials": trials}
     write_json(results_dir / EVALUATION_FILE, report)
@@ -279,24 +301,45 @@ def format_summary(spec: SpaceFile, results_dir: str | Path, report: dict[str, A
     result = report["trials"].get(best_id)
     policies = report.get("groups", {}).get(best_id) or report["baselines"]["policies"]
     lines.append(
-        f"held-out {report['split']} days ({report['days']}), per day: "
-        f"{'policy':<16} {'cost $':>9} {'safety':>8} {'viol. h':>8}"
+        f"held-out {report['split']} days ({report['days']}), per day, [95 % interval over days]:"
     )
-    pad = " " * len(f"held-out {report['split']} days ({report['days']}), per day: ")
+    lines.append(f"  {'policy':<16} {'cost $':>9} {'[95 % CI]':>20} {'safety':>8} {'viol. h':>8}")
+
+    def line(name: str, cost: float, low: float, high: float, safety: float, hours: float) -> str:
+        interval = f"[{low:.1f}, {high:.1f}]" if math.isfinite(low) else ""
+        return f"  {name:<16} {cost:9.1f} {interval:>20} {safety:8.4f} {hours:8.2f}"
+
     if result:
         lines.append(
-            f"{pad}{'best trial':<16} {result['test_daily_cost']:9.1f} "
-            f"{result['test_safety']:8.4f} {result['test_violation_hours']:8.2f}"
+            line(
+                "best trial",
+                result["test_daily_cost"],
+                result.get("test_daily_cost_low", math.nan),
+                result.get("test_daily_cost_high", math.nan),
+                result["test_safety"],
+                result["test_violation_hours"],
+            )
         )
     for name, values in policies.items():
         lines.append(
-            f"{pad}{name:<16} {values['daily_cost']:9.1f} {values['safety']:8.4f} "
-            f"{values['violation_hours']:8.2f}"
+            line(
+                name,
+                values["daily_cost"],
+                values.get("daily_cost_low", math.nan),
+                values.get("daily_cost_high", math.nan),
+                values["safety"],
+                values["violation_hours"],
+            )
         )
     if result and not math.isnan(result["test_optimality_gap"]):
-        lines.append(f"{pad}optimality gap of the best trial: {result['test_optimality_gap']:+.1%}")
+        low = result.get("test_optimality_gap_low", math.nan)
+        high = result.get("test_optimality_gap_high", math.nan)
+        interval = f" [{low:+.1%}, {high:+.1%}]" if math.isfinite(low) else ""
+        lines.append(
+            f"  optimality gap of the best trial: {result['test_optimality_gap']:+.1%}{interval}"
+        )
     mpc_gap = result.get("test_mpc_gap", math.nan) if result else math.nan
     if not math.isnan(mpc_gap):
         name = next((n for n in policies if n.startswith("mpc_")), "mpc")
-        lines.append(f"{pad}gap of the best trial to {name}: {mpc_gap:+.1%}")
+        lines.append(f"  gap of the best trial to {name}: {mpc_gap:+.1%}")
     return "\n".join(lines)

@@ -235,6 +235,36 @@ class EvaluationSettings(_Strict):
     common test days come from a shipped table; other days take ~16 s each, in parallel on Ray."""
 
 
+class ConfirmSettings(_Strict):
+    """Fresh-seed confirmation after the search, with racing (:mod:`tune_grid.search.racing`).
+
+    The ``top_k`` configurations by the search objective, plus the best one with each named
+    factor changed, are retrained at the search's full ``stop`` on seeds the search never used,
+    ``seeds_per_round`` at a time; each run's best-validation checkpoint is scored on ``days``
+    test days. After each round a configuration separated as worse than the current best (paired
+    by seed and day, at ``confidence``) is dropped. The race stops when one remains, when all
+    remaining are within ``tolerance`` $/day of the best, or when ``seeds`` are spent."""
+
+    top_k: int = Field(default=2, ge=1)
+    seeds: int = Field(default=4, ge=2)
+    """Fresh seeds per configuration at most (the race's budget); >= 2 to measure seed noise."""
+    seeds_per_round: int = Field(default=2, ge=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    tolerance: float = Field(default=5.0, ge=0.0)
+    """$/day: configurations whose difference to the best lies inside +-tolerance are
+    equivalent, and the race stops."""
+    factors: list[str] = Field(default_factory=list)
+    """Searched discrete keys (policy_sharing, share_reward, ...) to race at the optimum: the
+    best configuration with each other value of the factor."""
+    days: int = Field(default=61, ge=2, le=366)
+    """Test days each confirmed run is scored on (evenly spaced over the test year)."""
+
+    @property
+    def rounds(self) -> int:
+        """Rounds the seed budget allows."""
+        return -(-self.seeds // self.seeds_per_round)
+
+
 class ValidationSettings(_Strict):
     """Periodic validation of the trials' greedy policies (``eval_interval`` and ``val_days``
     are run-config keys, set under ``fixed``)."""
@@ -306,6 +336,8 @@ class SpaceFile(_Strict):
     storage: str = "results"
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    confirm: ConfirmSettings | None = None
+    """Fresh-seed confirmation of the finalists (None: the search ends with its evaluation)."""
     max_failures: int = Field(default=2, ge=0)
     checkpoint_num_to_keep: int = Field(default=2, ge=1)
     export: ExportSettings = Field(default_factory=ExportSettings)
@@ -570,6 +602,8 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
         for key, value in param.kind.run_values(param):
             _check_value(spec, name, value, f"space.{name}.{key}", file)
     check_budgets(spec, file)
+    if spec.confirm is not None:
+        _check_confirm(spec, spec.confirm, file)
     if spec.scheduler.kind.population:
         _check_population(spec, file)
     if spec.search.algorithm == "grid":
@@ -581,6 +615,45 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
                     f"space.{name}.type",
                     f"grid search needs discrete parameters ({discrete}), got {param.type}",
                 )
+
+
+def discrete_params(spec: SpaceFile) -> list[str]:
+    """The searched keys with a finite set of values (those a confirmation can race)."""
+    return [name for name, param in spec.space.items() if param.kind.grid_values is not None]
+
+
+def _check_confirm(spec: SpaceFile, confirm: ConfirmSettings, file: str | Path) -> None:
+    """The ``confirm:`` block against the rest of the file."""
+    if confirm.seeds < confirm.seeds_per_round:
+        raise SpaceFileError(
+            file,
+            "confirm.seeds",
+            f"must be >= seeds_per_round ({confirm.seeds_per_round}): the first round trains "
+            f"that many fresh seeds per configuration, got {confirm.seeds}",
+        )
+    allowed = discrete_params(spec)
+    for index, factor in enumerate(confirm.factors):
+        if factor not in allowed:
+            raise SpaceFileError(
+                file,
+                f"confirm.factors[{index}]",
+                f"{factor!r} is not a searched discrete parameter; allowed: "
+                f"{', '.join(allowed) or 'none (search a choice or bool key)'}",
+            )
+    if not ({"env_steps", "training_iteration"} & set(spec.stop)):
+        raise SpaceFileError(
+            file,
+            "confirm",
+            "retrains at the search's full budget, so stop needs env_steps or "
+            "training_iteration (a time budget differs between machines)",
+        )
+    if spec.scheduler.kind.population:
+        raise SpaceFileError(
+            file,
+            "confirm",
+            f"retrains fixed configurations, but scheduler {spec.scheduler.type} changes a "
+            "trial's values mid-run; drop confirm or use asha/fifo",
+        )
 
 
 BATCH_KEYS = ("train_batch_size",)

@@ -67,6 +67,8 @@ class SearchOptions:
     resume: bool = False
     wandb: bool = False
     evaluate: bool = True
+    confirm: bool = True
+    """Run the search file's ``confirm:`` stage (fresh-seed racing of the finalists)."""
     num_cpus: int | None = None
     """CPUs of a local Ray (default all)."""
     verbose: int = 1
@@ -430,12 +432,15 @@ def run_tune(
     paths: SearchPaths,
     options: SearchOptions,
     print_fn: Callable[[str], None] = print,
+    oracle: dict[str, dict[str, float]] | None = None,
 ) -> Any:
-    """Fit a fresh Tuner or restore and continue an interrupted one; return the ResultGrid."""
+    """Fit a fresh Tuner or restore and continue an interrupted one; return the ResultGrid.
+    ``oracle``: the validation days' oracle (:func:`validation_oracle`; None: solve it here)."""
     from ray import tune
 
     configure_tune_env(spec.export.tune_state_period)
-    oracle = validation_oracle(spec, print_fn)
+    if oracle is None:
+        oracle = validation_oracle(spec, print_fn)
     if options.resume:
         _repair_state(paths, print_fn)
         tuner = tune.Tuner.restore(
@@ -481,6 +486,8 @@ class SearchOutcome:
     iteration_rows: int
     finished: bool
     summary: str = ""
+    answer: dict[str, Any] | None = None
+    """The confirmation stage's answer (``answer.json``), when the file has ``confirm:``."""
 
 
 def run_search(
@@ -502,8 +509,9 @@ def run_search(
         if spec.search.algorithm == "optuna":
             print_fn(f"optuna study {spec.experiment!r}: optuna-dashboard {paths.optuna_url}")
         meta = read_search_meta(paths.results_dir) or search_meta(spec)
+        oracle = validation_oracle(spec, print_fn)
         try:
-            run_tune(spec, paths, options, print_fn)
+            run_tune(spec, paths, options, print_fn, oracle)
         finally:
             trials, rows = _final_export(paths, meta, print_fn)
         statuses = read_results(paths.results_dir / TRIALS_FILE, "trials").column("status")
@@ -521,6 +529,12 @@ def run_search(
             print_fn(outcome.summary)
         outcome.trials, outcome.iteration_rows = trials, rows
         print_fn(f"wrote {trials} trials, {rows} iteration rows to {paths.results_dir}")
+        if options.confirm and spec.confirm is not None:
+            from tune_grid.search.answer import format_answer
+            from tune_grid.search.confirmation import run_confirmation
+
+            outcome.answer = run_confirmation(spec, paths.results_dir, oracle, print_fn)
+            print_fn(format_answer(outcome.answer))
         return outcome
     finally:
         if started:

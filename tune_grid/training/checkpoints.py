@@ -225,3 +225,17 @@ def seed_dirs(checkpoint: str | Path) -> list[Path]:
         if path.is_dir() and suffix.isdigit():
             found.append((int(suffix), path))
     return [path for _, path in sorted(found)]
+
+
+def policy_checkpoints(path: str | Path) -> list[Path]:
+    """The tune-grid checkpoints a path holds: itself, or each ``seed_<k>/`` of a search trial's
+    (multi-seed) checkpoint, in seed order. Raises :class:`CheckpointError` naming what a
+    checkpoint path may be when it is neither."""
+    path = Path(path)
+    seeds = seed_dirs(path) if path.is_dir() and not (path / META_FILE).exists() else []
+    if not seeds:
+        read_meta(path)
+        return [path]
+    for seed_dir in seeds:
+        read_meta(seed_dir)
+    return seeds

@@ -1,4 +1,4 @@
-"""analysis.stats: IQM, stratified bootstrap intervals, probability of improvement, curve bands."""
+"""tune_grid.stats: IQM, stratified bootstrap intervals, probability of improvement, curve bands."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from analysis import stats
+from tune_grid import stats
 
 
 def hand_iqm(values: list[float]) -> float:
