@@ -208,7 +208,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     costs = []
     for path in paths:
-        if len(paths) > 1:
+        if path != Path(args.checkpoint):  # a search trial's checkpoint: one table per seed
             print(f"{path.name}:")
         report = evaluate_checkpoint(path, split=args.split, days=days)
         costs.append(report["policies"]["trained"]["daily_cost_mean"])

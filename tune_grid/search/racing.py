@@ -1,14 +1,15 @@
 """Racing the finalists of a search on fresh seeds: which configuration to recommend.
 
-Procedure (a paired-bootstrap race, after Birattari et al.'s F-race, with a bootstrap test in
-place of Friedman's rank test because costs are on one common $/day scale):
+Procedure (a paired race after Birattari et al.'s F-race, with a paired t-test on the $/day
+difference in place of Friedman's rank test, because costs share one scale):
 
 * Every configuration still in the race trains the same fresh seeds in each round, and every run
   is scored on the same test days, so any two configurations' costs form a (seeds, days) matrix
   pair, paired by seed and by day.
 * After a round the current best is the configuration with the lowest mean daily cost over its
   seeds and days. Each other one is compared with it by the mean paired difference and its
-  two-way bootstrap interval (:func:`tune_grid.env.day_intervals.paired_difference`).
+  interval, which counts both the seed-to-seed and the day-to-day spread of the difference
+  (:func:`tune_grid.env.day_intervals.paired_difference`).
 * A configuration whose interval lies wholly above 0 is separated as worse and dropped (from the
   second seed on: with one seed the interval knows nothing of seed noise). One that failed to
   train is dropped as failed.
@@ -16,11 +17,13 @@ place of Friedman's rank test because costs are on one common $/day scale):
   ``tolerance`` $/day of the best (its whole interval inside +-tolerance), or when the seed
   budget is spent.
 
-Why paired bootstrap: a winter day costs several times a spring day, so unpaired intervals are
-wide and separate little; pairing by day cancels that swing, and pairing by seed cancels what a
-seed does to both configurations alike. The bootstrap needs no normality and reports the
-difference in $/day, the unit a user decides in. The procedure is deterministic (seeded
-bootstrap), so a resumed race replays the same decisions from the same rows.
+Why paired, and why t rather than a bootstrap: a winter day costs several times a spring day,
+so unpaired intervals are wide and separate little; pairing by day cancels that swing. Races
+run few seeds (2 per round here), and a percentile bootstrap over two seeds calls about one in
+four null differences separated, while Student's t with the seeds' one degree of freedom keeps
+the error rate at the stated level. The difference is reported in $/day, the unit a user decides
+in. The procedure is deterministic, so a resumed race replays the same decisions from the same
+rows.
 """
 
 from __future__ import annotations
