@@ -240,9 +240,13 @@ could remain; 1e-3 is far below one bus one hour 0.01 pu out (0.01)."""
 
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """An empty oracle cache, and no shipped table: the module's days are solved here."""
+    from tune_grid.oracle import cache
+
     root = tmp_path_factory.mktemp("tune_grid_cache")
     mp = pytest.MonkeyPatch()
     mp.setenv("TUNE_GRID_CACHE", str(root))
+    mp.setattr(cache, "shipped_records", lambda filename: {})
     yield root
     mp.undo()
 

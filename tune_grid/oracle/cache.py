@@ -9,11 +9,13 @@ entry is never read: a changed network, config or data simply misses. Delete the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,3 +79,48 @@ def store(path: Path, record: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# --- shipped tables: read-only cache entries that come with the package --------------------
+
+
+def shipped_table_path(filename: str) -> Path:
+    """``tune_grid/data/<filename>``: a table of days solved once for the default env config, so
+    a first search on a fresh machine solves none of them."""
+    return Path(str(resources.files("tune_grid") / "data" / filename))
+
+
+@functools.lru_cache(maxsize=8)
+def shipped_records(filename: str) -> dict[str, dict[str, Any]]:
+    """A shipped table's records by cache key (empty when the package has no such table)."""
+    import pandas as pd
+
+    path = shipped_table_path(filename)
+    if not path.exists():
+        return {}
+    table = pd.read_parquet(path)
+    return {str(k): json.loads(r) for k, r in zip(table["key"], table["record"], strict=True)}
+
+
+def write_shipped_table(
+    filename: str,
+    records: Mapping[str, Mapping[str, Any]],
+    columns: Mapping[str, list[Any]] | None = None,
+    path: Path | None = None,
+) -> Path:
+    """Write ``records`` (cache key -> stored record with a ``date``) as a shipped table, with
+    any further ``columns`` (one value per record) for a reader of the file."""
+    import pandas as pd
+
+    path = path or shipped_table_path(filename)
+    table = pd.DataFrame(
+        {
+            "key": list(records),
+            "date": [r["date"] for r in records.values()],
+            **dict(columns or {}),
+            "record": [json.dumps(r, separators=(",", ":")) for r in records.values()],
+        }
+    )
+    table.to_parquet(path, index=False)
+    shipped_records.cache_clear()
+    return path

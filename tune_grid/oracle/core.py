@@ -650,12 +650,15 @@ def oracle_cost(
     use_cache: bool = True,
     refresh: bool = False,
     cache_dir: str | Path | None = None,
+    keep: dict[str, OracleDay] | None = None,
 ) -> OracleDay:
     """The perfect-foresight optimum of one day (index or date) of ``split`` under ``config``.
 
-    Looked up in the on-disk cache first (see :mod:`tune_grid.oracle.cache`); computed, replayed
-    in the environment and stored otherwise. ``config.initial_soc = None`` uses 0.5. Reward-only
-    keys (penalty, cost_scale, share_reward) do not matter: the result is shared across them.
+    Looked up in the on-disk cache first, then in the table shipped with the package (see
+    :mod:`tune_grid.oracle.cache`); computed, replayed in the environment and stored otherwise.
+    ``keep``: a dict that receives the day under its cache key (to ship a table).
+    ``config.initial_soc = None`` uses 0.5. Reward-only keys (penalty, cost_scale,
+    share_reward) do not matter: the result is shared across them.
     ``refresh``: recompute and overwrite the cached entry; ``use_cache=False``: neither read nor
     write the cache.
     """
@@ -665,12 +668,16 @@ def oracle_cost(
     d = _resolve_day(profiles, cfg.split, day)
     date = profiles.dates[d]
     path = None
+    key = cache_key(cfg, d, date, options, iterations, sensitivities)
     if use_cache:
-        key = cache_key(cfg, d, date, options, iterations, sensitivities)
         path = cache.entry_path(cache.cache_dir(cache_dir), cfg.split, date, key)
-        record = None if refresh else cache.load(path)
+        shipped = cache.shipped_records(SHIPPED_TABLE)
+        record = None if refresh else (cache.load(path) or shipped.get(key))
         if record is not None:
-            return OracleDay.from_json(record)
+            loaded = OracleDay.from_json(record)
+            if keep is not None:
+                keep[key] = loaded
+            return loaded
     result, anchor, solve_s, solves = plan_day(
         cfg.split, d, cfg, options, iterations, sensitivities
     )
@@ -718,7 +725,47 @@ def oracle_cost(
     )
     if path is not None:
         cache.store(path, oracle.to_json())
+    if keep is not None:
+        keep[key] = oracle
     return oracle
+
+
+SHIPPED_TABLE = "oracle_days.parquet"
+SHIPPED_TEST_DAYS = (61, 14)
+"""The evenly spaced test-day sets shipped (the confirmation's and evaluation's 61, 14)."""
+SHIPPED_VAL_DAYS = (23, None)
+"""The validation-day sets shipped (the quickstart's ``val_days: 23``, and every day)."""
+
+
+def shipped_days() -> dict[str, list[int]]:
+    """Split -> the day indices the shipped oracle table holds under the default env config."""
+    from tune_grid.grid.data import split_profiles
+
+    test = {int(d) for n in SHIPPED_TEST_DAYS for d in day_list("test", n)}
+    val_total = split_profiles("validation").num_days
+    val = {int(d) for n in SHIPPED_VAL_DAYS for d in select_days(val_total, n)}
+    return {"test": sorted(test), "validation": sorted(val)}
+
+
+def build_shipped_table(print_fn: Any = print) -> Path:
+    """Solve (or read from the disk cache) every shipped day under the default env config and
+    write the table into the package (``python -m tune_grid.oracle.core``)."""
+    keep: dict[str, OracleDay] = {}
+    for split, days in shipped_days().items():
+        start = time.perf_counter()
+        for i, day in enumerate(days, 1):
+            oracle_cost(split, day, keep=keep)
+            if i % 10 == 0 or i == len(days):
+                print_fn(
+                    f"  oracle ({split}): {i}/{len(days)} days, {time.perf_counter() - start:.0f} s"
+                )
+    path = cache.write_shipped_table(
+        SHIPPED_TABLE,
+        {key: day.to_json() for key, day in keep.items()},
+        {"split": [day.split for day in keep.values()]},
+    )
+    print_fn(f"wrote {len(keep)} oracle days to {path}")
+    return path
 
 
 def day_list(split: str, days: int | Sequence[int | str] | None) -> list[int | str]:
@@ -850,3 +897,7 @@ def evaluate_with_oracle(
         oracle_objective=gaps["oracle_objective"].to_numpy(),
         objective_gap=gaps["objective_gap"].to_numpy(),
     )
+
+
+if __name__ == "__main__":
+    build_shipped_table()

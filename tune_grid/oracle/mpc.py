@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -280,33 +278,22 @@ def cache_key(
 
 
 def shipped_table_path() -> Path:
-    return Path(str(resources.files("tune_grid") / "data" / SHIPPED_TABLE))
+    return cache.shipped_table_path(SHIPPED_TABLE)
 
 
-@functools.lru_cache(maxsize=1)
 def shipped_records() -> dict[str, dict[str, Any]]:
     """The shipped MPC days by cache key (empty when the package has no table)."""
-    path = shipped_table_path()
-    if not path.exists():
-        return {}
-    table = pd.read_parquet(path)
-    return {str(k): json.loads(r) for k, r in zip(table["key"], table["record"], strict=True)}
+    return cache.shipped_records(SHIPPED_TABLE)
 
 
 def write_shipped_table(records: Mapping[str, MpcDay], path: Path | None = None) -> Path:
     """Write ``records`` (cache key -> day) as the shipped table."""
-    path = path or shipped_table_path()
-    table = pd.DataFrame(
-        {
-            "key": list(records),
-            "date": [r.date for r in records.values()],
-            "forecaster": [r.forecaster for r in records.values()],
-            "record": [json.dumps(r.to_json(), separators=(",", ":")) for r in records.values()],
-        }
+    return cache.write_shipped_table(
+        SHIPPED_TABLE,
+        {key: r.to_json() for key, r in records.items()},
+        {"forecaster": [r.forecaster for r in records.values()]},
+        path,
     )
-    table.to_parquet(path, index=False)
-    shipped_records.cache_clear()
-    return path
 
 
 def _stored_key(
