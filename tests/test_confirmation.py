@@ -9,13 +9,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from search_cli import cli_env, search_command
 
 from tune_grid.results.schema import CONFIRM_FILE, TRIALS_FILE, read_results
 
@@ -57,17 +57,6 @@ SPACE: dict[str, Any] = {
 }
 
 
-def _command(space: Path, storage: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tune_grid.cli", "search", str(space), "--storage",
-            str(storage), "--num-cpus", "2", "-v", "0", *extra]  # fmt: skip
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
 def _confirm_rows(results: Path) -> list[dict[str, Any]]:
     path = results / CONFIRM_FILE
     if not path.exists():
@@ -88,9 +77,13 @@ def resumed_search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     results = storage / "confirmed"
     log = (tmp / "first.log").open("w")
     proc = subprocess.Popen(
-        _command(space, storage), cwd=tmp, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+        search_command(space, storage, "-v", "0"),
+        cwd=tmp,
+        env=cli_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         deadline = time.monotonic() + 600
         while not _confirm_rows(results):
@@ -106,9 +99,13 @@ def resumed_search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         log.close()
     before = _confirm_rows(results)
     resumed = subprocess.run(
-        _command(space, storage, "--resume"), cwd=tmp, env=_env(), capture_output=True,
-        text=True, timeout=900,
-    )  # fmt: skip
+        search_command(space, storage, "-v", "0", "--resume"),
+        cwd=tmp,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return {"results": results, "before": before, "resumed": resumed, "tmp": tmp}
 
 

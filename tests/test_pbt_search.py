@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_search_resume import _command, _env, _trials
+from search_cli import cli_env, read_trials, search_command
 
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
 
@@ -151,16 +151,16 @@ def test_pbt_search_resumes_after_the_driver_is_killed_after_an_exploit(tmp_path
     results = storage / "pbt"
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(
-        _command(path, storage),
+        search_command(path, storage),
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 300
-        while not any(r["exploits"] for r in _trials(results)):
+        while not any(r["exploits"] for r in read_trials(results)):
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no exploit in time"
             time.sleep(0.2)
@@ -171,19 +171,19 @@ def test_pbt_search_resumes_after_the_driver_is_killed_after_an_exploit(tmp_path
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-    before = _trials(results)
+    before = read_trials(results)
     assert any(r["status"] != "TERMINATED" for r in before), "killed after the search ended"
 
     resumed = subprocess.run(
-        _command(path, storage, "--resume"),
+        search_command(path, storage, "--resume"),
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=500,
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    after = _trials(results)
+    after = read_trials(results)
     assert sorted(r["trial_id"] for r in after) == sorted(r["trial_id"] for r in before)
     # The exploit seen before the kill is still in the lineage afterwards.
     exploited = {r["trial_id"] for r in before if r["exploits"]}

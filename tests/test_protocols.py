@@ -473,7 +473,10 @@ def test_setpoint_deviation_settled_hand_computed() -> None:
 
 def test_price_signal_with_p2p_trades_at_the_dso_price() -> None:
     env = make_env(vertical_protocol="price_signal", horizontal_protocol="p2p_trading")
-    for _, _, infos in run_day(env, MIXED, hours=24):
+    hours = run_day(env, MIXED, hours=24)
+    traded = [infos for _, _, infos in hours if infos["MG1"]["p2p_sold_mw"] > 0]
+    assert len(traded) >= 3, "MG1 sold on the P2P market in fewer than 3 hours of the day"
+    for _, _, infos in hours:
         dso_price = infos["MG1"]["dso_price"]
         if infos["MG1"]["p2p_sold_mw"] > 0:
             assert infos["MG2"]["p2p_bid_price"] == pytest.approx(dso_price)

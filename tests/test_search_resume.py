@@ -11,15 +11,15 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from search_cli import cli_env, read_trials, search_command
 
-from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, ResultsSchemaError, read_results
+from tune_grid.results.schema import ITERATIONS_FILE, read_results
 
 pytestmark = pytest.mark.slow
 
@@ -45,34 +45,6 @@ SPACE = {
     "stop": {"training_iteration": 3},
     "evaluation": {"enabled": False},
 }
-
-
-def _command(space: Path, storage: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tune_grid.cli",
-        "search",
-        str(space),
-        "--storage",
-        str(storage),
-        "--num-cpus",
-        "2",
-        *extra,
-    ]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _trials(results: Path) -> list[dict]:
-    try:
-        return read_results(results / TRIALS_FILE, "trials").to_pylist()
-    except ResultsSchemaError:
-        return []
 
 
 def _mid_second_trial(rows: list[dict]) -> bool:
@@ -113,16 +85,16 @@ def test_resume_after_killing_the_driver(
     results = storage / "resume"
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(
-        _command(space, storage),
+        search_command(space, storage),
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 240
-        while not ready_to_kill(_trials(results)):
+        while not ready_to_kill(read_trials(results)):
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the kill moment did not come in time"
             time.sleep(0.2)
@@ -134,7 +106,7 @@ def test_resume_after_killing_the_driver(
             os.killpg(proc.pid, signal.SIGKILL)  # Ray processes the killed driver started
         log.close()
 
-    before = _trials(results)
+    before = read_trials(results)
     finished_before = {r["trial_id"] for r in before if r["status"] == "TERMINATED"}
     iterations_before = read_results(results / ITERATIONS_FILE, "iterations").to_pylist()
     finished_rows = {
@@ -148,13 +120,13 @@ def test_resume_after_killing_the_driver(
 
     # A plain rerun refuses to overwrite; --resume continues.
     again = subprocess.run(
-        _command(space, storage), cwd=tmp_path, env=_env(), capture_output=True, text=True
+        search_command(space, storage), cwd=tmp_path, env=cli_env(), capture_output=True, text=True
     )
     assert again.returncode == 2 and "--resume" in again.stderr
     resumed = subprocess.run(
-        _command(space, storage, "--resume"),
+        search_command(space, storage, "--resume"),
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=400,
@@ -165,7 +137,7 @@ def test_resume_after_killing_the_driver(
     if cut_state:
         assert "restored 3 trials from the last step's snapshot" in resumed.stdout, output
 
-    after = _trials(results)
+    after = read_trials(results)
     ids = [r["trial_id"] for r in after]
     assert len(ids) == len(set(ids)) == SPACE["num_samples"], ids
     assert {r["trial_id"] for r in before} <= set(ids), (before, after)

@@ -164,8 +164,9 @@ def test_train_writes_checkpoints_progress_and_evaluation(trained) -> None:  # n
     assert report["split"] == "test" and report["days"] == 2
     assert set(report["policies"]) == {"trained", "do_nothing", "random", "rule_based"}
     for summary in report["policies"].values():
-        for key in ("daily_cost_mean", "safety_mean", "violation_hours_mean", "return_mean"):
+        for key in ("daily_cost", "daily_cost_low", "safety", "violation_hours", "return"):
             assert math.isfinite(summary[key]), key
+        assert summary["daily_cost_low"] <= summary["daily_cost"] <= summary["daily_cost_high"]
 
 
 def test_resume_continues_iteration_env_steps_and_history(trained) -> None:  # noqa: ANN001

@@ -211,7 +211,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if path != Path(args.checkpoint):  # a search trial's checkpoint: one table per seed
             print(f"{path.name}:")
         report = evaluate_checkpoint(path, split=args.split, days=days)
-        costs.append(report["policies"]["trained"]["daily_cost_mean"])
+        costs.append(report["policies"]["trained"]["daily_cost"])
         print(format_table(report))
         print(f"written to {Path(path) / EVALUATION_FILE}")
     if len(paths) > 1:

@@ -184,10 +184,17 @@ def evaluate(
 
 
 def summarize(per_day: pd.DataFrame) -> dict[str, float]:
-    """Means per day over the evaluated days (cost in $ for all three microgrids)."""
+    """Means per day over the evaluated days (cost in $ for all three microgrids), and the 95 %
+    bootstrap interval over days of the daily cost: every per-day summary in tune-grid (the
+    evaluation, the checkpoint report, the search's held-out test days) is this one."""
+    from tune_grid.env.day_intervals import mean_interval
+
+    _, low, high = mean_interval(per_day["cost"].to_numpy(float))
     return {
         "days": int(len(per_day)),
         "daily_cost": float(per_day["cost"].mean()),
+        "daily_cost_low": low,
+        "daily_cost_high": high,
         "safety": float(per_day["safety"].mean()),
         "violation_hours": float(per_day["violation_hours"].mean()),
         "return": float(per_day["return"].mean()),

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from tune_grid.config import outcome_key
-from tune_grid.env.day_intervals import mean_interval, seeds_days_interval
+from tune_grid.env.day_intervals import seeds_days_interval
+from tune_grid.env.evaluation import evaluate, summarize
 from tune_grid.results.export import (
     EVALUATION_FILE,
     TrialRecord,
@@ -76,24 +77,11 @@ def env_group(env_config: dict[str, Any]) -> str:
     return outcome_key(env_config)
 
 
-def _summary(frame: Any) -> dict[str, float]:
-    _, low, high = mean_interval(frame["cost"].to_numpy(float))
-    return {
-        "daily_cost": float(frame["cost"].mean()),
-        "daily_cost_low": low,
-        "daily_cost_high": high,
-        "safety": float(frame["safety"].mean()),
-        "violation_hours": float(frame["violation_hours"].mean()),
-        "return": float(frame["return"].mean()),
-    }
-
-
 def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[str, Any], Any]:
     """Roll every ``seed_<k>/`` policy of a trial checkpoint on ``days`` test days.
 
     Returns the ``test_*`` values and the per-day frame averaged over seeds (for the gap).
     """
-    from tune_grid.env.evaluation import evaluate
     from tune_grid.training.checkpoints import read_meta, seed_dirs
     from tune_grid.training.policy import TrainedPolicy
 
@@ -108,7 +96,7 @@ def evaluate_trial_checkpoint(checkpoint: str | Path, days: int) -> tuple[dict[s
         frames.append(
             evaluate(TrainedPolicy.load(seed_dir), split=SPLIT, days=days, config=env_config)
         )
-    per_seed = [_summary(f) for f in frames]
+    per_seed = [summarize(f) for f in frames]
     costs = np.stack([f["cost"].to_numpy(float) for f in frames])
     interval = seeds_days_interval(costs, statistic="mean")
     mean_frame = frames[0][["day", "date"]].copy()
@@ -152,7 +140,6 @@ def evaluate_policies(
     and the MPC absent when skipped or failed; gaps are taken to their frames)."""
     from tune_grid.baselines import BASELINES
     from tune_grid.config import EnvConfig
-    from tune_grid.env.evaluation import evaluate
     from tune_grid.grid.data import select_days, split_profiles
 
     frames = {name: evaluate(name, split=SPLIT, days=days, config=env_config) for name in BASELINES}
@@ -175,7 +162,7 @@ def evaluate_policies(
             frames["oracle"] = oracle_days(SPLIT, days, env_config)
         except Exception as exc:  # noqa: BLE001 - the gap is optional; the rest must be written
             print_fn(f"warning: oracle failed, no optimality gaps: {str(exc).splitlines()[0]}")
-    return {name: _summary(frame) for name, frame in frames.items()}, frames
+    return {name: summarize(frame) for name, frame in frames.items()}, frames
 
 
 def _gap_interval(values: dict[str, Any], frame: Any, reference_frame: Any) -> tuple[float, float]:

@@ -8,30 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from tune_grid.baselines import BASELINES
 from tune_grid.config import EnvConfig, RunConfig
-from tune_grid.env.evaluation import Policy, evaluate
+from tune_grid.env.evaluation import Policy, evaluate, summarize
 from tune_grid.training.checkpoints import read_meta, write_json
 from tune_grid.training.policy import TrainedPolicy
 
 EVALUATION_FILE = "evaluation.json"
 TRAINED = "trained"
 POLICY_ORDER = (TRAINED, *BASELINES)
-SUMMARY_KEYS = ("daily_cost_mean", "safety_mean", "violation_hours_mean", "return_mean")
-
-
-def summarize(days: pd.DataFrame) -> dict[str, float]:
-    """Means over days of a per-day frame from :func:`tune_grid.env.evaluation.evaluate`."""
-    return {
-        "daily_cost_mean": float(days["cost"].mean()),
-        "daily_cost_std": float(days["cost"].std(ddof=0)),
-        "safety_mean": float(days["safety"].mean()),
-        "violation_hours_mean": float(days["violation_hours"].mean()),
-        "return_mean": float(days["return"].mean()),
-        "days": len(days),
-    }
 
 
 def evaluate_policy(
@@ -46,9 +31,10 @@ def evaluate_policy(
 
     ``env_config``: the run's env keys (penalty, protocols...; ``split`` is overridden).
     ``days``: None for every day of the split, N for N days evenly spaced, or indices/dates.
-    Returns ``{"split", "days", "dates", "env_config", "policies": {name: {daily_cost_mean,
-    daily_cost_std, safety_mean, violation_hours_mean, return_mean, days}}, "per_day_cost",
-    "seconds"}`` with names ``trained``, ``do_nothing``, ``random``, ``rule_based``.
+    Returns ``{"split", "days", "dates", "env_config", "policies": {name: summary}, "per_day_cost",
+    "seconds"}`` with names ``trained``, ``do_nothing``, ``random``, ``rule_based`` and each
+    summary :func:`tune_grid.env.evaluation.summarize`'s (``daily_cost`` with its interval over
+    days, ``safety``, ``violation_hours``, ``return``, ``objective``, ``days``).
     """
     start = time.perf_counter()
     if isinstance(env_config, EnvConfig):
@@ -111,7 +97,7 @@ def evaluate_checkpoint(
 def format_table(report: dict[str, Any]) -> str:
     """A fixed-width table of the report's policies, with the cost change vs do-nothing."""
     policies = report["policies"]
-    reference = policies.get("do_nothing", {}).get("daily_cost_mean", math.nan)
+    reference = policies.get("do_nothing", {}).get("daily_cost", math.nan)
     lines = [
         f"{report['split']} split, {report['days']} days"
         + (
@@ -119,15 +105,16 @@ def format_table(report: dict[str, Any]) -> str:
             if report.get("iteration") is not None
             else ""
         ),
-        f"{'policy':<12} {'cost $/day':>12} {'vs do-nothing':>14} {'safety/day':>11} "
-        f"{'viol. h/day':>12} {'return/day':>11}",
+        f"{'policy':<12} {'cost $/day':>12} {'[95 % CI over days]':>21} {'vs do-nothing':>14} "
+        f"{'safety/day':>11} {'viol. h/day':>12} {'return/day':>11}",
     ]
     names = [n for n in POLICY_ORDER if n in policies] + sorted(set(policies) - {*POLICY_ORDER})
     for name in names:
         p = policies[name]
-        delta = (p["daily_cost_mean"] - reference) / abs(reference) if reference else math.nan
+        delta = (p["daily_cost"] - reference) / abs(reference) if reference else math.nan
+        interval = f"[{p['daily_cost_low']:.1f}, {p['daily_cost_high']:.1f}]"
         lines.append(
-            f"{name:<12} {p['daily_cost_mean']:12.1f} {delta:+13.1%} {p['safety_mean']:11.4f} "
-            f"{p['violation_hours_mean']:12.2f} {p['return_mean']:11.2f}"
+            f"{name:<12} {p['daily_cost']:12.1f} {interval:>21} {delta:+13.1%} "
+            f"{p['safety']:11.4f} {p['violation_hours']:12.2f} {p['return']:11.2f}"
         )
     return "\n".join(lines)
