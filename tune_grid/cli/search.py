@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tune_grid.cli.common import Subparsers
 from tune_grid.config import ConfigError
+from tune_grid.search.answer import ANSWER_FILE, format_answer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART_SPACE = REPO_ROOT / "search_spaces" / "quickstart.yaml"
@@ -35,6 +36,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         wandb=args.wandb,
         evaluate=not args.no_eval,
         confirm=not getattr(args, "no_confirm", False),
+        print_answer=getattr(args, "print_answer", True),
         num_cpus=args.num_cpus,
         verbose=args.verbose,
     )
@@ -170,6 +172,7 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
         wandb=args.wandb,
         no_eval=False,
         no_confirm=False,
+        print_answer=False,  # printed after the report, as the last lines
         num_cpus=None,
         verbose=1,
     )
@@ -179,7 +182,13 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
     from tune_grid.search.space_file import load_space_file
 
     experiment = load_space_file(QUICKSTART_SPACE).experiment
-    return run_report_command(argparse.Namespace(results=[str(storage / experiment)], out=None))
+    code = run_report_command(argparse.Namespace(results=[str(storage / experiment)], out=None))
+    answer_path = storage / experiment / ANSWER_FILE
+    if code == 0 and answer_path.exists():
+        import json
+
+        print(format_answer(json.loads(answer_path.read_text())))
+    return code
 
 
 def add_quickstart_parser(subparsers: Subparsers) -> argparse.ArgumentParser:

@@ -20,6 +20,13 @@ def _money(value: float) -> str:
     return f"${value:,.1f}"
 
 
+def _signed(d: Mapping[str, float]) -> str:
+    """``-26.3 $/day [-40.1, -12.5]`` against a baseline, and whether the interval separates."""
+    separated = d["high"] < 0 or d["low"] > 0
+    word = "" if separated else " (not separated)"
+    return f"{d['difference']:+.1f} $/day [{d['low']:+.1f}, {d['high']:+.1f}]{word}"
+
+
 def format_answer(answer: Mapping[str, Any]) -> str:
     """The answer block the search's console output ends with."""
     cost = answer["test_cost"]
@@ -53,6 +60,13 @@ def format_answer(answer: Mapping[str, Any]) -> str:
             for name, b in baselines.items()
         )
     )
+    versus = [
+        f"{name} {_signed(b['recommended_minus'])}"
+        for name, b in baselines.items()
+        if name != "random" and "recommended_minus" in b
+    ]
+    if versus:
+        lines.append("  it costs, paired by day: " + ", ".join(versus))
     for other in answer["alternatives"]:
         if other["verdict"] == "failed":
             lines.append(f"  {other['name']} ({other['origin']}): failed to train")

@@ -517,8 +517,19 @@ def build_answer(
     )
     baselines = {}
     for name, frame in frames.items():
-        mean, low, high = mean_interval(frame["cost"].to_numpy(float), confirm.confidence)
-        baselines[name] = {"daily_cost": mean, "low": low, "high": high}
+        costs_by_day = frame["cost"].to_numpy(float)
+        mean, low, high = mean_interval(costs_by_day, confirm.confidence)
+        # The recommended configuration against this baseline, paired by day (each seed's
+        # days against the baseline's same days): negative means the learned policy is cheaper.
+        versus = paired_difference(
+            np.tile(costs_by_day, (matrix.shape[0], 1)), matrix, confidence=confirm.confidence
+        )
+        baselines[name] = {
+            "daily_cost": mean,
+            "low": low,
+            "high": high,
+            "recommended_minus": {"difference": versus[0], "low": versus[1], "high": versus[2]},
+        }
     comparisons: list[dict[str, Any]] = []
     for other in candidates:
         if other.name == winner:

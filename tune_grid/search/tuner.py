@@ -69,6 +69,8 @@ class SearchOptions:
     evaluate: bool = True
     confirm: bool = True
     """Run the search file's ``confirm:`` stage (fresh-seed racing of the finalists)."""
+    print_answer: bool = True
+    """End the output with the confirmed answer (``quickstart`` prints it after its report)."""
     num_cpus: int | None = None
     """CPUs of a local Ray (default all)."""
     verbose: int = 1
@@ -534,7 +536,8 @@ def run_search(
             from tune_grid.search.confirmation import run_confirmation
 
             outcome.answer = run_confirmation(spec, paths.results_dir, oracle, print_fn)
-            print_fn(format_answer(outcome.answer))
+            if options.print_answer:
+                print_fn(format_answer(outcome.answer))
         return outcome
     finally:
         if started:
