@@ -33,6 +33,7 @@ from typing import Any
 
 from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
+from tune_grid.search.searchers import SEARCHERS
 from tune_grid.search.space_file import SpaceFile, checkpoints_for, parse_space
 
 ARMS = {
@@ -194,7 +195,11 @@ def bench_space(arm: str, seed: int, scale: BenchScale) -> SpaceFile:
         "search": {
             "algorithm": algorithm,
             "seed": seed,
-            "n_startup_trials": scale.n_startup_trials,
+            **(
+                {"n_startup_trials": scale.n_startup_trials}
+                if "n_startup_trials" in SEARCHERS[algorithm].options
+                else {}
+            ),
         },
         "scheduler": {
             "type": scheduler,

@@ -38,8 +38,8 @@ from tune_grid.search.distributions import (
 )
 from tune_grid.search.rules import RuleBroken
 from tune_grid.search.schedulers import SCHEDULERS, SchedulerType
+from tune_grid.search.searchers import SEARCHERS, SearcherType
 
-Algorithm = Literal["optuna", "random", "grid"]
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
 _DEFAULT_STOP: dict[TimeAttr, float] = {"env_steps": 100_000}
 STOP_KEYS: tuple[str, ...] = typing.get_args(TimeAttr)
@@ -138,11 +138,47 @@ class ParamSpec(_Strict):
 
 
 class SearchSettings(_Strict):
-    """``algorithm``: optuna (TPE, seeded), random, or grid; ``seed`` of the sampler."""
+    """``algorithm``: an entry of :data:`tune_grid.search.searchers.SEARCHERS`; ``seed`` of its
+    sampler; then the options that searcher takes (``n_startup_trials: 4`` for optuna ...),
+    written beside them and kept in ``options``."""
 
-    algorithm: Algorithm = "optuna"
+    algorithm: str = "optuna"
     seed: int = Field(default=0, ge=0)
-    n_startup_trials: int = Field(default=4, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        """The searcher's own options are checked here, with the searcher's names in errors."""
+        if not isinstance(data, Mapping):
+            return data
+        algorithm = data.get("algorithm", "optuna")
+        if not isinstance(algorithm, str) or algorithm not in SEARCHERS:
+            raise _key_error("algorithm", f"got {algorithm!r}; allowed: {allowed_text(SEARCHERS)}")
+        kind = SEARCHERS[algorithm]
+        missing = kind.missing()
+        if missing:
+            raise _key_error("algorithm", f"{algorithm} {missing}")
+        given = dict(data.get("options") or {})
+        given.update({k: v for k, v in data.items() if k not in ("algorithm", "seed", "options")})
+        options = {}
+        for key, value in given.items():
+            if key not in kind.options:
+                allowed = ", ".join(["algorithm", "seed", *kind.options])
+                raise _key_error(key, f"unknown key for searcher {algorithm}; allowed: {allowed}")
+            try:
+                options[key] = kind.options[key].check(key, value)
+            except RuleBroken as exc:
+                raise _key_error(exc.key, exc.message) from None
+        out = {"algorithm": algorithm, "options": options}
+        if "seed" in data:
+            out["seed"] = data["seed"]
+        return out
+
+    @property
+    def kind(self) -> SearcherType:
+        """The registry entry of this search algorithm."""
+        return SEARCHERS[self.algorithm]
 
 
 class SchedulerSettings(_Strict):
@@ -606,14 +642,15 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
         _check_confirm(spec, spec.confirm, file)
     if spec.scheduler.kind.population:
         _check_population(spec, file)
-    if spec.search.algorithm == "grid":
+    if spec.search.kind.grid:
         discrete = ", ".join(n for n, kind in DISTRIBUTIONS.items() if kind.grid_values)
         for name, param in spec.space.items():
             if param.kind.grid_values is None:
                 raise SpaceFileError(
                     file,
                     f"space.{name}.type",
-                    f"grid search needs discrete parameters ({discrete}), got {param.type}",
+                    f"{spec.search.algorithm} search needs discrete parameters ({discrete}), "
+                    f"got {param.type}",
                 )
 
 
@@ -713,14 +750,15 @@ def _check_population(spec: SpaceFile, file: str | Path) -> None:
     """Rules of a population scheduler across the file: searcher, population, mutated keys
     against ``fixed`` and RunConfig, and checkpoint retention."""
     name = spec.scheduler.type
-    if spec.search.algorithm not in ("random", "grid"):
+    if not spec.search.kind.population_ok:
+        allowed = ", ".join(n for n, k in SEARCHERS.items() if k.population_ok)
         raise SpaceFileError(
             file,
             "search.algorithm",
             f"scheduler {name} chooses its population itself (Ray Tune's population schedulers "
-            f"take no searcher): use random or grid, got {spec.search.algorithm}",
+            f"take no model-based searcher): use {allowed}, got {spec.search.algorithm}",
         )
-    if spec.search.algorithm == "random" and spec.num_samples < 2:
+    if not spec.search.kind.grid and spec.num_samples < 2:
         raise SpaceFileError(
             file, "num_samples", f"scheduler {name} needs a population of >= 2 trials"
         )

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tune_grid.errors import TuneGridError
 from tune_grid.search.distributions import encode_value
+from tune_grid.search.searchers import optuna_space
 from tune_grid.search.space_file import ParamSpec, SpaceFile
+
+
+class SweepError(TuneGridError, ValueError):
+    """The search file has no W&B sweep equivalent (its searcher maps to none)."""
+
 
 __all__ = [
     "choice_values",
@@ -39,7 +46,7 @@ def tune_param_space(spec: SpaceFile) -> dict[str, Any]:
 
     space: dict[str, Any] = {k: encode_value(v) for k, v in spec.fixed_config().items()}
     for name, param in spec.initial_space.items():
-        if spec.search.algorithm == "grid" and name in spec.space:
+        if spec.search.kind.grid and name in spec.space:
             space[name] = tune.grid_search([encode_value(v) for v in param.grid_values()])
         else:
             space[name] = tune_domain(param)
@@ -51,11 +58,6 @@ def optuna_distribution(param: ParamSpec) -> Any:
     return param.kind.optuna_distribution(param)
 
 
-def optuna_space(spec: SpaceFile) -> dict[str, Any]:
-    """Searched parameters as Optuna distributions (fixed keys are not part of the study)."""
-    return {name: optuna_distribution(param) for name, param in spec.space.items()}
-
-
 def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     """The equivalent W&B sweep configuration (a plain dict, ready for ``yaml.safe_dump``).
 
@@ -64,7 +66,15 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     ``stop.env_steps`` env steps or ``stop.training_iteration`` iterations (default 10). W&B
     has no TPE: ``optuna`` maps to ``bayes``; ASHA maps to W&B's hyperband early termination.
     """
-    method = {"optuna": "bayes", "random": "random", "grid": "grid"}[spec.search.algorithm]
+    method = spec.search.kind.wandb_method
+    if method is None:
+        from tune_grid.search.searchers import SEARCHERS
+
+        mapped = ", ".join(n for n, k in SEARCHERS.items() if k.wandb_method)
+        raise SweepError(
+            f"search.algorithm {spec.search.algorithm}: W&B sweeps have no equivalent "
+            f"(they run random, grid or bayes); use one of {mapped}"
+        )
     parameters: dict[str, Any] = {k: {"value": v} for k, v in spec.fixed_config().items()}
     for name, param in spec.initial_space.items():
         parameters[name] = param.kind.wandb_parameter(param)
@@ -89,7 +99,7 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
             spec.wandb.project,
         ],
     }
-    if spec.search.algorithm != "grid":
+    if not spec.search.kind.grid:
         sweep["run_cap"] = spec.num_samples
     early_terminate = spec.scheduler.kind.wandb_early_terminate(spec)
     if early_terminate is not None:

@@ -32,7 +32,7 @@ from tune_grid.search.oracle_tasks import solve_on_ray
 from tune_grid.search.resources import TrialResources, trial_resources_of
 from tune_grid.search.resume_state import SNAPSHOT_FILE
 from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
-from tune_grid.search.spaces import optuna_space, tune_param_space
+from tune_grid.search.spaces import tune_param_space
 from tune_grid.search.trainable import FAIL_ONCE_ENV, TrialSettings, train_trial
 
 OPTUNA_DB = "optuna.db"
@@ -192,33 +192,9 @@ def make_trainable(spec: SpaceFile, oracle: dict[str, dict[str, float]] | None =
 
 
 def make_searcher(spec: SpaceFile, paths: SearchPaths) -> Any:
-    """Optuna TPE (persistent SQLite study) or Tune's seeded random/grid variant generator."""
-    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
-
-    if spec.search.algorithm != "optuna":
-        return BasicVariantGenerator(
-            random_state=spec.search.seed, max_concurrent=spec.max_concurrent_trials or 0
-        )
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(paths.optuna_url)
-    sampler = optuna.samplers.TPESampler(
-        seed=spec.search.seed, n_startup_trials=spec.search.n_startup_trials
-    )
-    from tune_grid.search.resumable_optuna import ResumableOptunaSearch
-
-    searcher: Any = ResumableOptunaSearch(
-        space=optuna_space(spec),
-        metric="objective",
-        mode=spec.resolved_mode,
-        sampler=sampler,
-        study_name=spec.experiment,
-        storage=storage,
-    )
-    if spec.max_concurrent_trials:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
-    return searcher
+    """The Tune searcher of the file's ``search.algorithm`` (its registry entry builds it;
+    Optuna's study persists in ``optuna.db``)."""
+    return spec.search.kind.build(spec, paths.optuna_url)
 
 
 def make_scheduler(spec: SpaceFile) -> Any:
@@ -229,14 +205,14 @@ def make_scheduler(spec: SpaceFile) -> Any:
 def param_space(spec: SpaceFile) -> dict[str, Any]:
     """Tune's ``param_space``: fixed keys, plus domains unless Optuna samples them."""
     space = tune_param_space(spec)
-    if spec.search.algorithm == "optuna":
+    if spec.search.kind.holds_space:
         return {k: v for k, v in space.items() if k not in spec.space}
     return space
 
 
 def num_samples(spec: SpaceFile) -> int:
     """``num_samples``; for grid search it counts repeats of the grid (default once)."""
-    if spec.search.algorithm == "grid" and "num_samples" not in spec.model_fields_set:
+    if spec.search.kind.grid and "num_samples" not in spec.model_fields_set:
         return 1
     return spec.num_samples
 
@@ -508,7 +484,7 @@ def run_search(
         print_fn(f"results: {paths.results_dir}")
         if options.address is not None:
             print_fn(f"cluster {options.address}: every node must reach {paths.results_dir}")
-        if spec.search.algorithm == "optuna":
+        if spec.search.algorithm.startswith("optuna"):
             print_fn(f"optuna study {spec.experiment!r}: optuna-dashboard {paths.optuna_url}")
         meta = read_search_meta(paths.results_dir) or search_meta(spec)
         oracle = validation_oracle(spec, print_fn)
