@@ -41,6 +41,21 @@ def run_bench_train_command(args: argparse.Namespace) -> int:
 def run_bench_search_command(args: argparse.Namespace) -> int:
     """Optuna+ASHA vs random+FIFO vs PBT at equal budget in env steps, on the validation
     objective."""
+    if args.replay is not None:
+        from tune_grid.bench.replay import ReplayOptions, run_replay_benchmark
+
+        arms = tuple(a.strip() for a in args.arms.split(",")) if args.arms else None
+        run_replay_benchmark(
+            ReplayOptions(
+                table=args.replay,
+                repetitions=args.repetitions,
+                num_samples=args.num_samples or 16,
+                arms=arms,
+                seed=args.seed,
+                num_cpus=args.num_cpus,
+            )
+        )
+        return 0
     from tune_grid.search.bench import BenchOptions, run_search_benchmark
 
     options = BenchOptions(
@@ -172,5 +187,13 @@ def _add_search(benches: Subparsers) -> None:
         "--smoke",
         action="store_true",
         help="one repetition of a tiny budget: checks the benchmark runs end to end",
+    )
+    p.add_argument(
+        "--replay",
+        metavar="TABLE",
+        default=None,
+        help="replay recorded learning curves instead of training: a replay table (Parquet) or "
+        "a finished search's results folder (tune_grid/bench/replay.py); arms: random_fifo, "
+        "random_asha and <searcher>_fifo/_asha for each model-based searcher",
     )
     p.set_defaults(func=run_bench_search_command)
