@@ -51,6 +51,10 @@ def cases(results: Path, bad_yaml: Path) -> list[tuple[tuple[str, ...], str]]:
         (("bench", "env", "--steps", "0"), "steps must be at least"),
         (("bench", "train", "--iterations", "0"), "need iterations >= 1"),
         (("bench", "search", "--repetitions", "0"), "--repetitions must be >= 1, got 0"),
+        (
+            ("bench", "search", "--replay", str(results / "none.parquet")),
+            "none.parquet: no such replay table",
+        ),
         (("bench", "driver", "--trials", "0"), "--trials must be >= 1, got 0"),
         (("bench", "memory", "--iterations", "0"), "--iterations must be >= 1, got 0"),
         (("data", "build", str(results / "raw.parquet")), "no such file"),

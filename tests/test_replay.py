@@ -91,8 +91,7 @@ def test_a_missing_or_corrupt_table_gets_one_line(tmp_path: Path) -> None:
         read_table(tmp_path / "bad.parquet")
 
 
-@pytest.mark.slow
-def test_a_replayed_search_runs_through_tune_and_reports_each_arm(tmp_path: Path) -> None:
+def test_a_replayed_search_drives_tunes_searcher_and_scheduler(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     synthetic_table().to_parquet(path)
     out = run_replay_benchmark(
@@ -100,9 +99,8 @@ def test_a_replayed_search_runs_through_tune_and_reports_each_arm(tmp_path: Path
             table=str(path),
             repetitions=2,
             num_samples=4,
-            concurrent=1,
+            concurrent=2,
             arms=("random_fifo", "optuna_asha"),
-            num_cpus=2,
         ),
         print_fn=lambda line: None,
     )
@@ -115,12 +113,15 @@ def test_a_replayed_search_runs_through_tune_and_reports_each_arm(tmp_path: Path
     assert fifo[0].env_steps[-1] == 4 * 60_000  # 4 whole curves under FIFO
     rows = {(r["level"], r["arm"]): r for r in out["table"]}
     assert rows[("median_final", "random_fifo")]["p_beats_random_fifo"] == 0.5
-    # one trial at a time: the same seed replays the same trace
+    asha = [t for t in traces if t.arm == "optuna_asha"]
+    assert asha[0].env_steps[-1] < 4 * 60_000  # ASHA stopped some trial at a rung
+    # the same seed replays the same trace, two trials at a time included
     again = run_replay_benchmark(
         ReplayOptions(
-            table=str(path), repetitions=1, num_samples=4, concurrent=1,
-            arms=("random_fifo",), num_cpus=2,
+            table=str(path), repetitions=2, num_samples=4, concurrent=2,
+            arms=("random_fifo", "optuna_asha"),
         ),
         print_fn=lambda line: None,
     )  # fmt: skip
-    assert again["traces"][0].best == fifo[0].best
+    for first, second in zip(traces, again["traces"], strict=True):
+        assert (first.env_steps, first.best) == (second.env_steps, second.best)

@@ -2,11 +2,24 @@
 
 A replay table holds learning curves recorded by a real search
 (``search_spaces/replay_table.yaml``): one row per configuration x seed x validation point, with
-the validation objective and the seconds that seed had trained. A replayed search runs through
-Ray Tune itself, with the arm's searcher and scheduler: each trial snaps its sampled values to
-the nearest recorded configuration, picks one of its recorded seeds, and "trains" by reporting
-that seed's next recorded point. ASHA and the searchers therefore see what they would have
-seen, with Tune's own concurrency and asynchrony, at a small fraction of the cost.
+the validation objective and the seconds that seed had trained. A replayed search drives the
+arm's own Ray Tune searcher and scheduler objects (built by their registry entries, exactly as a
+search builds them) on a simulated clock: up to ``concurrent`` trials run at once; each snaps its
+sampled values to the nearest recorded configuration, picks one of its recorded seeds, and
+"reports" that seed's recorded points at the recorded training seconds since it started. The
+searcher gets ``suggest``/``on_trial_result``/``on_trial_complete`` and the scheduler
+``on_trial_add``/``on_trial_result``/``on_trial_complete`` in clock order, as Tune's controller
+calls them, so ASHA stops trials at its rungs and model-based searchers suggest from the
+results that would have been in at that moment: asynchrony as the recorded durations make it.
+
+Why not Tune's controller itself: through ``Tuner.fit`` a replayed search of 16 trials costs
+about 11 s here (Tune's per-search setup and event loop, with trials that take no time), so 50
+repetitions of 10 arms would take 1.5 hours, and concurrent trials' results arrive in whatever
+order the event loop sees them, so a repetition cannot be replayed exactly. On the simulated
+clock a search takes well under a second and a seed replays the same trace. Random and grid
+search sample with Tune's own variant generator (``generate_variants``, what Tune's
+``BasicVariantGenerator`` runs). PBT is not replayed: a clone continues another trial's weights,
+which no recorded curve holds.
 
 Snapping: a numeric key goes to the nearest recorded value (in log space for a key searched on a
 log scale), a categorical key must match. The seed of a trial is drawn from the recorded seeds by
@@ -16,19 +29,11 @@ Per arm the benchmark reports, over repetitions, the env steps (all trials toget
 recorded training seconds until the search's best-so-far first reaches each target level, as
 medians with bootstrap intervals, and P(the arm needs fewer env steps than random+FIFO).
 
-Status (issue 28, in progress): through Tune a replayed search costs about 11 s here (Tune's
-per-search setup and per-result loop, not the replay), so 50 repetitions of 10 arms take about
-1.5 hours, not the 30 minutes asked; and Tune delivers concurrent trials' results in whatever
-order its event loop sees them, so a repetition's trace is not exactly reproducible with more
-than one trial at a time. The planned next step drives the same Tune searcher and scheduler
-objects on a simulated clock (each trial's reports at its recorded seconds). PBT is not
-replayed: a clone continues another trial's weights, which no recorded curve holds.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -211,38 +216,6 @@ def _numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-# --------------------------------------------------------------------------- a replayed trial
-@dataclass(frozen=True)
-class ReplaySettings:
-    recorded: Recorded
-    repetition_seed: int
-    stop_env_steps: int
-
-
-def replay_trial(config: dict[str, Any], settings: ReplaySettings) -> None:
-    """Tune function trainable: report the snapped configuration's recorded curve point by point
-    (``objective``, ``env_steps``, ``time_s``), as a real trial would have."""
-    from ray import tune
-
-    recorded = settings.recorded
-    snapped = recorded.snap(config)
-    seed = recorded.seed_for(snapped, settings.repetition_seed, _config_hash(config))
-    steps, objective, seconds = recorded.curves[(snapped, seed)]
-    for i, (s, v, t) in enumerate(zip(steps, objective, seconds, strict=True), 1):
-        if s > settings.stop_env_steps:
-            return
-        tune.report(
-            {
-                "objective": float(v),
-                "env_steps": int(s),
-                "time_s": float(t),
-                "training_iteration_replayed": i,
-                "recorded_config": snapped,
-                "recorded_seed": seed,
-            }
-        )
-
-
 # --------------------------------------------------------------------------- arms and runs
 @dataclass(frozen=True)
 class Arm:
@@ -287,8 +260,7 @@ class ReplayTrace:
         return math.inf, math.inf
 
 
-def _space_file(arm: Arm, recorded: Recorded, num_samples: int, concurrent: int, stop: int,
-                seed: int) -> Any:  # fmt: skip
+def _space_file(arm: Arm, recorded: Recorded, num_samples: int, stop: int, seed: int) -> Any:
     from tune_grid.search.space_file import parse_space
 
     return parse_space(
@@ -298,12 +270,59 @@ def _space_file(arm: Arm, recorded: Recorded, num_samples: int, concurrent: int,
             "search": {**arm.searcher, "seed": seed},
             "scheduler": arm.scheduler,
             "num_samples": num_samples,
-            "max_concurrent_trials": concurrent,
             "stop": {"env_steps": stop},
             "validation": {"oracle": False},
             "evaluation": {"enabled": False},
         }
     )
+
+
+@dataclass
+class _Trial:
+    """What Tune's schedulers read of a trial."""
+
+    trial_id: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class _Variants:
+    """Random and grid search as Tune's BasicVariantGenerator runs them (``generate_variants``
+    over the param space, repeated ``num_samples`` times), behind the Searcher calls."""
+
+    def __init__(self, space: dict[str, Any], seed: int, repeats: int) -> None:
+        from ray.tune.search.variant_generator import generate_variants
+
+        rng = np.random.RandomState(seed)
+        self._configs = iter(
+            [
+                config
+                for _ in range(repeats)
+                for _, config in generate_variants(space, random_state=rng)
+            ]
+        )
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return next(self._configs, None)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        pass
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None) -> None:
+        pass
+
+
+def _searcher(spec: Any, storage_url: str) -> Any:
+    from ray.tune.search import Searcher
+
+    from tune_grid.search.spaces import tune_param_space
+
+    if not spec.search.kind.holds_space and spec.search.algorithm in ("random", "grid"):
+        repeats = spec.num_samples if not spec.search.kind.grid else 1
+        return _Variants(tune_param_space(spec), spec.search.seed, repeats)
+    searcher = spec.search.kind.build(spec, storage_url)
+    if not isinstance(searcher, Searcher):
+        raise ReplayError(f"searcher {spec.search.algorithm}: not a Tune Searcher, cannot replay")
+    return searcher
 
 
 def replay_search(
@@ -315,54 +334,67 @@ def replay_search(
     concurrent: int,
     stop: int,
     seed: int,
-    storage: Path,
 ) -> ReplayTrace:
-    """One search of ``arm`` replayed through Ray Tune (Ray must be running)."""
-    from ray import tune
+    """One search of ``arm`` replayed on the simulated clock (module doc)."""
+    import heapq
 
-    from tune_grid.search.spaces import tune_param_space
+    from ray.tune.schedulers import TrialScheduler
 
-    spec = _space_file(arm, recorded, num_samples, concurrent, stop, seed)
+    spec = _space_file(arm, recorded, num_samples, stop, seed)
+    np.random.seed(seed)  # Tune's ASHA draws its bracket from numpy's global generator
+    searcher = _searcher(spec, "sqlite:///:memory:")
+    scheduler = spec.scheduler.kind.build(spec)
+    scheduler.set_search_properties("objective", "min")
     trace = ReplayTrace(arm.name, repetition)
     totals: dict[str, tuple[int, float]] = {}
+    running: dict[str, tuple[_Trial, tuple[np.ndarray, np.ndarray, np.ndarray], float]] = {}
+    events: list[tuple[float, str, int]] = []
+    count = 0
 
-    class Recorder(tune.Callback):
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
-                            **info: Any) -> None:  # fmt: skip
-            totals[trial.trial_id] = (int(result["env_steps"]), float(result["time_s"]))
-            best = min(trace.best[-1], result["objective"]) if trace.best else result["objective"]
-            trace.env_steps.append(sum(s for s, _ in totals.values()))
-            trace.seconds.append(sum(t for _, t in totals.values()))
-            trace.best.append(float(best))
+    def start(now: float) -> bool:
+        nonlocal count
+        trial_id = f"t{count:05d}"
+        config = searcher.suggest(trial_id)
+        if not isinstance(config, dict):
+            return False
+        count += 1
+        trial = _Trial(trial_id, config)
+        scheduler.on_trial_add(None, trial)
+        snapped = recorded.snap(config)
+        curve = recorded.curves[(snapped, recorded.seed_for(snapped, seed, count))]
+        running[trial_id] = (trial, curve, now)
+        heapq.heappush(events, (now + float(curve[2][0]), trial_id, 0))
+        return True
 
-    space = tune_param_space(spec)
-    if spec.search.kind.holds_space:
-        space = {k: v for k, v in space.items() if k not in spec.space}
-    settings = ReplaySettings(recorded, seed, stop)
-    trainable = tune.with_resources(
-        tune.with_parameters(replay_trial, settings=settings), {"cpu": 1.0 / concurrent}
-    )
-    optuna_url = f"sqlite:///{storage / f'{spec.experiment}.db'}"
-    tuner = tune.Tuner(
-        trainable,
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            metric="objective",
-            mode="min",
-            search_alg=spec.search.kind.build(spec, optuna_url),
-            scheduler=spec.scheduler.kind.build(spec),
-            num_samples=num_samples,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=spec.experiment,
-            storage_path=str(storage),
-            callbacks=[Recorder()],
-            verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
-    tuner.fit()
+    def fill(now: float) -> None:
+        while count < num_samples and len(running) < concurrent and start(now):
+            pass
+
+    fill(0.0)
+    while events:
+        now, trial_id, i = heapq.heappop(events)
+        trial, (steps, objective, seconds), began = running[trial_id]
+        result = {
+            "objective": float(objective[i]),
+            "env_steps": int(steps[i]),
+            "time_s": float(seconds[i]),
+            "training_iteration": i + 1,
+        }
+        totals[trial_id] = (int(steps[i]), float(seconds[i]))
+        best = min(trace.best[-1], result["objective"]) if trace.best else result["objective"]
+        trace.env_steps.append(sum(s for s, _ in totals.values()))
+        trace.seconds.append(sum(t for _, t in totals.values()))
+        trace.best.append(float(best))
+        searcher.on_trial_result(trial_id, result)
+        action = scheduler.on_trial_result(None, trial, result)
+        done = i + 1 >= len(steps) or steps[i] >= stop or steps[i + 1] > stop
+        if action == TrialScheduler.STOP or done:
+            searcher.on_trial_complete(trial_id, result)
+            scheduler.on_trial_complete(None, trial, result)
+            del running[trial_id]
+            fill(now)
+        else:
+            heapq.heappush(events, (began + float(seconds[i + 1]), trial_id, i + 1))
     return trace
 
 
@@ -378,7 +410,6 @@ class ReplayOptions:
     seed: int = 0
     levels: dict[str, float] = field(default_factory=dict)
     """Level name -> target objective; default: the table's own quantiles (see levels_of)."""
-    num_cpus: int | None = None
 
 
 def levels_of(recorded: Recorded) -> dict[str, float]:
@@ -396,7 +427,10 @@ def run_replay_benchmark(
     options: ReplayOptions, print_fn: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Replay every arm ``repetitions`` times; print and return the per-arm table."""
-    import ray
+    for name in ("repetitions", "num_samples", "concurrent"):
+        if getattr(options, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ReplayError(f"{flag} must be >= 1, got {getattr(options, name)}")
 
     recorded = Recorded.of(read_table(options.table))
     stop = max(int(c[0][-1]) for c in recorded.curves.values())
@@ -416,35 +450,28 @@ def run_replay_benchmark(
         f"{len(arms)} arms x {options.repetitions} repetitions of {options.num_samples} trials "
         f"({options.concurrent} at once), ASHA grace {grace:,}"
     )
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level=40)  # fmt: skip (logging.ERROR)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     traces: list[ReplayTrace] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="tune_grid_replay_") as tmp:
-            for arm in arms:
-                start = time.perf_counter()
-                for r in range(options.repetitions):
-                    traces.append(
-                        replay_search(
-                            arm,
-                            recorded,
-                            r,
-                            num_samples=options.num_samples,
-                            concurrent=options.concurrent,
-                            stop=stop,
-                            seed=options.seed + r,
-                            storage=Path(tmp),
-                        )
-                    )
-                print_fn(
-                    f"  {arm.name}: {options.repetitions} repetitions in "
-                    f"{time.perf_counter() - start:.0f} s"
+    for arm in arms:
+        start = time.perf_counter()
+        for r in range(options.repetitions):
+            traces.append(
+                replay_search(
+                    arm,
+                    recorded,
+                    r,
+                    num_samples=options.num_samples,
+                    concurrent=options.concurrent,
+                    stop=stop,
+                    seed=options.seed + r,
                 )
-    finally:
-        if started:
-            ray.shutdown()
+            )
+        print_fn(
+            f"  {arm.name}: {options.repetitions} repetitions in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
     table = summarize_traces(traces, levels)
     print_fn(format_table(table, levels))
     return {"traces": traces, "table": table, "levels": levels}

@@ -52,7 +52,6 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
                 num_samples=args.num_samples or 16,
                 arms=arms,
                 seed=args.seed,
-                num_cpus=args.num_cpus,
             )
         )
         return 0
