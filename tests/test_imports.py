@@ -1,8 +1,10 @@
 """The import graph of tune_grid, read statically from the source: no circles, layers one way.
 
-Every import counts, also those inside functions (a lazy import still ties two modules together)
-and ``importlib.import_module("<literal>")`` calls (packages that load their names lazily); only
-imports under ``if TYPE_CHECKING:`` are left out, since they never run.
+Every import counts: those inside functions (a lazy import still ties two modules together),
+``importlib.import_module("<literal>")`` calls (packages that load their names lazily) and the
+imports under ``if TYPE_CHECKING:`` (a type that needs the other module is a tie as well). The
+only exception is the package's own ``tune_grid/__init__.py``, whose ``TYPE_CHECKING`` block
+names the public API for type checkers and which no module imports.
 """
 
 from __future__ import annotations
@@ -53,16 +55,16 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _walk(node: ast.AST) -> Iterator[ast.AST]:
-    """Every node below ``node`` except the bodies of ``if TYPE_CHECKING:``."""
+def _walk(node: ast.AST, skip_type_checking: bool = False) -> Iterator[ast.AST]:
+    """Every node below ``node`` (without the bodies of ``if TYPE_CHECKING:`` when asked)."""
     for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and _is_type_checking(child):
+        if skip_type_checking and isinstance(child, ast.If) and _is_type_checking(child):
             for other in child.orelse:
                 yield other
-                yield from _walk(other)
+                yield from _walk(other, skip_type_checking)
             continue
         yield child
-        yield from _walk(child)
+        yield from _walk(child, skip_type_checking)
 
 
 def _imported(module: str, path: Path) -> set[str]:
@@ -70,7 +72,7 @@ def _imported(module: str, path: Path) -> set[str]:
     is a module, else pkg)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in _walk(ast.parse(path.read_text())):
+    for node in _walk(ast.parse(path.read_text()), skip_type_checking=module == "tune_grid"):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -29,7 +29,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ray.train._internal.session import _TrainingResult
 from ray.tune import Checkpoint
@@ -38,10 +38,8 @@ from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.pb2 import PB2
 
 from tune_grid.search.distributions import encode_value
+from tune_grid.search.spec_view import SpecView
 from tune_grid.search.trainable import STATE_FILE, TrialState, row_counters, stop_reached
-
-if TYPE_CHECKING:
-    from tune_grid.search.space_file import SpaceFile
 
 CLONE_PREFIX = "pbt_clone_"
 CLONES_KEPT = 2
@@ -62,7 +60,7 @@ class KeepInRange:
         return out
 
 
-def continuous_bounds(spec: SpaceFile) -> dict[str, tuple[float, float]]:
+def continuous_bounds(spec: SpecView) -> dict[str, tuple[float, float]]:
     """``key -> (low, high)`` of every mutated key with a continuous range."""
     out = {}
     for key, param in spec.scheduler.hyperparam_mutations.items():
@@ -71,7 +69,7 @@ def continuous_bounds(spec: SpaceFile) -> dict[str, tuple[float, float]]:
     return out
 
 
-def pbt_mutations(spec: SpaceFile) -> dict[str, Any]:
+def pbt_mutations(spec: SpecView) -> dict[str, Any]:
     """Ray's ``hyperparam_mutations``: a Tune domain for a continuous range (scaled by 0.8 or 1.2,
     or redrawn), the list of values of a discrete one (moved to a neighbouring value)."""
     out: dict[str, Any] = {}
@@ -194,7 +192,7 @@ class LineagePB2(_Lineage, PB2):
     """Ray Tune's PB2 with tune-grid's lineage (see the module)."""
 
 
-def build_pbt(spec: SpaceFile) -> LineagePBT:
+def build_pbt(spec: SpecView) -> LineagePBT:
     """The ``pbt`` scheduler of a validated search file (metric and mode come from Tune)."""
     s = spec.scheduler
     return LineagePBT(
@@ -208,7 +206,7 @@ def build_pbt(spec: SpaceFile) -> LineagePBT:
     )
 
 
-def build_pb2(spec: SpaceFile) -> LineagePB2:
+def build_pb2(spec: SpecView) -> LineagePB2:
     """The ``pb2`` scheduler of a validated search file: every mutated range is continuous."""
     s = spec.scheduler
     bounds = continuous_bounds(spec)

@@ -12,12 +12,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig
-
-if TYPE_CHECKING:
-    from tune_grid.search.space_file import SpaceFile
+from tune_grid.search.spec_view import SpecView
 
 MIB = 1024**2
 GIB = 1024**3
@@ -140,13 +138,13 @@ class TrialResources:
         return out
 
 
-def trial_resources_of(spec: SpaceFile) -> TrialResources:
+def trial_resources_of(spec: SpecView) -> TrialResources:
     """The :class:`TrialResources` of a search file."""
     r = spec.resources_per_trial
     return TrialResources(cpu=r.cpu, gpu=r.gpu, memory_gib=None if r.memory == "auto" else r.memory)
 
 
-def largest_trial(spec: SpaceFile) -> dict[str, float]:
+def largest_trial(spec: SpecView) -> dict[str, float]:
     """The most CPUs and the most memory any trial of ``spec`` requests (each over every
     combination of the candidate values of the searched keys the request depends on)."""
     resources = trial_resources_of(spec)

@@ -2,7 +2,7 @@
 
 An entry says how its settings are checked, how it becomes a Ray Tune scheduler, what it maps to
 in a W&B sweep and how its stops read in the results (:mod:`tune_grid.results.early_stop`). A new
-scheduler is one :func:`register` call, plus its keys in ``SchedulerSettings`` when it takes keys
+scheduler is one :func:`register` call, plus its keys in ``SchedulerView`` when it takes keys
 of its own. The population schedulers (``pbt``, ``pb2``) read ``hyperparam_mutations`` and use the
 ``never`` reading: they replace a trial's weights and hyperparameters instead of stopping it; the
 search file's rules for them across keys are in ``space_file`` (``population=True``).
@@ -16,14 +16,12 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tune_grid.results.early_stop import NEVER, RUNG, StopReading
 from tune_grid.search.rules import RuleBroken
+from tune_grid.search.spec_view import SchedulerView, SpecView
 from tune_grid.training.hyperparams import MUTABLE_KEYS, why_not_mutable
-
-if TYPE_CHECKING:
-    from tune_grid.search.space_file import SchedulerSettings, SpaceFile
 
 
 @dataclass(frozen=True)
@@ -33,11 +31,11 @@ class SchedulerType:
     name: str
     summary: str
     """One line for docs and ``--help``."""
-    check: Callable[[SchedulerSettings], None]
+    check: Callable[[SchedulerView], None]
     """Rules across the scheduler's keys; raises :class:`RuleBroken` (key under ``scheduler``)."""
-    build: Callable[[SpaceFile], Any]
+    build: Callable[[SpecView], Any]
     """The Ray Tune scheduler of a validated search file."""
-    wandb_early_terminate: Callable[[SpaceFile], dict[str, Any] | None]
+    wandb_early_terminate: Callable[[SpecView], dict[str, Any] | None]
     """The W&B sweep's ``early_terminate`` block, or None for none."""
     stops: StopReading
     """What ``stopped_early`` means for its trials."""
@@ -70,14 +68,14 @@ def register(kind: SchedulerType) -> SchedulerType:
 # --- asha ---------------------------------------------------------------------------------------
 
 
-def _check_asha(settings: SchedulerSettings) -> None:
+def _check_asha(settings: SchedulerView) -> None:
     if settings.grace_period > settings.max_t:
         raise RuleBroken(
             "grace_period", f"must be <= max_t ({settings.max_t}), got {settings.grace_period}"
         )
 
 
-def _build_asha(spec: SpaceFile) -> Any:
+def _build_asha(spec: SpecView) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
     s = spec.scheduler
@@ -89,7 +87,7 @@ def _build_asha(spec: SpaceFile) -> Any:
     )
 
 
-def _wandb_hyperband(spec: SpaceFile) -> dict[str, Any]:
+def _wandb_hyperband(spec: SpecView) -> dict[str, Any]:
     """W&B's hyperband counts logged iterations: a grace period in env steps becomes the
     iterations the largest batch needs for it (every trial then gets at least that much)."""
     grace = spec.scheduler.grace_period
@@ -124,7 +122,7 @@ register(
 # --- fifo ---------------------------------------------------------------------------------------
 
 
-def _build_fifo(spec: SpaceFile) -> Any:
+def _build_fifo(spec: SpecView) -> Any:
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
@@ -146,7 +144,7 @@ register(
 # --- pbt, pb2 -----------------------------------------------------------------------------------
 
 
-def _check_population(settings: SchedulerSettings) -> None:
+def _check_population(settings: SchedulerView) -> None:
     if not settings.hyperparam_mutations:
         raise RuleBroken(
             "hyperparam_mutations", f"name at least one key to mutate ({', '.join(MUTABLE_KEYS)})"
@@ -168,7 +166,7 @@ def _check_population(settings: SchedulerSettings) -> None:
         raise RuleBroken("perturbation_interval", "required: env steps between perturbations")
 
 
-def _check_pb2(settings: SchedulerSettings) -> None:
+def _check_pb2(settings: SchedulerView) -> None:
     _check_population(settings)
     if "resample_probability" in settings.model_fields_set:
         raise RuleBroken("resample_probability", "read by pbt only (pb2 picks values by a GP)")
@@ -181,13 +179,13 @@ def _check_pb2(settings: SchedulerSettings) -> None:
             )
 
 
-def _build_pbt(spec: SpaceFile) -> Any:
+def _build_pbt(spec: SpecView) -> Any:
     from tune_grid.search.population import build_pbt
 
     return build_pbt(spec)
 
 
-def _build_pb2(spec: SpaceFile) -> Any:
+def _build_pb2(spec: SpecView) -> Any:
     from tune_grid.search.population import build_pb2
 
     return build_pb2(spec)

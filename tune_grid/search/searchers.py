@@ -14,12 +14,10 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tune_grid.search.rules import RuleBroken
-
-if TYPE_CHECKING:
-    from tune_grid.search.space_file import SpaceFile
+from tune_grid.search.spec_view import SpecView
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class SearcherType:
     name: str
     summary: str
     options: Mapping[str, Option]
-    build: Callable[[SpaceFile, str], Any]
+    build: Callable[[SpecView, str], Any]
     """``(spec, optuna storage URL)`` -> the Tune searcher (Ray imported here)."""
     holds_space: bool
     """True: the searcher defines the searched domains itself (Optuna); Tune's ``param_space``
@@ -95,7 +93,7 @@ def register(kind: SearcherType) -> SearcherType:
     return kind
 
 
-def settings_of(spec: SpaceFile) -> dict[str, Any]:
+def settings_of(spec: SpecView) -> dict[str, Any]:
     """The searcher's options as given, with defaults for the rest (None: library default)."""
     kind = SEARCHERS[spec.search.algorithm]
     return {name: spec.search.options.get(name, o.default) for name, o in kind.options.items()}
@@ -105,7 +103,7 @@ def _given(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _limited(spec: SpaceFile, searcher: Any) -> Any:
+def _limited(spec: SpecView, searcher: Any) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     if spec.max_concurrent_trials:
@@ -116,7 +114,7 @@ def _limited(spec: SpaceFile, searcher: Any) -> Any:
 # --- random and grid: Tune's variant generator --------------------------------------------------
 
 
-def _build_variants(spec: SpaceFile, storage_url: str) -> Any:
+def _build_variants(spec: SpecView, storage_url: str) -> Any:
     from ray.tune.search import BasicVariantGenerator
 
     return BasicVariantGenerator(
@@ -157,12 +155,12 @@ register(
 STARTUP = Option(int, 4, "random trials before the sampler models", minimum=1)
 
 
-def optuna_space(spec: SpaceFile) -> dict[str, Any]:
+def optuna_space(spec: SpecView) -> dict[str, Any]:
     """Searched parameters as Optuna distributions (fixed keys are not part of the study)."""
     return {name: param.kind.optuna_distribution(param) for name, param in spec.space.items()}
 
 
-def _optuna_searcher(spec: SpaceFile, storage_url: str, sampler: Any) -> Any:
+def _optuna_searcher(spec: SpecView, storage_url: str, sampler: Any) -> Any:
     import optuna
 
     from tune_grid.search.resumable_optuna import ResumableOptunaSearch
@@ -179,7 +177,7 @@ def _optuna_searcher(spec: SpaceFile, storage_url: str, sampler: Any) -> Any:
     return _limited(spec, searcher)
 
 
-def _build_tpe(spec: SpaceFile, storage_url: str) -> Any:
+def _build_tpe(spec: SpecView, storage_url: str) -> Any:
     import optuna
 
     options = settings_of(spec)
@@ -191,7 +189,7 @@ def _build_tpe(spec: SpaceFile, storage_url: str) -> Any:
     return _optuna_searcher(spec, storage_url, sampler)
 
 
-def _build_gp(spec: SpaceFile, storage_url: str) -> Any:
+def _build_gp(spec: SpecView, storage_url: str) -> Any:
     import optuna
 
     sampler = optuna.samplers.GPSampler(
@@ -200,7 +198,7 @@ def _build_gp(spec: SpaceFile, storage_url: str) -> Any:
     return _optuna_searcher(spec, storage_url, sampler)
 
 
-def _build_cmaes(spec: SpaceFile, storage_url: str) -> Any:
+def _build_cmaes(spec: SpecView, storage_url: str) -> Any:
     import optuna
 
     options = settings_of(spec)
@@ -266,7 +264,7 @@ register(
 # --- Nevergrad: Tune's wrapper ----------------------------------------------------------------
 
 
-def _build_nevergrad(spec: SpaceFile, storage_url: str) -> Any:
+def _build_nevergrad(spec: SpecView, storage_url: str) -> Any:
     import nevergrad as ng
     import numpy as np
     from ray.tune.search.nevergrad import NevergradSearch
