@@ -173,6 +173,10 @@ def test_every_checkpoint_path_it_prints_evaluates(
     multi = next(p for p in trial_paths.to_pylist() if p)
     result = run_cli("evaluate", multi, "--days", "2")
     assert "seed_0:" in result.stdout  # a search trial's checkpoint evaluates each seed
+    for path in (multi, answer["checkpoints"][0]):
+        result = run_cli("oracle", "--days", "2", "--checkpoint", path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "policy 1" in result.stdout
 
 
 def test_report_shows_the_answer_above_the_fold(
