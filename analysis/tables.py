@@ -447,7 +447,9 @@ def baseline_table(results: Results) -> pd.DataFrame:
     Trial rows: the trial with the best search objective (``best_objective``, as the search ranks
     its trials) among the evaluated ones (the honest pick: it is chosen without the test days),
     the best on the test days (optimistic) and the median over evaluated trials.
-    ``delta_vs_do_nothing`` is cost minus the do-nothing policy's cost (negative is better);
+    ``daily_cost_low``/``_high``: its 95 % interval over the test days (NaN for a median row
+    and for files written before intervals existed). ``delta_vs_do_nothing`` is cost minus the
+    do-nothing policy's cost (negative is better);
     ``trials_beating`` is the fraction of evaluated trials cheaper than that baseline.
     """
     rows: list[dict[str, Any]] = []
@@ -469,6 +471,8 @@ def baseline_table(results: Results) -> pd.DataFrame:
                     "trial_id": "",
                     "days": baselines["days"] if baselines else None,
                     "daily_cost": values["daily_cost"],
+                    "daily_cost_low": values.get("daily_cost_low", math.nan),
+                    "daily_cost_high": values.get("daily_cost_high", math.nan),
                     "safety": values["safety"],
                     "violation_hours": values["violation_hours"],
                     "optimality_gap": math.nan,
@@ -496,6 +500,8 @@ def baseline_table(results: Results) -> pd.DataFrame:
                 "trial_id": "",
                 "days": _median_int(evaluated["test_days"]),
                 "daily_cost": float(np.median(costs)),
+                "daily_cost_low": math.nan,
+                "daily_cost_high": math.nan,
                 "safety": _nanmedian(evaluated["test_safety"]),
                 "violation_hours": _nanmedian(evaluated["test_violation_hours"]),
                 "optimality_gap": _nanmedian(evaluated["test_optimality_gap"]),
@@ -534,6 +540,8 @@ def _trial_row(experiment: str, label: str, row: pd.Series, reference: float) ->
         "trial_id": row["trial_id"],
         "days": int(days) if days is not None and np.isfinite(days) else None,
         "daily_cost": float(row["test_daily_cost"]),
+        "daily_cost_low": float(row.get("test_daily_cost_low", math.nan)),
+        "daily_cost_high": float(row.get("test_daily_cost_high", math.nan)),
         "safety": float(row["test_safety"]),
         "violation_hours": float(row["test_violation_hours"]),
         "optimality_gap": float(row["test_optimality_gap"]),
