@@ -259,6 +259,12 @@ class TrainingFields(_Validated):
     mean and std of the value targets, and GAE reads its denormalized output. Recommended with
     the centralized critic (Yu et al. 2022); off by default so the local critic stays RLlib's
     default module."""
+    initial_log_std: float | None = None
+    """Initial log standard deviation of the Gaussian policy: added to the bias of the policy
+    head's log-std outputs when the module is built. None keeps RLlib's initialization (log-std
+    near 0: std about 1 on actions in [-1, 1], so early actions clip often and the diesel's
+    on/off switch flips at random); -1 starts at std 0.37 (Andrychowicz et al. 2021 found a
+    lower initial std to matter for continuous-control PPO)."""
     lr: float = 5e-5
     """Adam learning rate of policy and value function."""
     train_batch_size: int = 4000
@@ -347,6 +353,11 @@ class RunConfig(EnvConfig, TrainingFields):
             1 <= self.num_epochs <= 100, f"num_epochs must be in [1, 100], got {self.num_epochs}"
         )
         _require(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
+        if self.initial_log_std is not None:
+            _require(
+                -5.0 <= self.initial_log_std <= 2.0,
+                f"initial_log_std must be in [-5, 2] or null, got {self.initial_log_std}",
+            )
         _require(0.0 <= self.lambda_ <= 1.0, f"lambda_ must be in [0, 1], got {self.lambda_}")
         _require(
             0.0 < self.clip_param <= 1.0, f"clip_param must be in (0, 1], got {self.clip_param}"

@@ -38,7 +38,36 @@ VALUE_NORM_KEY = "value_norm"
 """model_config key: whether the module owns a :class:`ValueNormalizer`."""
 
 
-class ValueNormPPOTorchRLModule(DefaultPPOTorchRLModule):
+INITIAL_LOG_STD_KEY = "tune_grid_initial_log_std"
+"""model_config key: the policy's initial log-std (None: RLlib's initialization)."""
+
+
+def shift_initial_log_std(head: torch.nn.Module, value: float | None) -> None:
+    """Add ``value`` to the bias of the log-std half of a Gaussian policy head's last layer
+    (its outputs are ``[means, log_stds]``); None leaves the head as built."""
+    if value is None:
+        return
+    last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    half = last.out_features // 2
+    with torch.no_grad():
+        last.bias[half:] += float(value)
+
+
+class TuneGridPPOTorchRLModule(DefaultPPOTorchRLModule):
+    """RLlib's default PPO module with the policy's initial log-std set
+    (``initial_log_std``); RLlib's own module is used when it is not set."""
+
+    def setup(self) -> None:
+        super().setup()
+        shift_initial_log_std(self.pi, _initial_log_std(self.model_config))
+
+
+def _initial_log_std(config: Any) -> float | None:
+    value = config.get(INITIAL_LOG_STD_KEY) if isinstance(config, dict) else None
+    return None if value is None else float(value)
+
+
+class ValueNormPPOTorchRLModule(TuneGridPPOTorchRLModule):
     """RLlib's default PPO module with MAPPO's value normalization (learner copy only)."""
 
     def setup(self) -> None:
@@ -74,6 +103,7 @@ class CentralizedCriticPPOTorchRLModule(TorchRLModule, ValueFunctionAPI, Inferen
             hidden_layer_activation=activation,
             output_dim=TorchDiagGaussian.required_input_dim(action_space),
         )
+        shift_initial_log_std(self.actor, _initial_log_std(config))
         self.value_normalizer: ValueNormalizer | None = None
         if self.inference_only:
             return

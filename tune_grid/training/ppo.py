@@ -20,8 +20,10 @@ from tune_grid.grid.devices import MICROGRIDS
 from tune_grid.training.callbacks import MicrogridMetricsCallback, set_torch_threads
 from tune_grid.training.critic import (
     CRITIC_AGENTS_KEY,
+    INITIAL_LOG_STD_KEY,
     VALUE_NORM_KEY,
     CentralizedCriticPPOTorchRLModule,
+    TuneGridPPOTorchRLModule,
     ValueNormPPOTorchRLModule,
 )
 from tune_grid.training.global_state import global_observations_connector
@@ -98,14 +100,22 @@ def rollout_fragment_length(run: RunConfig) -> int:
 
 def module_spec(run: RunConfig) -> RLModuleSpec:
     """The RLModuleSpec of every module: RLlib's default PPO module for a local critic without
-    value normalization, else a module of :mod:`tune_grid.training.critic`."""
+    value normalization or an initial log-std, else a module of
+    :mod:`tune_grid.training.critic`."""
+    log_std = {INITIAL_LOG_STD_KEY: run.initial_log_std}
     if run.critic == "centralized":
         return RLModuleSpec(
             module_class=CentralizedCriticPPOTorchRLModule,
-            model_config={CRITIC_AGENTS_KEY: len(MICROGRIDS), VALUE_NORM_KEY: run.value_norm},
+            model_config={
+                CRITIC_AGENTS_KEY: len(MICROGRIDS),
+                VALUE_NORM_KEY: run.value_norm,
+                **log_std,
+            },
         )
     if run.value_norm:
-        return RLModuleSpec(module_class=ValueNormPPOTorchRLModule)
+        return RLModuleSpec(module_class=ValueNormPPOTorchRLModule, model_config=log_std)
+    if run.initial_log_std is not None:
+        return RLModuleSpec(module_class=TuneGridPPOTorchRLModule, model_config=log_std)
     return RLModuleSpec()
 
 
