@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,22 @@ def ray_session() -> Iterator[None]:
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture
+def tiny_run() -> dict[str, Any]:
+    """A copy of the tiny run-config keys (``tests/tiny.py``)."""
+    from tiny import TINY_RUN
+
+    return dict(TINY_RUN)
+
+
+@pytest.fixture
+def tiny_search() -> Callable[..., dict[str, Any]]:
+    """``tiny_search(**changes)``: a tiny search file as a dict (``tests/tiny.py``)."""
+    from tiny import tiny_search as make
+
+    return make
 
 
 def _run_cli(

@@ -3,19 +3,16 @@ during confirmation, resumed, then its answer, report and every printed checkpoi
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from search_cli import cli_env, search_command
+from search_cli import cli_env, kill_search_when, search_command
+from tiny import TINY_RUN
 
 from tune_grid.results.schema import CONFIRM_FILE, TRIALS_FILE, read_results
 
@@ -25,15 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 SPACE: dict[str, Any] = {
     "experiment": "confirmed",
-    "fixed": {
-        "minibatch_size": 32,
-        "num_epochs": 1,
-        "hidden_sizes": [16, 16],
-        "num_env_runners": 0,
-        "num_envs_per_env_runner": 4,
-        "eval_interval": 96,
-        "val_days": 2,
-    },
+    "fixed": dict(TINY_RUN),
     "space": {
         "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},
         "policy_sharing": {"type": "choice", "values": ["shared", "independent"]},
@@ -75,28 +64,13 @@ def resumed_search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     space.write_text(yaml.safe_dump(SPACE))
     storage = tmp / "results"
     results = storage / "confirmed"
-    log = (tmp / "first.log").open("w")
-    proc = subprocess.Popen(
+    kill_search_when(
         search_command(space, storage, "-v", "0"),
-        cwd=tmp,
-        env=cli_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        tmp,
+        lambda: bool(_confirm_rows(results)),
+        timeout=600,
+        what="the first confirmed run",
     )
-    try:
-        deadline = time.monotonic() + 600
-        while not _confirm_rows(results):
-            assert proc.poll() is None, (tmp / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "confirmation did not start in time"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        time.sleep(3)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the Ray processes the killed driver started
-        log.close()
     before = _confirm_rows(results)
     resumed = subprocess.run(
         search_command(space, storage, "-v", "0", "--resume"),

@@ -6,17 +6,11 @@ from typing import Any
 
 import pytest
 import torch
+from tiny import TINY_RUN
 
 from tune_grid.config import ConfigError, RunConfig
 
-TINY: dict[str, Any] = {
-    "train_batch_size": 96,
-    "minibatch_size": 32,
-    "num_epochs": 1,
-    "hidden_sizes": [16, 16],
-    "num_env_runners": 0,
-    "num_envs_per_env_runner": 4,
-}
+TINY: dict[str, Any] = {**TINY_RUN, "train_batch_size": 96}
 
 
 def _dist_inputs(run: RunConfig) -> dict[str, torch.Tensor]:
@@ -50,10 +44,11 @@ def _dist_inputs(run: RunConfig) -> dict[str, torch.Tensor]:
     ],
 )
 def test_the_log_std_starts_shifted_and_the_means_do_not_move(
-    ray_session: None, layout: dict[str, Any]
+    ray_session: None, tiny_run: dict[str, Any], layout: dict[str, Any]
 ) -> None:
-    base = _dist_inputs(RunConfig.from_dict({**TINY, **layout}))
-    shifted = _dist_inputs(RunConfig.from_dict({**TINY, **layout, "initial_log_std": -1.5}))
+    config = {**tiny_run, "train_batch_size": 96, **layout}
+    base = _dist_inputs(RunConfig.from_dict(config))
+    shifted = _dist_inputs(RunConfig.from_dict({**config, "initial_log_std": -1.5}))
     assert base.keys() == shifted.keys()
     for key, inputs in base.items():
         half = inputs.shape[0] // 2

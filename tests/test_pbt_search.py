@@ -4,19 +4,15 @@ draws it, and a driver killed after an exploit resumes without losing or redoing
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from search_cli import cli_env, read_trials, search_command
+from search_cli import cli_env, kill_search_when, read_trials, search_command
 
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
 
@@ -149,28 +145,13 @@ def test_pbt_search_resumes_after_the_driver_is_killed_after_an_exploit(tmp_path
     path.write_text(yaml.safe_dump({**SPACE, "stop": {"env_steps": 8 * BATCH}}))
     storage = tmp_path / "results"
     results = storage / "pbt"
-    log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen(
+    kill_search_when(
         search_command(path, storage),
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        tmp_path,
+        lambda: any(r["exploits"] for r in read_trials(results)),
+        timeout=300,
+        what="an exploit",
     )
-    try:
-        deadline = time.monotonic() + 300
-        while not any(r["exploits"] for r in read_trials(results)):
-            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no exploit in time"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        time.sleep(3)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
     before = read_trials(results)
     assert any(r["status"] != "TERMINATED" for r in before), "killed after the search ended"
 

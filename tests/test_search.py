@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
+from tiny import TINY_RUN
 
 from tune_grid.results.export import export_experiment
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
@@ -21,15 +22,7 @@ pytestmark = pytest.mark.slow
 
 TINY: dict[str, Any] = {
     "experiment": "tiny",
-    "fixed": {
-        "minibatch_size": 32,
-        "num_epochs": 1,
-        "hidden_sizes": [16, 16],
-        "num_env_runners": 0,
-        "num_envs_per_env_runner": 4,
-        "eval_interval": 96,
-        "val_days": 2,
-    },
+    "fixed": dict(TINY_RUN),
     "space": {
         "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},
         "train_batch_size": {"type": "choice", "values": [96, 144]},

@@ -7,17 +7,13 @@ copy of them leaves them (issue 4: the resumed search then silently started a ne
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from search_cli import cli_env, read_trials, search_command
+from search_cli import cli_env, kill_search_when, read_trials, search_command
 
 from tune_grid.results.schema import ITERATIONS_FILE, read_results
 
@@ -83,28 +79,13 @@ def test_resume_after_killing_the_driver(
     space.write_text(yaml.safe_dump(SPACE))
     storage = tmp_path / "results"
     results = storage / "resume"
-    log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen(
+    kill_search_when(
         search_command(space, storage),
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        tmp_path,
+        lambda: ready_to_kill(read_trials(results)),
+        timeout=240,
+        what="the kill moment",
     )
-    try:
-        deadline = time.monotonic() + 240
-        while not ready_to_kill(read_trials(results)):
-            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the kill moment did not come in time"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        time.sleep(3)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # Ray processes the killed driver started
-        log.close()
 
     before = read_trials(results)
     finished_before = {r["trial_id"] for r in before if r["status"] == "TERMINATED"}

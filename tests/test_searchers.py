@@ -9,35 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
+from tiny import tiny_search
 
 from tune_grid.results.schema import TRIALS_FILE, read_results
 from tune_grid.search.searchers import SEARCHERS, Option, SearcherType, register, settings_of
 from tune_grid.search.space_file import SpaceFileError, load_space_file, parse_space
 from tune_grid.search.spaces import SweepError, wandb_sweep
 
-BASE: dict[str, Any] = {
-    "experiment": "s",
-    "fixed": {
-        "minibatch_size": 32,
-        "num_epochs": 1,
-        "hidden_sizes": [16, 16],
-        "num_env_runners": 0,
-        "num_envs_per_env_runner": 4,
-        "train_batch_size": 96,
-        "eval_interval": 96,
-        "val_days": 2,
-    },
-    "space": {
-        "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},
-        "policy_sharing": {"type": "choice", "values": ["shared", "independent"]},
-    },
-    "scheduler": {"type": "fifo"},
-    "num_samples": 2,
-    "max_concurrent_trials": 2,
-    "stop": {"env_steps": 192},
-    "validation": {"oracle": False},
-    "evaluation": {"enabled": False},
-}
+BASE: dict[str, Any] = tiny_search(experiment="s")
 
 
 def test_the_registry_offers_the_searchers_the_docs_name() -> None:
@@ -93,14 +72,16 @@ def test_cli_refuses_an_unknown_searcher_with_exit_2(tmp_path: Path, run_cli: An
     assert not (tmp_path / "r").exists()
 
 
-def test_population_schedulers_take_only_searchers_that_may_feed_them() -> None:
+def test_population_schedulers_take_only_searchers_that_may_feed_them(
+    tiny_search: Any,
+) -> None:
     pbt = {
         "type": "pbt",
         "perturbation_interval": 96,
         "hyperparam_mutations": {"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
     }
     with pytest.raises(SpaceFileError, match="use random, grid, got optuna_gp"):
-        parse_space({**BASE, "scheduler": pbt, "search": {"algorithm": "optuna_gp"}})
+        parse_space(tiny_search(scheduler=pbt, search={"algorithm": "optuna_gp"}))
 
 
 def test_wandb_export_maps_or_refuses_each_searcher() -> None:
