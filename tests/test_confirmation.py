@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from search_cli import cli_env, kill_search_when, search_command
-from tiny import TINY_RUN
+from tiny import tiny_search
 
 from tune_grid.results.schema import CONFIRM_FILE, TRIALS_FILE, read_results
 
@@ -20,22 +20,11 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-SPACE: dict[str, Any] = {
-    "experiment": "confirmed",
-    "fixed": dict(TINY_RUN),
-    "space": {
-        "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-2},
-        "policy_sharing": {"type": "choice", "values": ["shared", "independent"]},
-    },
-    "search": {"algorithm": "random", "seed": 0},
-    "scheduler": {"type": "fifo"},
-    "num_samples": 2,
-    "max_concurrent_trials": 2,
-    "seeds": 1,
-    "stop": {"env_steps": 288},
-    "validation": {"oracle": False},
-    "evaluation": {"top_k": 2, "days": 3, "oracle": False, "mpc": None},
-    "confirm": {
+SPACE: dict[str, Any] = tiny_search(
+    experiment="confirmed",
+    stop={"env_steps": 288},
+    evaluation={"top_k": 2, "days": 3, "oracle": False, "mpc": None},
+    confirm={
         "top_k": 2,
         "seeds": 4,
         "seeds_per_round": 2,
@@ -43,7 +32,7 @@ SPACE: dict[str, Any] = {
         "factors": ["policy_sharing"],
         "tolerance": 0.0,
     },
-}
+)
 
 
 def _confirm_rows(results: Path) -> list[dict[str, Any]]:
