@@ -143,9 +143,16 @@ def test_every_searcher_runs_a_real_two_trial_search(
         space = {"policy_sharing": space["policy_sharing"]}
     options = {"n_startup_trials": 1} if "n_startup_trials" in SEARCHERS[name].options else {}
     path = tmp_path / f"{name}.yaml"
+    grid_once = {"num_samples": 1} if SEARCHERS[name].grid else {}  # one pass: 2 values
     path.write_text(
         yaml.safe_dump(
-            {**BASE, "experiment": name, "space": space, "search": {"algorithm": name, **options}}
+            {
+                **BASE,
+                **grid_once,
+                "experiment": name,
+                "space": space,
+                "search": {"algorithm": name, **options},
+            }
         )
     )
     outcome = run_search(
