@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 
 from tune_grid.config import RunConfig
-from tune_grid.env.day_intervals import mean_interval, paired_difference, seeds_days_interval
+from tune_grid.env.day_intervals import (
+    gap_interval,
+    mean_interval,
+    paired_difference,
+    seeds_days_interval,
+)
 from tune_grid.errors import TuneGridError
 from tune_grid.results.export import TrialRecord, records_from_experiment, write_json
 from tune_grid.results.schema import CONFIRM_COLUMNS, CONFIRM_FILE, read_results, write_results
@@ -319,8 +324,6 @@ class References:
 
 
 def _gap(costs: Sequence[float], frame: Any) -> float:
-    from tune_grid.env.day_intervals import gap_interval
-
     if frame is None:
         return math.nan
     return gap_interval(costs, frame["cost"].to_numpy(float))[0]
@@ -384,15 +387,19 @@ def run_confirmation(
                 run_dir=str(run_dir),
                 days=confirm.days,
             )
-            pending[remote.remote(job)] = (name, state.next_round)
+            pending[remote.remote(job)] = (name, state.next_round, todo)
         print_fn(
             f"confirm: round {state.next_round + 1}/{rules.rounds}: seeds {seeds} for "
             f"{', '.join(state.remaining)} ({len(pending)} tasks)"
         )
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            name, round_index = pending.pop(ready[0])
-            for result in ray.get(ready[0]):
+            name, round_index, job_seeds = pending.pop(ready[0])
+            try:
+                results = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - a lost worker (e.g. out of memory) fails
+                results = [_failed(seed, exc) for seed in job_seeds]  # its runs, not the stage
+            for result in results:
                 row = _row(spec, by_name[name], round_index, result, references)
                 rows.append(row)
                 print_fn(_progress(row))
