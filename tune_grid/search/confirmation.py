@@ -44,12 +44,19 @@ from tune_grid.results.schema import CONFIRM_COLUMNS, CONFIRM_FILE, read_results
 from tune_grid.search.answer import ANSWER_FILE, value_label
 from tune_grid.search.heldout_evaluation import (
     SPLIT,
+    best_value,
     env_group,
     evaluate_policies,
     mpc_policy_name,
     rank_trials,
 )
-from tune_grid.search.racing import RaceRules, RaceState, common_seed_matrices, race
+from tune_grid.search.racing import (
+    RaceRules,
+    RaceState,
+    common_seed_matrices,
+    compare,
+    race,
+)
 from tune_grid.search.space_file import ConfirmSettings, SpaceFile
 
 FRESH_SEED_OFFSET = 10_000
@@ -57,6 +64,8 @@ FRESH_SEED_OFFSET = 10_000
 seeds per trial (``seeds <= 64``), so they never meet."""
 CONFIRM_DIR = "confirm"
 RACING_FILE = "racing.json"
+SEPARATED = {"worse": "separated (worse)", "better": "separated (better)"}
+"""The race's verdicts that are separations, as the answer words them."""
 
 
 class ConfirmError(TuneGridError, RuntimeError):
@@ -79,6 +88,11 @@ class Candidate:
 
     def run_config(self, spec: SpaceFile) -> dict[str, Any]:
         return {**spec.fixed_config(), **self.params}
+
+
+def race_rules(confirm: ConfirmSettings) -> RaceRules:
+    """The race's rules from the ``confirm:`` block."""
+    return RaceRules(confirm.seeds, confirm.seeds_per_round, confirm.confidence, confirm.tolerance)
 
 
 def base_seed(spec: SpaceFile) -> int:
@@ -117,7 +131,7 @@ def build_candidates(
             origin=f"search rank {rank} ({record.trial_id})",
             trial_id=record.trial_id,
             params=params,
-            search_value=_best_objective(record, mode),
+            search_value=best_value(record, mode),
         )
         candidates.append(candidate)
         seen[key] = candidate
@@ -149,14 +163,6 @@ def build_candidates(
     return candidates
 
 
-def _best_objective(record: TrialRecord, mode: str) -> float:
-    values = [row.get("objective") for row in record.rows.values()]
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return math.nan
-    return max(finite) if mode == "max" else min(finite)
-
-
 # --------------------------------------------------------------------------- one Ray task
 @dataclass(frozen=True)
 class ConfirmJob:
@@ -172,18 +178,13 @@ class ConfirmJob:
     days: int
 
 
-def _improved(value: float, best: float | None, mode: str) -> bool:
-    if not math.isfinite(value):
-        return False
-    return best is None or (value > best if mode == "max" else value < best)
-
-
 def run_job(job: ConfirmJob) -> list[dict[str, Any]]:
     """Train the job's seeds in lockstep to the stop, keep each seed's best validation
     checkpoint, score it on the test days; one result per seed (``error`` set if it failed)."""
     from tune_grid.results.early_stop import stop_reached
     from tune_grid.search.trainable import validates_now
     from tune_grid.training.checkpoints import CheckpointMeta, save_checkpoint
+    from tune_grid.training.runner import improved
     from tune_grid.training.seed_group import SeedGroup
 
     runs = [RunConfig.from_dict({**job.config, "seed": seed}) for seed in job.seeds]
@@ -212,7 +213,7 @@ def run_job(job: ConfirmJob) -> list[dict[str, Any]]:
                 validated_at = steps
                 for k, (algo, run) in enumerate(zip(group.algos, runs, strict=True)):
                     value = float({**per_seed[k], **validation[k]}.get(job.metric, math.nan))
-                    if _improved(value, best[k], job.mode):
+                    if improved(value, best[k], job.mode):
                         best[k], best_steps[k] = value, steps
                         meta = CheckpointMeta(
                             run_name=f"confirm_seed{run.seed}",
@@ -349,7 +350,7 @@ def run_confirmation(
     records = records_from_experiment(results_dir)
     candidates = build_candidates(spec, records, mode)
     by_name = {c.name: c for c in candidates}
-    rules = RaceRules(confirm.seeds, confirm.seeds_per_round, confirm.confidence, confirm.tolerance)
+    rules = race_rules(confirm)
     fresh = fresh_seeds(spec)
     rows = read_confirm_rows(results_dir)
     _check_resumed(rows, by_name, results_dir)
@@ -545,26 +546,17 @@ def build_answer(
         if pair is None:
             comparisons.append({"name": other.name, "origin": other.origin, "verdict": "failed"})
             continue
-        difference, low, high = paired_difference(*pair, confidence=confirm.confidence)
-        verdict = (
-            "separated (worse)"
-            if low > 0
-            else "separated (better)"
-            if high < 0
-            else "equivalent"
-            if -confirm.tolerance <= low and high <= confirm.tolerance
-            else "not separated"
-        )
+        comparison = compare(*pair, other.name, winner, race_rules(confirm))
         comparisons.append(
             {
                 "name": other.name,
                 "origin": other.origin,
                 "params": other.params,
-                "seeds": int(pair[0].shape[0]),
-                "difference": difference,
-                "low": low,
-                "high": high,
-                "verdict": verdict,
+                "seeds": comparison.seeds,
+                "difference": comparison.difference,
+                "low": comparison.low,
+                "high": comparison.high,
+                "verdict": SEPARATED.get(comparison.verdict, comparison.verdict),
             }
         )
     factors = _factor_statements(candidates, costs, confirm)
@@ -619,14 +611,13 @@ def _factor_statements(
         if pair is None:
             entry["verdict"] = "failed"
         else:
-            difference, low, high = paired_difference(*pair, confidence=confirm.confidence)
-            separated = low > 0 or high < 0
+            comparison = compare(*pair, variant.name, base.name, race_rules(confirm))
             entry.update(
-                seeds=int(pair[0].shape[0]),
-                difference=difference,
-                low=low,
-                high=high,
-                verdict="separated" if separated else "not separated",
+                seeds=comparison.seeds,
+                difference=comparison.difference,
+                low=comparison.low,
+                high=comparison.high,
+                verdict="separated" if comparison.verdict in SEPARATED else "not separated",
             )
         out.append(entry)
     return out

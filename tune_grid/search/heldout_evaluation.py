@@ -43,7 +43,8 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _best_value(record: TrialRecord, mode: str) -> float:
+def best_value(record: TrialRecord, mode: str) -> float:
+    """A trial's best reported objective in ``mode`` (NaN when it reported none)."""
     values = [row["objective"] for row in record.rows.values()]
     finite = [v for v in values if v is not None and not math.isnan(v)]
     if not finite:
@@ -53,7 +54,7 @@ def _best_value(record: TrialRecord, mode: str) -> float:
 
 def _best_row(record: TrialRecord, mode: str) -> dict[str, Any]:
     """The iteration row of the trial's best objective (the first one reaching it)."""
-    best = _best_value(record, mode)
+    best = best_value(record, mode)
     for iteration in sorted(record.rows):
         if record.rows[iteration]["objective"] == best:
             return dict(record.rows[iteration])
@@ -65,10 +66,10 @@ def rank_trials(records: dict[str, TrialRecord], mode: str) -> list[TrialRecord]
     ranked = [
         r
         for r in records.values()
-        if not math.isnan(_best_value(r, mode)) and best_checkpoint(r, mode)
+        if not math.isnan(best_value(r, mode)) and best_checkpoint(r, mode)
     ]
     sign = -1.0 if mode == "max" else 1.0
-    return sorted(ranked, key=lambda r: (sign * _best_value(r, mode), r.trial_id))
+    return sorted(ranked, key=lambda r: (sign * best_value(r, mode), r.trial_id))
 
 
 def env_group(env_config: dict[str, Any]) -> str:

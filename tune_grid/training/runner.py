@@ -137,7 +137,8 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         ray.init(**ray_init_kwargs(num_cpus))
 
 
-def _improved(value: float, best: float | None, mode: str) -> bool:
+def improved(value: float | None, best: float | None, mode: str) -> bool:
+    """Whether a finite ``value`` beats ``best`` (None: nothing yet) in ``mode``."""
     if value is None or not math.isfinite(value):
         return False
     if best is None:
@@ -263,7 +264,7 @@ def train(
             print_fn(format_progress(metrics))
             logger.log(metrics, step=meta.iteration)
             value = metrics.get(meta.best_metric, math.nan)
-            if _improved(value, meta.best_value, meta.best_mode):
+            if improved(value, meta.best_value, meta.best_mode):
                 meta.best_value, meta.best_iteration = float(value), meta.iteration
                 best_path = save_checkpoint(algo, run_dir / BEST_DIR, meta)
             if options.checkpoint_freq and meta.iteration % options.checkpoint_freq == 0:
