@@ -173,7 +173,7 @@ def read_baselines(path: Path) -> dict[str, Any]:
 
 def read_answer(directory: Path) -> dict[str, Any] | None:
     """The confirmed answer of a search (``answer.json``), None when it had no confirmation."""
-    from tune_grid.search.answer import ANSWER_FILE
+    from tune_grid.search.answer.summary import ANSWER_FILE
 
     path = Path(directory) / ANSWER_FILE
     if not path.exists():

@@ -36,7 +36,7 @@ from analysis.tables import (
     summary_table,
     write_table,
 )
-from tune_grid.search.answer import format_answer
+from tune_grid.search.answer.summary import format_answer
 from tune_grid.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 REPORT_FILE = "report.html"

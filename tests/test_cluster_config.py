@@ -132,8 +132,8 @@ RAY_MEMORY_SHARE = 0.7
 
 def largest_trials() -> dict[str, dict[str, float]]:
     """Per shipped search file: the most CPUs and memory bytes any of its trials asks for."""
-    from tune_grid.search.resources import largest_trial
-    from tune_grid.search.space_file import load_space_file
+    from tune_grid.search.run.resources import largest_trial
+    from tune_grid.search.spec.space_file import load_space_file
 
     return {path.name: largest_trial(load_space_file(path)) for path in SPACES}
 
@@ -198,7 +198,7 @@ def test_every_shipped_space_fits_every_node_type_by_cpu_and_memory() -> None:
 def test_aws_workers_cover_the_full_search() -> None:
     """max_workers of the worker types hold full.yaml's max_concurrent_trials of its largest
     trials (each node as many as its CPUs and its memory both allow)."""
-    from tune_grid.search.space_file import load_space_file
+    from tune_grid.search.spec.space_file import load_space_file
 
     config = load("aws")
     full = load_space_file(REPO_ROOT / "search_spaces" / "full.yaml")
@@ -215,8 +215,8 @@ def test_aws_workers_cover_the_full_search() -> None:
 
 def test_files_state_the_measured_requests() -> None:
     """The figures the cluster files and the guide quote are the model's."""
-    from tune_grid.search.resources import trial_resources_of
-    from tune_grid.search.space_file import load_space_file
+    from tune_grid.search.run.resources import trial_resources_of
+    from tune_grid.search.spec.space_file import load_space_file
 
     full = load_space_file(REPO_ROOT / "search_spaces" / "full.yaml")
     largest = largest_trials()["full.yaml"]["memory"] / GIB

@@ -93,7 +93,7 @@ def test_one_outcome_key_for_the_oracle_the_mpc_and_the_baseline_groups() -> Non
     baselines (the gap of a trial trained at penalty 2 would be taken against penalty 1's
     oracle); configs that differ only in who is rewarded or what agents see must share them."""
     from tune_grid.oracle.core import config_key
-    from tune_grid.search.heldout_evaluation import env_group
+    from tune_grid.search.answer.heldout import env_group
 
     base = EnvConfig(split="test").to_dict()
     for key, value in (("penalty", 2.0), ("cost_scale", 50.0), ("load_scale", 0.9)):

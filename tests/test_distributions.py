@@ -10,10 +10,15 @@ import optuna
 import pytest
 from ray.tune.search.sample import Categorical, Domain
 
-from tune_grid.search import distributions
-from tune_grid.search.distributions import DISTRIBUTIONS, DistributionType, RuleBroken, register
-from tune_grid.search.space_file import SpaceFileError, parse_space
-from tune_grid.search.spaces import optuna_space, tune_param_space, wandb_sweep
+from tune_grid.search.spec import distributions
+from tune_grid.search.spec.distributions import (
+    DISTRIBUTIONS,
+    DistributionType,
+    RuleBroken,
+    register,
+)
+from tune_grid.search.spec.space_file import SpaceFileError, parse_space
+from tune_grid.search.spec.spaces import optuna_space, tune_param_space, wandb_sweep
 
 BATCH_SPACE: dict[str, Any] = {
     "experiment": "pow2",

@@ -145,7 +145,7 @@ def _trial(trial_id: str = "t1") -> SimpleNamespace:
 def test_rewrite_mode_rewrites_after_each_step(tmp_path: Path) -> None:
     """The previous code path (kept for ``bench driver``): events update the records; both
     files are rewritten at the end of Tune's step (after its experiment snapshot)."""
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
     callback = ParquetExportCallback(tmp_path, META, write_mode="rewrite")
     callback.setup()
@@ -165,7 +165,7 @@ def test_parts_mode_appends_only_what_changed(tmp_path: Path) -> None:
     """After the first flush (which writes the two files), a flush writes one pair of part
     files holding only the new rows; the merged view has everything, and a resumed driver
     starts from files plus parts; the end merges and deletes the parts."""
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
     callback = ParquetExportCallback(tmp_path, META, flush_interval_s=0, merge_time_share=1e-9)
     callback.setup()
@@ -216,7 +216,7 @@ def test_parts_mode_appends_only_what_changed(tmp_path: Path) -> None:
 def test_parts_mode_flushes_at_most_every_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tune_grid.search import callbacks as module
+    from tune_grid.search.run import callbacks as module
 
     now = [100.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
@@ -253,7 +253,7 @@ def test_periodic_merge_folds_parts_as_a_rebuild_would(
     files then hold what a rebuild from the driver's records writes (a re-reported iteration
     replaced, not repeated), and the merged parts are gone."""
     from tune_grid.results.parts import merge_parts, parts_through
-    from tune_grid.search import callbacks as module
+    from tune_grid.search.run import callbacks as module
 
     now = [0.0]
     monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
@@ -296,7 +296,7 @@ def test_periodic_merge_folds_parts_as_a_rebuild_would(
 
 
 def test_callback_rejects_bad_settings(tmp_path: Path) -> None:
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
     with pytest.raises(ValueError, match="write_mode must be one of"):
         ParquetExportCallback(tmp_path, META, write_mode="append")  # type: ignore[arg-type]

@@ -28,11 +28,16 @@ LAYERS = {
     "baselines": 2,
     "oracle": 2,
     "training": 3,
+    "evaluation": 3,
     "search": 4,
     "bench": 5,
     "cli": 6,
 }
 """Top-level part -> layer; a module may import its own layer and those below it only."""
+
+SEARCH_LAYERS = {"spec": 0, "run": 1, "answer": 2, "pipeline": 3}
+"""Inside ``tune_grid.search``, by job: the file model, running Tune, the answer after the
+trials, and the pipeline that calls the three in turn."""
 
 
 def _modules() -> dict[str, Path]:
@@ -158,6 +163,30 @@ def test_imports_point_down_the_layers(module: str) -> None:
         if other != "tune_grid" and LAYERS[other.split(".")[1]] > layer
     ]
     assert not upward, f"{module} (layer {layer}) imports higher layers: {upward}"
+
+
+def _search_layer(module: str) -> int | None:
+    parts = module.split(".")
+    return (
+        SEARCH_LAYERS[parts[2]] if parts[:2] == ["tune_grid", "search"] and len(parts) > 2 else None
+    )
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _search_layer(m) is not None))
+def test_search_jobs_point_one_way(module: str) -> None:
+    layer = _search_layer(module)
+    assert layer is not None
+    upward = [other for other in sorted(GRAPH[module]) if (_search_layer(other) or -1) > layer]
+    assert not upward, f"{module} ({layer}) imports later jobs of the search: {upward}"
+
+
+def test_every_search_module_sits_in_a_job() -> None:
+    loose = [
+        m
+        for m in MODULES
+        if m.startswith("tune_grid.search.") and m.split(".")[2] not in SEARCH_LAYERS
+    ]
+    assert not loose, f"modules of tune_grid.search outside {sorted(SEARCH_LAYERS)}: {loose}"
 
 
 LAZY_PACKAGES = [

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from tune_grid.env.evaluation import BEHAVIOUR_COLUMNS
+from tune_grid.evaluation.outcomes import OUTCOMES_FILE, run_outcomes
 from tune_grid.results.schema import TRIALS_FILE, read_results
-from tune_grid.search.outcomes import OUTCOMES_FILE, run_outcomes
-from tune_grid.search.space_file import load_space_file
+from tune_grid.search.spec.space_file import load_space_file
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,8 @@ SPACE = {
 def test_outcomes_of_a_protocol_search(tmp_path: Path) -> None:
     import ray
 
-    from tune_grid.search.tuner import SearchOptions, init_ray, run_search
+    from tune_grid.search.pipeline import run_search
+    from tune_grid.search.run.tuner import SearchOptions, init_ray
 
     space = tmp_path / "proto.yaml"
     space.write_text(yaml.safe_dump(SPACE))

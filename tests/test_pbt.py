@@ -16,8 +16,8 @@ import pytest
 from tune_grid.config import RunConfig
 from tune_grid.results.export import SearchMeta, TrialRecord, build_tables, write_tables
 from tune_grid.results.schema import LINEAGE_COLUMNS, check_table, read_results, with_metadata
-from tune_grid.search.space_file import SpaceFileError, load_space_file, parse_space
-from tune_grid.search.trainable import STATE_FILE, TrialState
+from tune_grid.results.trial_state import STATE_FILE, TrialState
+from tune_grid.search.spec.space_file import SpaceFileError, load_space_file, parse_space
 from tune_grid.training.hyperparams import MUTABLE_KEYS, why_not_mutable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_every_run_key_is_mutable_or_says_why_not() -> None:
 def test_mutated_keys_missing_from_space_start_from_their_range() -> None:
     from ray.tune.search.sample import Float
 
-    from tune_grid.search.tuner import make_reporter, param_space, search_meta
+    from tune_grid.search.run.tuner import make_reporter, param_space, search_meta
 
     spec = parse_space(PBT)
     assert list(spec.initial_space) == ["lr", "clip_param"]
@@ -192,8 +192,8 @@ def test_mutated_keys_missing_from_space_start_from_their_range() -> None:
 def test_the_shipped_file_builds_pbt_and_its_pb2_variant_builds_pb2() -> None:
     from ray.tune.search.sample import Float
 
-    from tune_grid.search.population import LineagePB2, LineagePBT
-    from tune_grid.search.tuner import make_scheduler
+    from tune_grid.search.run.tuner import make_scheduler
+    from tune_grid.search.spec.population import LineagePB2, LineagePBT
 
     spec = load_space_file(REPO / "search_spaces" / "pbt.yaml")
     pbt = make_scheduler(spec)
@@ -211,7 +211,7 @@ def test_the_shipped_file_builds_pbt_and_its_pb2_variant_builds_pb2() -> None:
 
 
 def test_discrete_mutations_move_along_their_values() -> None:
-    from tune_grid.search.population import continuous_bounds, pbt_mutations
+    from tune_grid.search.spec.population import continuous_bounds, pbt_mutations
 
     choice = {"type": "choice", "values": [0.9, 0.95, 0.99]}
     spec = parse_space(_with(scheduler__hyperparam_mutations={"gamma": choice}))
@@ -220,7 +220,7 @@ def test_discrete_mutations_move_along_their_values() -> None:
 
 
 def test_explored_values_stay_in_their_ranges() -> None:
-    from tune_grid.search.population import KeepInRange
+    from tune_grid.search.spec.population import KeepInRange
 
     keep = KeepInRange({"lr": (1e-4, 1e-2), "clip_param": (0.1, 0.4)})
     out = keep({"lr": 1.2e-2, "clip_param": np.float64(0.05), "gamma": 0.99})
@@ -230,7 +230,7 @@ def test_explored_values_stay_in_their_ranges() -> None:
     from ray.tune.schedulers.pbt import _explore
 
     spec = parse_space(PBT)
-    from tune_grid.search.population import build_pbt
+    from tune_grid.search.spec.population import build_pbt
 
     scheduler = build_pbt(spec)
     config = {"lr": 1e-2, "clip_param": 0.4, "train_batch_size": 240}
@@ -265,7 +265,7 @@ def test_no_exploit_restarts_a_trial_with_nothing_left_to_train(
 
     from ray.tune.schedulers import PopulationBasedTraining
 
-    from tune_grid.search.tuner import make_scheduler
+    from tune_grid.search.run.tuner import make_scheduler
 
     exploited: list[tuple[str, list[str]]] = []
 
@@ -310,7 +310,7 @@ def _checkpoint(folder: Path, state: TrialState, weights: bytes) -> Path:
 def test_a_clone_carries_the_donors_weights_and_the_trials_own_counters(tmp_path: Path) -> None:
     from ray.tune import Checkpoint
 
-    from tune_grid.search.population import CLONE_PREFIX, clone_checkpoint
+    from tune_grid.search.spec.population import CLONE_PREFIX, clone_checkpoint
 
     donor_dir = _checkpoint(
         tmp_path / "trial_b" / "checkpoint_000004",
@@ -345,7 +345,7 @@ def test_a_clone_carries_the_donors_weights_and_the_trials_own_counters(tmp_path
 def test_without_its_reported_checkpoint_the_trials_row_gives_the_counters(
     tmp_path: Path,
 ) -> None:
-    from tune_grid.search.population import own_state
+    from tune_grid.search.spec.population import own_state
 
     result = {"iteration": 7, "env_steps": 700, "trial_time_total_s": 3.5, "restores": 2}
     state = own_state(tmp_path, {**result, "exploits": 1, "parent_trial_id": "c"})

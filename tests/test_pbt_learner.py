@@ -80,7 +80,8 @@ def _spy(learner: Any) -> dict[str, list[float]]:
 @pytest.fixture(scope="module")
 def donor(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     """A trial of two seeds after one iteration, saved as the trainable saves it."""
-    from tune_grid.search.trainable import TrialState, _save
+    from tune_grid.results.trial_state import TrialState
+    from tune_grid.search.run.trainable import _save
     from tune_grid.training.seed_group import SeedGroup
 
     group = SeedGroup(_runs(DONOR))
@@ -109,7 +110,7 @@ def test_a_restore_alone_keeps_the_checkpoints_learning_rate(donor: tuple[Path, 
 def test_after_an_exploit_every_seeds_learner_uses_the_new_values(
     donor: tuple[Path, list],
 ) -> None:
-    from tune_grid.search.trainable import _restore
+    from tune_grid.search.run.trainable import _restore
     from tune_grid.training.hyperparams import (
         HP_PREFIX,
         HyperparameterError,

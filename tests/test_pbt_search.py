@@ -117,8 +117,9 @@ def check_lineage(results: Path) -> list[dict[str, Any]]:
 
 def test_pbt_search_clones_checkpoints_and_mutations_reach_the_learners(tmp_path: Path) -> None:
     from analysis.report import build_report
-    from tune_grid.search.space_file import load_space_file
-    from tune_grid.search.tuner import SearchOptions, run_search
+    from tune_grid.search.pipeline import run_search
+    from tune_grid.search.run.tuner import SearchOptions
+    from tune_grid.search.spec.space_file import load_space_file
 
     path = tmp_path / "pbt.yaml"
     path.write_text(yaml.safe_dump(SPACE))

@@ -14,14 +14,14 @@ import yaml
 
 from tune_grid.env.day_intervals import paired_difference, seeds_days_interval
 from tune_grid.results.schema import CONFIRM_COLUMNS, CONFIRM_FILE, ResultsSchemaError
-from tune_grid.search.confirmation import (
+from tune_grid.search.answer.confirmation import (
     fresh_seeds,
     read_confirm_rows,
     search_seeds,
     write_confirm_rows,
 )
-from tune_grid.search.racing import RaceRules, race
-from tune_grid.search.space_file import SpaceFileError, load_space_file, parse_space
+from tune_grid.search.answer.racing import RaceRules, race
+from tune_grid.search.spec.space_file import SpaceFileError, load_space_file, parse_space
 
 DAYS = 30
 RNG = np.random.default_rng(7)

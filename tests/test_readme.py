@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tune_grid.search.space_file import parse_space
+from tune_grid.search.spec.space_file import parse_space
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

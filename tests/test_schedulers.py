@@ -10,10 +10,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from tune_grid.results.early_stop import STOP_READINGS
 from tune_grid.results.export import SearchMeta, TrialRecord, trial_row
-from tune_grid.search.schedulers import SCHEDULERS, SchedulerType, register
-from tune_grid.search.space_file import SpaceFileError, parse_space
-from tune_grid.search.spaces import wandb_sweep
-from tune_grid.search.tuner import make_scheduler, search_meta
+from tune_grid.search.run.tuner import make_scheduler, search_meta
+from tune_grid.search.spec.schedulers import SCHEDULERS, SchedulerType, register
+from tune_grid.search.spec.space_file import SpaceFileError, parse_space
+from tune_grid.search.spec.spaces import wandb_sweep
 
 SPACE: dict[str, Any] = {
     "experiment": "sched",

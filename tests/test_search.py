@@ -16,7 +16,7 @@ from tiny import TINY_RUN
 
 from tune_grid.results.export import export_experiment
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
-from tune_grid.search.space_file import load_space_file
+from tune_grid.search.spec.space_file import load_space_file
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def write_space(tmp_path: Path, **changes: Any) -> Path:
 def local_ray() -> Iterator[None]:
     import ray
 
-    from tune_grid.search.tuner import SearchOptions, init_ray
+    from tune_grid.search.run.tuner import SearchOptions, init_ray
 
     init_ray(SearchOptions(num_cpus=2))
     yield
@@ -65,7 +65,8 @@ def local_ray() -> Iterator[None]:
 
 
 def _search(path: Path, storage: Path, **options: Any) -> Any:
-    from tune_grid.search.tuner import SearchOptions, run_search
+    from tune_grid.search.pipeline import run_search
+    from tune_grid.search.run.tuner import SearchOptions
 
     return run_search(
         load_space_file(path), SearchOptions(storage=str(storage), **options), space_path=path
@@ -131,7 +132,7 @@ def test_optuna_asha_multiseed_search_exports_parquet(local_ray: None, tmp_path:
     assert [(results / f).read_bytes() for f in (TRIALS_FILE, ITERATIONS_FILE)] == written
 
     # A second fresh start into the same folder is refused (no results overwritten).
-    from tune_grid.search.tuner import SearchError
+    from tune_grid.search.run.tuner import SearchError
 
     with pytest.raises(SearchError, match="--resume"):
         _search(path, tmp_path / "results")
@@ -165,7 +166,7 @@ def test_failed_trial_recovers_from_its_checkpoint(
 
 
 def test_bench_search_smoke(local_ray: None, tmp_path: Path) -> None:
-    from tune_grid.search.bench import BenchOptions, run_search_benchmark
+    from tune_grid.bench.search import BenchOptions, run_search_benchmark
 
     lines: list[str] = []
     report = run_search_benchmark(

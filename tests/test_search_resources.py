@@ -1,4 +1,4 @@
-"""What a trial asks Ray for (tune_grid.search.resources): CPUs, GPUs and a measured memory
+"""What a trial asks Ray for (tune_grid.search.run.resources): CPUs, GPUs and a measured memory
 model, as the placement-group bundles Tune reserves."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tune_grid.search.resources import (
+from tune_grid.search.run.resources import (
     GIB,
     MEASURED,
     TrialResources,
@@ -16,7 +16,7 @@ from tune_grid.search.resources import (
     run_config_of,
     trial_resources_of,
 )
-from tune_grid.search.space_file import SpaceFileError, load_space_file, parse_space
+from tune_grid.search.spec.space_file import SpaceFileError, load_space_file, parse_space
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"train_batch_size": 1920, "hidden_sizes": [64, 64], "policy_sharing": "shared"}
@@ -73,7 +73,7 @@ def test_explicit_memory_is_the_whole_trials() -> None:
 
 
 def test_trial_resources_is_tunes_placement_group() -> None:
-    from tune_grid.search.tuner import trial_resources
+    from tune_grid.search.run.tuner import trial_resources
 
     factory = trial_resources({**LOCAL, **SMALL, "lr": 1e-3}, TrialResources(), seeds=3)
     assert factory.bundles == [{"CPU": 1.0, "memory": float(memory_of(SMALL, 3))}]

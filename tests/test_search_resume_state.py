@@ -11,7 +11,7 @@ import pytest
 
 from tune_grid.results.export import SearchMeta, TrialRecord, merge_records
 from tune_grid.results.schema import TRIALS_FILE, read_results
-from tune_grid.search.resume_state import (
+from tune_grid.search.run.resume_state import (
     DISCARDED_DIR,
     SNAPSHOT_FILE,
     ResumeStateError,
@@ -126,8 +126,8 @@ def test_repair_prefers_the_snapshot_to_a_copy_that_mixes_two_saves(tmp_path: Pa
 
 
 def test_a_failed_snapshot_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tune_grid.search import resume_state
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run import resume_state
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
     staging = tmp_path / "staging"
     _write_state(staging, SESSION, 2, ["t1"])
@@ -177,7 +177,7 @@ def test_repair_without_snapshot_uses_the_newest_complete_session(tmp_path: Path
 
 
 def test_callback_snapshots_before_writing_parquet(tmp_path: Path) -> None:
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
     staging = tmp_path / "staging"
     _write_state(staging, SESSION, 2, ["t1"])
@@ -236,7 +236,7 @@ def test_final_export_merges_into_existing_files(tmp_path: Path) -> None:
 def test_optuna_orphans_are_closed_on_restore(tmp_path: Path) -> None:
     import optuna
 
-    from tune_grid.search.resumable_optuna import ResumableOptunaSearch
+    from tune_grid.search.spec.resumable_optuna import ResumableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"

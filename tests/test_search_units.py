@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tune_grid.results.early_stop import stop_reached
-from tune_grid.search.bench import (
+from tune_grid.bench.search import (
     FULL,
     BenchOptions,
     SearchTrace,
@@ -17,9 +16,10 @@ from tune_grid.search.bench import (
     summarize,
     trace_rows,
 )
-from tune_grid.search.space_file import parse_space
-from tune_grid.search.trainable import aggregate, aggregate_validation, with_objective
-from tune_grid.search.tuner import SearchError, has_experiment, num_samples, resolve_paths
+from tune_grid.results.early_stop import stop_reached
+from tune_grid.search.run.trainable import aggregate, aggregate_validation, with_objective
+from tune_grid.search.run.tuner import SearchError, has_experiment, num_samples, resolve_paths
+from tune_grid.search.spec.space_file import parse_space
 
 SPEC = parse_space(
     {"experiment": "paths", "space": {"share_reward": {"type": "bool"}}, "storage": "out"}

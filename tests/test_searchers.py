@@ -12,9 +12,9 @@ import yaml
 from tiny import tiny_search
 
 from tune_grid.results.schema import TRIALS_FILE, read_results
-from tune_grid.search.searchers import SEARCHERS, Option, SearcherType, register, settings_of
-from tune_grid.search.space_file import SpaceFileError, load_space_file, parse_space
-from tune_grid.search.spaces import SweepError, wandb_sweep
+from tune_grid.search.spec.searchers import SEARCHERS, Option, SearcherType, register, settings_of
+from tune_grid.search.spec.space_file import SpaceFileError, load_space_file, parse_space
+from tune_grid.search.spec.spaces import SweepError, wandb_sweep
 
 BASE: dict[str, Any] = tiny_search(experiment="s")
 
@@ -124,7 +124,7 @@ def test_a_new_searcher_is_one_entry() -> None:
 def local_ray() -> Iterator[None]:
     import ray
 
-    from tune_grid.search.tuner import SearchOptions, init_ray
+    from tune_grid.search.run.tuner import SearchOptions, init_ray
 
     init_ray(SearchOptions(num_cpus=2))
     yield
@@ -136,7 +136,8 @@ def local_ray() -> Iterator[None]:
 def test_every_searcher_runs_a_real_two_trial_search(
     local_ray: None, tmp_path: Path, name: str
 ) -> None:
-    from tune_grid.search.tuner import SearchOptions, run_search
+    from tune_grid.search.pipeline import run_search
+    from tune_grid.search.run.tuner import SearchOptions
 
     space = dict(BASE["space"])
     if SEARCHERS[name].grid:

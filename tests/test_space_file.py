@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tune_grid.config import RunConfig
-from tune_grid.search.space_file import SpaceFileError, load_space_file, parse_space
+from tune_grid.search.spec.space_file import SpaceFileError, load_space_file, parse_space
 
 REPO = Path(__file__).resolve().parents[1]
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tune_grid.config import RunConfig
-from tune_grid.search.space_file import parse_space
-from tune_grid.search.spaces import (
+from tune_grid.search.spec.space_file import parse_space
+from tune_grid.search.spec.spaces import (
     encode_value,
     optuna_space,
     tune_param_space,

@@ -250,7 +250,7 @@ def test_corrupt_checkpoint_state_is_a_checkpoint_error(
 def test_plain_rllib_checkpoint_evaluates_with_a_run_config(trained, tmp_path: Path) -> None:  # noqa: ANN001
     import shutil
 
-    from tune_grid.training.checkpoint_evaluation import evaluate_checkpoint
+    from tune_grid.evaluation.checkpoints import evaluate_checkpoint
     from tune_grid.training.checkpoints import CheckpointError, read_meta
     from tune_grid.training.policy import TrainedPolicy
 

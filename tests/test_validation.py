@@ -16,7 +16,7 @@ from tune_grid.config import RunConfig
 from tune_grid.env.evaluation import roll_days, run_day
 from tune_grid.grid.data import split_profiles
 from tune_grid.grid.devices import MICROGRIDS
-from tune_grid.search.space_file import SpaceFileError, parse_space
+from tune_grid.search.spec.space_file import SpaceFileError, parse_space
 from tune_grid.training.validation import Validator, due, validation_days
 
 SMALL_RUN = {

@@ -2,7 +2,7 @@
 
 A synthetic search on a local Ray: ``trials`` trials of a trivial function trainable that reports
 the real result keys of a ``seeds``-seed trial (built by the real trainable's
-:func:`~tune_grid.search.trainable.aggregate`) for ``iterations`` iterations, with a small
+:func:`~tune_grid.search.run.trainable.aggregate`) for ``iterations`` iterations, with a small
 checkpoint where the real trainable makes one (at each validation, every ``eval_interval`` env
 steps of the space file, and at the last iteration; every iteration with
 ``--checkpoint-every-iteration``, as under PBT; Tune's checkpoint bookkeeping, 2 kept), a
@@ -52,7 +52,7 @@ from tune_grid.results.parts import WRITE_MODES, write_mode
 from tune_grid.results.schema import METRIC_NAMES
 
 if TYPE_CHECKING:  # the callback imports Ray; the CLI builds this parser without it
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FULL_SPACE = REPO_ROOT / "search_spaces" / "full.yaml"
@@ -126,8 +126,8 @@ def synthetic_trial(config: dict[str, Any], settings: SyntheticSettings) -> None
 
     from ray import tune
 
-    from tune_grid.search.trainable import (
-        STATE_FILE,
+    from tune_grid.results.trial_state import STATE_FILE
+    from tune_grid.search.run.trainable import (
         aggregate,
         aggregate_validation,
         validates_now,
@@ -271,7 +271,7 @@ class DriverMeter:
 
 def timed_export_callback(meter: DriverMeter) -> type[ParquetExportCallback]:
     """A :class:`ParquetExportCallback` whose hooks add their wall time to ``meter.export_s``."""
-    from tune_grid.search.callbacks import ParquetExportCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback
 
     def timed(name: str) -> Callable[..., None]:
         method = getattr(ParquetExportCallback, name)
@@ -413,9 +413,9 @@ def run_arm(mode: str, options: DriverBenchOptions, storage: Path) -> ArmResult:
     from ray import tune
 
     from tune_grid.results.parts import read_merged
-    from tune_grid.search.space_file import load_space_file
-    from tune_grid.search.spaces import tune_param_space
-    from tune_grid.search.tuner import configure_tune_env, search_meta
+    from tune_grid.search.run.tuner import configure_tune_env, search_meta
+    from tune_grid.search.spec.space_file import load_space_file
+    from tune_grid.search.spec.spaces import tune_param_space
 
     spec = load_space_file(FULL_SPACE)
     configure_tune_env(spec.export.tune_state_period)
@@ -584,7 +584,7 @@ def run_driver_benchmark(
     """Run every arm on one local Ray (``concurrency`` logical CPUs) and print the table."""
     import ray
 
-    from tune_grid.search.tuner import SearchOptions, init_ray
+    from tune_grid.search.run.tuner import SearchOptions, init_ray
 
     options = (options or DriverBenchOptions()).validate()
     own_storage = options.storage is None

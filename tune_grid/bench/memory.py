@@ -1,11 +1,11 @@
 """``tune-grid bench memory``: peak memory of one trial process, measured, next to the request.
 
 Each configuration runs in a fresh Python process that does what a search trial's process does
-(:func:`tune_grid.search.trainable.train_trial`): import Ray, RLlib and tune-grid, build one PPO
+(:func:`tune_grid.search.run.trainable.train_trial`): import Ray, RLlib and tune-grid, build one PPO
 algorithm per seed (envs sampled in the process, ``num_env_runners: 0``), train each for
 ``iterations`` iterations and save one checkpoint of all seeds. The process's peak resident set
 size (``getrusage(RUSAGE_SELF).ru_maxrss``) is printed next to the memory a trial of that
-configuration requests from Ray (:data:`tune_grid.search.resources.MEASURED`), which must be at
+configuration requests from Ray (:data:`tune_grid.search.run.resources.MEASURED`), which must be at
 least as large.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tune_grid.config import ConfigError
-from tune_grid.search.resources import MEASURED, run_config_of
+from tune_grid.search.run.resources import MEASURED, run_config_of
 
 GIB = 1024**3
 _PROBE = textwrap.dedent(

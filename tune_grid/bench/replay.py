@@ -261,7 +261,7 @@ class ReplayTrace:
 
 
 def _space_file(arm: Arm, recorded: Recorded, num_samples: int, stop: int, seed: int) -> Any:
-    from tune_grid.search.space_file import parse_space
+    from tune_grid.search.spec.space_file import parse_space
 
     return parse_space(
         {
@@ -314,7 +314,7 @@ class _Variants:
 def _searcher(spec: Any, storage_url: str) -> Any:
     from ray.tune.search import Searcher
 
-    from tune_grid.search.spaces import tune_param_space
+    from tune_grid.search.spec.spaces import tune_param_space
 
     if not spec.search.kind.holds_space and spec.search.algorithm in ("random", "grid"):
         repeats = spec.num_samples if not spec.search.kind.grid else 1

@@ -55,7 +55,7 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from tune_grid.search.bench import BenchOptions, run_search_benchmark
+    from tune_grid.bench.search import BenchOptions, run_search_benchmark
 
     options = BenchOptions(
         repetitions=args.repetitions,

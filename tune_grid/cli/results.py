@@ -36,7 +36,7 @@ def add_report_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run_outcomes_command(args: argparse.Namespace) -> int:
     """What each trial's trained policies do on test days, grouped by searched parameters."""
-    from tune_grid.search.outcomes import run_outcomes
+    from tune_grid.evaluation.outcomes import run_outcomes
 
     by = [name.strip() for name in args.by.split(",") if name.strip()]
     if not by:

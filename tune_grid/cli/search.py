@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tune_grid.cli.common import Subparsers
 from tune_grid.config import ConfigError
-from tune_grid.search.answer import ANSWER_FILE, format_answer
+from tune_grid.search.answer.summary import ANSWER_FILE, format_answer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART_SPACE = REPO_ROOT / "search_spaces" / "quickstart.yaml"
@@ -20,8 +20,9 @@ QUICKSTART_SPACE = REPO_ROOT / "search_spaces" / "quickstart.yaml"
 # ------------------------------------------------------------------------------------ search
 def run_search_command(args: argparse.Namespace) -> int:
     """Validate the file (before Ray starts), then run or resume the search."""
-    from tune_grid.search.space_file import load_space_file
-    from tune_grid.search.tuner import SearchOptions, run_search
+    from tune_grid.search.pipeline import run_search
+    from tune_grid.search.run.tuner import SearchOptions
+    from tune_grid.search.spec.space_file import load_space_file
 
     spec = load_space_file(args.space)
     if args.wandb:
@@ -129,8 +130,8 @@ def run_wandb_sweep_command(args: argparse.Namespace) -> int:
     """Print (or write) the W&B sweep configuration equivalent to a search file."""
     import yaml
 
-    from tune_grid.search.space_file import load_space_file
-    from tune_grid.search.spaces import wandb_sweep
+    from tune_grid.search.spec.space_file import load_space_file
+    from tune_grid.search.spec.spaces import wandb_sweep
 
     spec = load_space_file(args.space)
     text = yaml.safe_dump(wandb_sweep(spec), sort_keys=False)
@@ -179,7 +180,7 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
     code = run_search_command(search_args)
     if code != 0:
         return code
-    from tune_grid.search.space_file import load_space_file
+    from tune_grid.search.spec.space_file import load_space_file
 
     experiment = load_space_file(QUICKSTART_SPACE).experiment
     code = run_report_command(argparse.Namespace(results=[str(storage / experiment)], out=None))

@@ -200,7 +200,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tune_grid.training.checkpoints import policy_checkpoints
 
     paths = policy_checkpoints(args.checkpoint)
-    from tune_grid.training.checkpoint_evaluation import (
+    from tune_grid.evaluation.checkpoints import (
         EVALUATION_FILE,
         evaluate_checkpoint,
         format_table,

@@ -1,7 +1,7 @@
 """What ``stopped_early`` means in ``trials.parquet``: one reading per kind of trial scheduler.
 
-Each scheduler of :data:`tune_grid.search.schedulers.SCHEDULERS` names its reading; the exporter
-writes ``stopped_early`` with it and the search folder's ``search.json`` records its name
+Each scheduler of :data:`tune_grid.search.spec.schedulers.SCHEDULERS` names its reading; the
+exporter writes ``stopped_early`` with it and the search folder's ``search.json`` records its name
 (``early_stop``). Analysis prices early stopping (``analysis/early_stopping.py``) by running every
 early-stopped trial on to the iteration bound, which is right for every reading whose scheduler
 ends trials. Dependency-free, like the schema module.

@@ -168,7 +168,7 @@ CONFIRM_COLUMNS: dict[str, pa.DataType] = {
     "error": pa.string(),  # null, or why the run failed (then the test columns are NaN)
 }
 """``confirm.parquet``: one row per confirmed run (configuration x fresh seed), see
-:mod:`tune_grid.search.confirmation`."""
+:mod:`tune_grid.search.answer.confirmation`."""
 
 LINEAGE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     "trials": {

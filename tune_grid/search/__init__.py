@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tune_grid.search.space_file import SpaceFile, SpaceFileError, load_space_file, parse_space
-from tune_grid.search.spaces import optuna_space, tune_param_space, wandb_sweep
+from tune_grid.search.spec.space_file import SpaceFile, SpaceFileError, load_space_file, parse_space
+from tune_grid.search.spec.spaces import optuna_space, tune_param_space, wandb_sweep
 
 __all__ = [
     "SearchOptions",
@@ -28,8 +28,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run_search", "SearchOptions"):
-        from tune_grid.search import tuner
+    if name == "run_search":
+        from tune_grid.search.pipeline import run_search
 
-        return getattr(tuner, name)
+        return run_search
+    if name == "SearchOptions":
+        from tune_grid.search.run.tuner import SearchOptions
+
+        return SearchOptions
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ The search layer uses:
 * :func:`build_ppo_config` (the one RunConfig -> PPOConfig mapping), after
   :func:`register_rllib_env`,
 * :func:`iteration_metrics` (an RLlib result -> tune-grid metric names),
-* :func:`evaluate_checkpoint` / :class:`TrainedPolicy` (held-out evaluation),
+* :class:`TrainedPolicy` (a checkpoint as a policy, for evaluation),
 * :func:`train` with :class:`TrainOptions` (the ``tune-grid train`` loop).
 """
 
@@ -20,8 +20,6 @@ _EXPORTS = {
     "CheckpointError": "checkpoints",
     "CheckpointMeta": "checkpoints",
     "read_meta": "checkpoints",
-    "evaluate_checkpoint": "checkpoint_evaluation",
-    "format_table": "checkpoint_evaluation",
     "iteration_metrics": "metrics",
     "TrainedPolicy": "policy",
     "SHARED_MODULE_ID": "ppo",
@@ -54,8 +52,6 @@ __all__ = [
     "TrainedPolicy",
     "build_ppo_config",
     "env_creator",
-    "evaluate_checkpoint",
-    "format_table",
     "iteration_metrics",
     "module_ids",
     "read_meta",

@@ -296,7 +296,7 @@ def train(
 
     evaluation = None
     if options.eval_days != 0:
-        from tune_grid.training.checkpoint_evaluation import evaluate_checkpoint, format_table
+        from tune_grid.evaluation.checkpoints import evaluate_checkpoint, format_table
 
         try:
             evaluation = evaluate_checkpoint(

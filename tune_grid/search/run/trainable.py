@@ -20,7 +20,7 @@ After every restore the run's optimizer and loss settings are written into each 
 a trial from another trial's checkpoint under new values, which RLlib's restore would override.
 Every row carries the values read back from the learners (``hp/<key>``) and the trial's lineage
 (``exploits``, ``parent_trial_id``, ``parent_iteration``; set in the checkpoint a population
-scheduler clones, see :mod:`tune_grid.search.population`).
+scheduler clones, see :mod:`tune_grid.search.spec.population`).
 
 The trainable enforces the ``stop`` conditions itself, so a trial restored from a checkpoint that
 already met them ends at once instead of training again.
@@ -40,8 +40,8 @@ from typing import Any
 from tune_grid.config import RunConfig
 from tune_grid.results.early_stop import stop_reached
 from tune_grid.results.schema import TRAINING_METRIC_NAMES, VALIDATION_METRIC_NAMES
+from tune_grid.results.trial_state import STATE_FILE, TrialState, is_nan, json_safe
 
-STATE_FILE = "trial_state.json"
 FAIL_ONCE_ENV = "TUNE_GRID_TEST_FAIL_ONCE"
 """Test hook: ``<marker file>:<iteration>`` makes each trial that reaches that iteration raise
 once (the first one to create the marker file), to exercise retry-from-checkpoint."""
@@ -71,96 +71,9 @@ class TrialSettings:
         return self.oracle.get(config_key(run.env_config()), {})
 
 
-@dataclass
-class TrialState:
-    """Counters carried across restores; saved as ``trial_state.json`` in each checkpoint."""
-
-    iteration: int = 0
-    env_steps: int = 0
-    time_total_s: float = 0.0
-    restores: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    validation: dict[str, Any] = field(default_factory=dict)
-    """The latest validation's row values (``val_*``, per seed, ``val_env_steps``)."""
-    exploits: int = 0
-    """How often a population scheduler replaced this trial's weights by another trial's."""
-    parent_trial_id: str | None = None
-    """The trial whose checkpoint the last exploit cloned (None: never exploited)."""
-    parent_iteration: int | None = None
-    """That checkpoint's iteration in the parent trial."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "time_total_s": self.time_total_s,
-            "restores": self.restores,
-            "history": self.history,
-            "validation": _json_safe(self.validation),
-            **self.lineage(),
-        }
-
-    def lineage(self) -> dict[str, Any]:
-        """The lineage columns of every reported row."""
-        return {
-            "exploits": self.exploits,
-            "parent_trial_id": self.parent_trial_id,
-            "parent_iteration": self.parent_iteration,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrialState:
-        return cls(
-            iteration=int(data["iteration"]),
-            env_steps=int(data["env_steps"]),
-            time_total_s=float(data["time_total_s"]),
-            restores=int(data.get("restores", 0)),
-            history=list(data.get("history", [])),
-            validation=_from_json(dict(data.get("validation", {}))),
-            exploits=int(data.get("exploits", 0)),
-            parent_trial_id=data.get("parent_trial_id"),
-            parent_iteration=data.get("parent_iteration"),
-        )
-
-    @property
-    def validated_at(self) -> int | None:
-        """Env steps of the latest validation (None before the first)."""
-        value = self.validation.get("val_env_steps")
-        return None if value is None else int(value)
-
-
-def _isnan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not _isnan(v)]
+    finite = [v for v in values if not is_nan(v)]
     return sum(finite) / len(finite) if finite else math.nan
-
-
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            out[key] = None
-        elif isinstance(value, list):
-            out[key] = [None if _isnan(v) else v for v in value]
-        else:
-            out[key] = value
-    return out
-
-
-def _from_json(row: dict[str, Any]) -> dict[str, Any]:
-    """Undo :func:`_json_safe` (None back to NaN)."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if value is None:
-            out[key] = math.nan
-        elif isinstance(value, list):
-            out[key] = [math.nan if v is None else v for v in value]
-        else:
-            out[key] = value
-    return out
 
 
 def _seed_means(per_seed: list[dict[str, float]], names: tuple[str, ...]) -> dict[str, Any]:
@@ -178,7 +91,7 @@ def aggregate(per_seed: list[dict[str, float]]) -> dict[str, Any]:
     row["env_steps_this_iter"] = int(sum(int(m["env_steps_this_iter"]) for m in per_seed))
     row["episodes"] = int(sum(int(m["episodes"]) for m in per_seed))
     for timer in ("timers/sample_s", "timers/learn_s"):
-        row[timer] = float(sum(m[timer] for m in per_seed if not _isnan(m[timer])))
+        row[timer] = float(sum(m[timer] for m in per_seed if not is_nan(m[timer])))
     return row
 
 
@@ -326,7 +239,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 **state.lineage(),
                 **hyperparameter_columns(group.algos),
             )
-            state.history.append(_json_safe(row))
+            state.history.append(json_safe(row))
             if validate:
                 with tempfile.TemporaryDirectory(prefix="tune_grid_ckpt_") as tmp:
                     _save(Path(tmp), group, state, trial_id, per_seed)
@@ -337,15 +250,6 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 return
     finally:
         group.stop()
-
-
-def row_counters(row: dict[str, Any]) -> dict[str, float]:
-    """The stop counters of a reported row (as :func:`stop_reached` reads them)."""
-    return {
-        "iteration": row.get("iteration", math.nan),
-        "env_steps": row.get("env_steps", math.nan),
-        "time_total_s": row.get("trial_time_total_s", math.nan),
-    }
 
 
 def _counters(state: TrialState, pending_s: float = 0.0) -> dict[str, float]:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tune_grid.search.rules import RuleBroken
-from tune_grid.search.spec_view import SpecView
+from tune_grid.search.spec.rules import RuleBroken
+from tune_grid.search.spec.view import SpecView
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def optuna_space(spec: SpecView) -> dict[str, Any]:
 def _optuna_searcher(spec: SpecView, storage_url: str, sampler: Any) -> Any:
     import optuna
 
-    from tune_grid.search.resumable_optuna import ResumableOptunaSearch
+    from tune_grid.search.spec.resumable_optuna import ResumableOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = ResumableOptunaSearch(

@@ -33,8 +33,8 @@ from typing import Any
 
 from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
-from tune_grid.search.searchers import SEARCHERS
-from tune_grid.search.space_file import SpaceFile, checkpoints_for, parse_space
+from tune_grid.search.spec.searchers import SEARCHERS
+from tune_grid.search.spec.space_file import SpaceFile, checkpoints_for, parse_space
 
 ARMS = {
     "optuna_asha": ("optuna", "asha"),
@@ -498,7 +498,8 @@ def run_search_benchmark(
     """Run the chosen arms ``repetitions`` times on one local Ray and print the comparison."""
     import ray
 
-    from tune_grid.search.tuner import SearchOptions, init_ray, run_search
+    from tune_grid.search.pipeline import run_search
+    from tune_grid.search.run.tuner import SearchOptions, init_ray
 
     options = options or BenchOptions()
     repetitions = 1 if options.smoke else options.repetitions

@@ -4,7 +4,7 @@ Layout of ``<storage>/<experiment>/`` (Tune's experiment directory is the result
 ``trials.parquet``, ``iterations.parquet``, ``optuna.db`` (algorithm optuna), ``search.yaml`` (the
 file as given), ``search.json`` (validated), ``baselines.json`` and ``test_evaluation.json``
 (held-out evaluation), Tune's state files, ``tune_state.snapshot`` (a consistent copy of Tune's
-state for ``--resume``, see :mod:`tune_grid.search.resume_state`) and one ``trial_<id>/`` folder
+state for ``--resume``, see :mod:`tune_grid.search.run.resume_state`) and one ``trial_<id>/`` folder
 per trial.
 """
 
@@ -14,7 +14,6 @@ import functools
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +22,15 @@ from typing import Any
 from tune_grid.errors import TuneGridError
 from tune_grid.results.export import (
     SearchMeta,
-    export_experiment,
-    read_search_meta,
     write_search_meta,
 )
-from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
-from tune_grid.search.oracle_tasks import solve_on_ray
-from tune_grid.search.resources import TrialResources, trial_resources_of
-from tune_grid.search.resume_state import SNAPSHOT_FILE
-from tune_grid.search.space_file import SpaceFile, SpaceFileError, parse_space
-from tune_grid.search.spaces import tune_param_space
-from tune_grid.search.trainable import FAIL_ONCE_ENV, TrialSettings, train_trial
+from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE
+from tune_grid.search.run.oracle_tasks import solve_on_ray
+from tune_grid.search.run.resources import TrialResources, trial_resources_of
+from tune_grid.search.run.resume_state import SNAPSHOT_FILE
+from tune_grid.search.run.trainable import FAIL_ONCE_ENV, TrialSettings, train_trial
+from tune_grid.search.spec.space_file import SpaceFile, SpaceFileError, parse_space
+from tune_grid.search.spec.spaces import tune_param_space
 
 OPTUNA_DB = "optuna.db"
 SPACE_COPY = "search.yaml"
@@ -128,7 +125,7 @@ def trial_dirname(trial: Any) -> str:
 
 def trial_resources(config: dict[str, Any], resources: TrialResources, seeds: int) -> Any:
     """The trial's placement group: its process (all seeds' learners: CPUs, GPUs, memory), then
-    one bundle per remote env runner (:class:`~tune_grid.search.resources.TrialResources`)."""
+    one bundle per remote env runner (:class:`~tune_grid.search.run.resources.TrialResources`)."""
     from ray.tune import PlacementGroupFactory
 
     return PlacementGroupFactory(resources.bundles(config, seeds))
@@ -233,7 +230,7 @@ def make_callbacks(spec: SpaceFile, paths: SearchPaths, wandb: bool) -> list[Any
     """Incremental Parquet export, plus W&B logging with ``--wandb``."""
     from ray.tune.logger import JsonLoggerCallback
 
-    from tune_grid.search.callbacks import ParquetExportCallback, WandbTrialCallback
+    from tune_grid.search.run.callbacks import ParquetExportCallback, WandbTrialCallback
 
     callbacks: list[Any] = [
         JsonLoggerCallback(),  # each trial's result.json (Tune's other loggers are off)
@@ -440,7 +437,7 @@ def _repair_state(paths: SearchPaths, print_fn: Callable[[str], None]) -> None:
     Without it a state file left empty or stale by a killed driver makes Tune log "Failed to
     restore the run state" and start a new experiment, losing every trial.
     """
-    from tune_grid.search.resume_state import ResumeStateError, repair_tune_state
+    from tune_grid.search.run.resume_state import ResumeStateError, repair_tune_state
 
     try:
         report = repair_tune_state(paths.results_dir)
@@ -454,97 +451,11 @@ def _repair_state(paths: SearchPaths, print_fn: Callable[[str], None]) -> None:
         )
 
 
-@dataclass
-class SearchOutcome:
-    """What a finished (or interrupted) search produced."""
-
-    spec: SpaceFile
-    paths: SearchPaths
-    trials: int
-    iteration_rows: int
-    finished: bool
-    summary: str = ""
-    answer: dict[str, Any] | None = None
-    """The confirmation stage's answer (``answer.json``), when the file has ``confirm:``."""
-
-
-def run_search(
-    spec: SpaceFile,
-    options: SearchOptions | None = None,
-    space_path: str | Path | None = None,
-    print_fn: Callable[[str], None] = print,
-) -> SearchOutcome:
-    """Run (or resume) the search, export Parquet, evaluate on test days, print the best."""
-    import ray
-
-    options = options or SearchOptions()
-    spec, paths = prepare(spec, options, space_path)
-    started = init_ray(options)
-    try:
-        print_fn(f"results: {paths.results_dir}")
-        if options.address is not None:
-            print_fn(f"cluster {options.address}: every node must reach {paths.results_dir}")
-        if spec.search.algorithm.startswith("optuna"):
-            print_fn(f"optuna study {spec.experiment!r}: optuna-dashboard {paths.optuna_url}")
-        meta = read_search_meta(paths.results_dir) or search_meta(spec)
-        oracle = validation_oracle(spec, print_fn)
-        try:
-            run_tune(spec, paths, options, print_fn, oracle)
-        finally:
-            trials, rows = _final_export(paths, meta, print_fn)
-        statuses = read_results(paths.results_dir / TRIALS_FILE, "trials").column("status")
-        finished = all(s in ("TERMINATED", "ERROR") for s in statuses.to_pylist())
-        outcome = SearchOutcome(spec, paths, trials, rows, finished)
-        if not finished:
-            print_fn(f"search interrupted: continue it with --resume ({paths.results_dir})")
-            return outcome
-        if options.evaluate and spec.evaluation.enabled:
-            from tune_grid.search.heldout_evaluation import evaluate_search, format_summary
-
-            report = evaluate_search(spec, paths.results_dir, print_fn=print_fn)
-            trials, rows = _final_export(paths, meta, print_fn)
-            outcome.summary = format_summary(spec, paths.results_dir, report)
-            print_fn(outcome.summary)
-        outcome.trials, outcome.iteration_rows = trials, rows
-        print_fn(f"wrote {trials} trials, {rows} iteration rows to {paths.results_dir}")
-        if options.confirm and spec.confirm is not None:
-            from tune_grid.search.answer import format_answer
-            from tune_grid.search.confirmation import run_confirmation
-
-            outcome.answer = run_confirmation(spec, paths.results_dir, oracle, print_fn)
-            if options.print_answer:
-                print_fn(format_answer(outcome.answer))
-        return outcome
-    finally:
-        if started:
-            ray.shutdown()
-        sys.stdout.flush()
-
-
-def _final_export(
-    paths: SearchPaths, meta: SearchMeta, print_fn: Callable[[str], None]
-) -> tuple[int, int]:
-    """One consistent export from the experiment folder, merged into the existing files.
-
-    Trials and iteration rows the Parquet files already had are kept (the experiment folder wins
-    where both have a row): the final pass never loses what the incremental mirror showed.
-    """
-    try:
-        return export_experiment(paths.results_dir, paths.results_dir, meta, merge=True)
-    except Exception as exc:  # noqa: BLE001 - keep the incremental files and say how to retry
-        print_fn(
-            f"warning: final export failed ({exc}); retry: tune-grid export {paths.results_dir}"
-        )
-        return 0, 0
-
-
 __all__ = [
     "SearchError",
     "SearchOptions",
-    "SearchOutcome",
     "SearchPaths",
     "SpaceFileError",
     "make_tuner",
     "resolve_paths",
-    "run_search",
 ]

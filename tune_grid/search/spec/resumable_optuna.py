@@ -15,7 +15,7 @@ class ResumableOptunaSearch(OptunaSearch):
     """OptunaSearch that tolerates the Optuna study being ahead of Tune's restored state.
 
     The SQLite study is written at once; Tune's experiment state is saved once per controller
-    step (and restored from ``tune_state.snapshot``, see :mod:`tune_grid.search.resume_state`).
+    step (and restored from ``tune_state.snapshot``, see :mod:`tune_grid.search.run.resume_state`).
     If the driver dies in between, ``--resume`` restores:
 
     * a trial Optuna has already completed as unfinished, and it reports its last iteration

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from tune_grid.errors import TuneGridError
-from tune_grid.search.distributions import encode_value
-from tune_grid.search.searchers import optuna_space
-from tune_grid.search.space_file import ParamSpec, SpaceFile
+from tune_grid.search.spec.distributions import encode_value
+from tune_grid.search.spec.searchers import optuna_space
+from tune_grid.search.spec.space_file import ParamSpec, SpaceFile
 
 
 class SweepError(TuneGridError, ValueError):
@@ -68,7 +68,7 @@ def wandb_sweep(spec: SpaceFile) -> dict[str, Any]:
     """
     method = spec.search.kind.wandb_method
     if method is None:
-        from tune_grid.search.searchers import SEARCHERS
+        from tune_grid.search.spec.searchers import SEARCHERS
 
         mapped = ", ".join(n for n, k in SEARCHERS.items() if k.wandb_method)
         raise SweepError(

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tune_grid.results.early_stop import NEVER, RUNG, StopReading
-from tune_grid.search.rules import RuleBroken
-from tune_grid.search.spec_view import SchedulerView, SpecView
+from tune_grid.search.spec.rules import RuleBroken
+from tune_grid.search.spec.view import SchedulerView, SpecView
 from tune_grid.training.hyperparams import MUTABLE_KEYS, why_not_mutable
 
 
@@ -180,13 +180,13 @@ def _check_pb2(settings: SchedulerView) -> None:
 
 
 def _build_pbt(spec: SpecView) -> Any:
-    from tune_grid.search.population import build_pbt
+    from tune_grid.search.spec.population import build_pbt
 
     return build_pbt(spec)
 
 
 def _build_pb2(spec: SpecView) -> Any:
-    from tune_grid.search.population import build_pb2
+    from tune_grid.search.spec.population import build_pb2
 
     return build_pb2(spec)
 

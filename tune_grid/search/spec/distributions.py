@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from tune_grid.search.rules import RuleBroken
+from tune_grid.search.spec.rules import RuleBroken
 
 PARAM_KEYS = ("low", "high", "values")
 """The argument keys a parameter may carry besides ``type``; each type takes a subset."""

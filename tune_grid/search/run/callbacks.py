@@ -58,7 +58,7 @@ class ParquetExportCallback(Callback):
     controller step in which Tune saved its experiment state (at the search file's
     ``export.flush_interval_s``, which ``run_tune`` passes to Tune, and whenever a trial wrote
     ``num_to_keep`` checkpoints since the last save), the callback copies that state atomically
-    into ``tune_state.snapshot`` (see :mod:`tune_grid.search.resume_state`: Tune's own copy
+    into ``tune_state.snapshot`` (see :mod:`tune_grid.search.run.resume_state`: Tune's own copy
     into the experiment folder runs in the background and may be stale or half written when the
     driver is killed). In such a step, at most every ``flush_interval_s`` seconds (0 with
     ``auto``: Tune spaces its saves), it then writes the iteration rows and trial rows
@@ -164,7 +164,7 @@ class ParquetExportCallback(Callback):
         Called every step; costs one ``stat`` when Tune did not save in this step.
         Returns False exactly when Tune's staging state is unchanged since the last call.
         """
-        from tune_grid.search.resume_state import (
+        from tune_grid.search.run.resume_state import (
             SNAPSHOT_FILE,
             snapshot_tune_state,
             staging_dir_of,

@@ -29,16 +29,16 @@ from pydantic_core import PydanticCustomError
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
 from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import DEFAULT_METRIC, METRIC_NAMES, better_mode
-from tune_grid.search.distributions import (
+from tune_grid.search.spec.distributions import (
     DISTRIBUTIONS,
     PARAM_KEYS,
     DistributionType,
     allowed_text,
     hint_accepts,
 )
-from tune_grid.search.rules import RuleBroken
-from tune_grid.search.schedulers import SCHEDULERS, SchedulerType
-from tune_grid.search.searchers import SEARCHERS, SearcherType
+from tune_grid.search.spec.rules import RuleBroken
+from tune_grid.search.spec.schedulers import SCHEDULERS, SchedulerType
+from tune_grid.search.spec.searchers import SEARCHERS, SearcherType
 
 TimeAttr = Literal["training_iteration", "env_steps", "time_total_s"]
 _DEFAULT_STOP: dict[TimeAttr, float] = {"env_steps": 100_000}
@@ -97,7 +97,7 @@ class _Strict(BaseModel):
 class ParamSpec(_Strict):
     """One searched parameter: ``{type: loguniform|uniform|int, low, high}``, ``{type: choice,
     values: [...]}`` or ``{type: bool}``. ``int`` includes ``high``. The types and their rules are
-    the entries of :data:`tune_grid.search.distributions.DISTRIBUTIONS`."""
+    the entries of :data:`tune_grid.search.spec.distributions.DISTRIBUTIONS`."""
 
     type: str
     low: float | None = None
@@ -138,7 +138,7 @@ class ParamSpec(_Strict):
 
 
 class SearchSettings(_Strict):
-    """``algorithm``: an entry of :data:`tune_grid.search.searchers.SEARCHERS`; ``seed`` of its
+    """``algorithm``: an entry of :data:`tune_grid.search.spec.searchers.SEARCHERS`; ``seed`` of its
     sampler; then the options that searcher takes (``n_startup_trials: 4`` for optuna ...),
     written beside them and kept in ``options``."""
 
@@ -182,7 +182,7 @@ class SearchSettings(_Strict):
 
 
 class SchedulerSettings(_Strict):
-    """``type``: an entry of :data:`tune_grid.search.schedulers.SCHEDULERS`: ``asha`` with its
+    """``type``: an entry of :data:`tune_grid.search.spec.schedulers.SCHEDULERS`: ``asha`` with its
     rungs, ``fifo``, or a population scheduler (``pbt``, ``pb2``) with its perturbation keys and
     ``hyperparam_mutations`` (written like ``space`` entries). The rung keys are read by ``asha``
     only; the perturbation keys by the population schedulers only."""
@@ -243,7 +243,7 @@ class Resources(_Strict):
     cpu: float = Field(default=1.0, gt=0)
     gpu: float = Field(default=0.0, ge=0)
     memory: Literal["auto"] | float = "auto"
-    """GiB for the whole trial, or ``auto``: what tune_grid.search.resources's measured model
+    """GiB for the whole trial, or ``auto``: what tune_grid.search.run.resources's measured model
     gives for the trial's seeds, envs, batch and network (docs/cluster.md)."""
 
     @field_validator("memory", mode="before")
@@ -272,7 +272,7 @@ class EvaluationSettings(_Strict):
 
 
 class ConfirmSettings(_Strict):
-    """Fresh-seed confirmation after the search, with racing (:mod:`tune_grid.search.racing`).
+    """Fresh-seed confirmation after the search, raced (:mod:`tune_grid.search.answer.racing`).
 
     The ``top_k`` configurations by the search objective, plus the best one with each named
     factor changed, are retrained at the search's full ``stop`` on seeds the search never used,

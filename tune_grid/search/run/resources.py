@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tune_grid.config import RUN_KEYS, ConfigError, RunConfig
-from tune_grid.search.spec_view import SpecView
+from tune_grid.search.spec.view import SpecView
 
 MIB = 1024**2
 GIB = 1024**3

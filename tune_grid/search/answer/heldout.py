@@ -32,7 +32,7 @@ from tune_grid.results.export import (
     records_from_experiment,
     write_json,
 )
-from tune_grid.search.space_file import SpaceFile
+from tune_grid.search.spec.space_file import SpaceFile
 
 BASELINES_FILE = "baselines.json"
 SPLIT = "test"
@@ -148,7 +148,7 @@ def evaluate_policies(
     if mpc is not None:
         try:
             from tune_grid.oracle.mpc import mpc_days
-            from tune_grid.search.oracle_tasks import mpc_on_ray
+            from tune_grid.search.run.oracle_tasks import mpc_on_ray
 
             mpc_on_ray(indices, EnvConfig.from_dict(env_config), mpc)  # in parallel, cached
             frames[mpc_policy_name(mpc)] = mpc_days(SPLIT, days, env_config, forecaster=mpc)
@@ -157,7 +157,7 @@ def evaluate_policies(
     if oracle:
         try:
             from tune_grid.oracle import oracle_days
-            from tune_grid.search.oracle_tasks import solve_on_ray
+            from tune_grid.search.run.oracle_tasks import solve_on_ray
 
             solve_on_ray(indices, EnvConfig.from_dict(env_config))  # in parallel, into the cache
             frames["oracle"] = oracle_days(SPLIT, days, env_config)

@@ -37,9 +37,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 from ray.tune.schedulers.pb2 import PB2
 
-from tune_grid.search.distributions import encode_value
-from tune_grid.search.spec_view import SpecView
-from tune_grid.search.trainable import STATE_FILE, TrialState, row_counters, stop_reached
+from tune_grid.results.early_stop import stop_reached
+from tune_grid.results.trial_state import STATE_FILE, TrialState, row_counters
+from tune_grid.search.spec.distributions import encode_value
+from tune_grid.search.spec.view import SpecView
 
 CLONE_PREFIX = "pbt_clone_"
 CLONES_KEPT = 2

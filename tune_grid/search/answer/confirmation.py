@@ -2,7 +2,7 @@
 
 After the search (and its held-out evaluation), the ``confirm:`` block of the search file sends
 the ``top_k`` configurations by the search objective, plus the best one with each named factor
-changed, into a race (:mod:`tune_grid.search.racing`). Each round trains every remaining
+changed, into a race (:mod:`tune_grid.search.answer.racing`). Each round trains every remaining
 configuration on the round's fresh seeds (:func:`fresh_seeds`: never a seed of the search) at the
 search's full ``stop``, in lockstep in one Ray task per configuration. Each seed keeps its best
 validation checkpoint (by the search metric), which is then scored on the confirmation's test
@@ -13,7 +13,7 @@ short is trained again from its start, its partial folder removed).
 Files in the results folder: ``confirm.parquet`` (columns:
 :data:`~tune_grid.results.schema.CONFIRM_COLUMNS`), ``racing.json`` (every round: seeds, best,
 comparisons, drops, stop reason), ``answer.json`` (what
-:func:`~tune_grid.search.answer.format_answer` prints and the report opens with), and
+:func:`~tune_grid.search.answer.summary.format_answer` prints and the report opens with), and
 ``confirm/<candidate>/seed_<s>/`` (each confirmed run's scored checkpoint, a tune-grid
 checkpoint ``evaluate`` and ``oracle --checkpoint`` take as given).
 """
@@ -41,8 +41,7 @@ from tune_grid.env.day_intervals import (
 from tune_grid.errors import TuneGridError
 from tune_grid.results.export import TrialRecord, records_from_experiment, write_json
 from tune_grid.results.schema import CONFIRM_COLUMNS, CONFIRM_FILE, read_results, write_results
-from tune_grid.search.answer import ANSWER_FILE, value_label
-from tune_grid.search.heldout_evaluation import (
+from tune_grid.search.answer.heldout import (
     SPLIT,
     best_value,
     env_group,
@@ -50,14 +49,15 @@ from tune_grid.search.heldout_evaluation import (
     mpc_policy_name,
     rank_trials,
 )
-from tune_grid.search.racing import (
+from tune_grid.search.answer.racing import (
     RaceRules,
     RaceState,
     common_seed_matrices,
     compare,
     race,
 )
-from tune_grid.search.space_file import ConfirmSettings, SpaceFile
+from tune_grid.search.answer.summary import ANSWER_FILE, value_label
+from tune_grid.search.spec.space_file import ConfirmSettings, SpaceFile
 
 FRESH_SEED_OFFSET = 10_000
 """Confirmation seeds start here above the search's base seed; a search trains at most 64
@@ -182,7 +182,7 @@ def run_job(job: ConfirmJob) -> list[dict[str, Any]]:
     """Train the job's seeds in lockstep to the stop, keep each seed's best validation
     checkpoint, score it on the test days; one result per seed (``error`` set if it failed)."""
     from tune_grid.results.early_stop import stop_reached
-    from tune_grid.search.trainable import validates_now
+    from tune_grid.search.run.trainable import validates_now
     from tune_grid.training.checkpoints import CheckpointMeta, save_checkpoint
     from tune_grid.training.runner import improved
     from tune_grid.training.seed_group import SeedGroup
@@ -338,7 +338,7 @@ def run_confirmation(
 ) -> dict[str, Any]:
     """Race the finalists on fresh seeds (resuming from ``confirm.parquet``); return the answer
     (also written to ``answer.json``). ``oracle``: the validation days' oracle objectives by
-    env config key, as the search's trials got them (:func:`tune_grid.search.tuner.
+    env config key, as the search's trials got them (:func:`tune_grid.search.run.tuner.
     validation_oracle`), for the runs' ``val_gap``."""
     import ray
 
@@ -482,7 +482,7 @@ def _write_racing(
     write_json(
         results_dir / RACING_FILE,
         {
-            "procedure": "paired bootstrap race (tune_grid.search.racing)",
+            "procedure": "paired bootstrap race (tune_grid.search.answer.racing)",
             "rules": asdict(rules),
             "fresh_seeds": list(fresh),
             "candidates": [asdict(c) for c in candidates],

@@ -1,5 +1,5 @@
 """The answer a confirmed search ends with, as text: the console's last lines and the report's
-first block. It reads ``answer.json`` (written by :mod:`tune_grid.search.confirmation`) and
+first block. It reads ``answer.json`` (written by :mod:`tune_grid.search.answer.confirmation`) and
 imports nothing heavy, so the analysis can use it without Ray or torch."""
 
 from __future__ import annotations
