@@ -265,6 +265,11 @@ class TrainingFields(_Validated):
     near 0: std about 1 on actions in [-1, 1], so early actions clip often and the diesel's
     on/off switch flips at random); -1 starts at std 0.37 (Andrychowicz et al. 2021 found a
     lower initial std to matter for continuous-control PPO)."""
+    obs_norm: bool = False
+    """Normalize each observation feature by its running mean and standard deviation over every
+    observation trained on, clipped to [-10, 10] (tune_grid.training.obs_norm), inside the
+    policy module so checkpoints and evaluation carry it. False: the fixed scales of the feature
+    table only (RLlib's module, the behaviour before the key existed)."""
     lr: float = 5e-5
     """Adam learning rate of policy and value function."""
     train_batch_size: int = 4000

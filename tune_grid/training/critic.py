@@ -30,6 +30,7 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from tune_grid.training.global_state import GLOBAL_OBS
+from tune_grid.training.obs_norm import OBS_NORM_KEY, ObservationNormalizer, normalized
 from tune_grid.training.value_norm import ValueNormalizer
 
 CRITIC_AGENTS_KEY = "critic_agents"
@@ -54,17 +55,39 @@ def shift_initial_log_std(head: torch.nn.Module, value: float | None) -> None:
 
 
 class TuneGridPPOTorchRLModule(DefaultPPOTorchRLModule):
-    """RLlib's default PPO module with the policy's initial log-std set
-    (``initial_log_std``); RLlib's own module is used when it is not set."""
+    """RLlib's default PPO module with the policy's initial log-std set (``initial_log_std``)
+    and its observations normalized (``obs_norm``, :mod:`tune_grid.training.obs_norm`); RLlib's
+    own module is used when neither is set."""
+
+    obs_normalizer: ObservationNormalizer | None
 
     def setup(self) -> None:
         super().setup()
         shift_initial_log_std(self.pi, _initial_log_std(self.model_config))
+        self.obs_normalizer = _obs_normalizer(self.model_config, self.observation_space)
+
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return super()._forward(normalized(batch, Columns.OBS, self.obs_normalizer), **kwargs)
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        batch = normalized(batch, Columns.OBS, self.obs_normalizer)
+        return super()._forward_train(batch, **kwargs)
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> Any:
+        batch = normalized(batch, Columns.OBS, self.obs_normalizer)
+        return super().compute_values(batch, embeddings)
 
 
 def _initial_log_std(config: Any) -> float | None:
     value = config.get(INITIAL_LOG_STD_KEY) if isinstance(config, dict) else None
     return None if value is None else float(value)
+
+
+def _obs_normalizer(config: Any, space: Any, copies: int = 1) -> ObservationNormalizer | None:
+    """A normalizer of ``copies`` observations side by side when the config asks for one."""
+    if not (isinstance(config, dict) and config.get(OBS_NORM_KEY)):
+        return None
+    return ObservationNormalizer(int(np.prod(space.shape)) * copies)
 
 
 class ValueNormPPOTorchRLModule(TuneGridPPOTorchRLModule):
@@ -104,7 +127,9 @@ class CentralizedCriticPPOTorchRLModule(TorchRLModule, ValueFunctionAPI, Inferen
             output_dim=TorchDiagGaussian.required_input_dim(action_space),
         )
         shift_initial_log_std(self.actor, _initial_log_std(config))
+        self.obs_normalizer = _obs_normalizer(config, obs_space)
         self.value_normalizer: ValueNormalizer | None = None
+        self.global_obs_normalizer: ObservationNormalizer | None = None
         if self.inference_only:
             return
         self.critic = TorchMLP(
@@ -115,15 +140,20 @@ class CentralizedCriticPPOTorchRLModule(TorchRLModule, ValueFunctionAPI, Inferen
         )
         if config.get(VALUE_NORM_KEY, False):
             self.value_normalizer = ValueNormalizer()
+        self.global_obs_normalizer = _obs_normalizer(
+            config, obs_space, int(config[CRITIC_AGENTS_KEY])
+        )
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        batch = normalized(batch, Columns.OBS, self.obs_normalizer)
         means, log_stds = self.actor(batch[Columns.OBS]).chunk(2, dim=-1)
         log_stds = log_stds.clamp(-self.log_std_clip, self.log_std_clip)
         return {Columns.ACTION_DIST_INPUTS: torch.cat([means, log_stds], dim=-1)}
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        batch = normalized(batch, GLOBAL_OBS, self.global_obs_normalizer)
         values = self.critic(batch[GLOBAL_OBS]).squeeze(-1)
         return values if self.value_normalizer is None else self.value_normalizer.output(values)
 
     def get_non_inference_attributes(self) -> list[str]:
-        return ["critic", "value_normalizer"]
+        return ["critic", "value_normalizer", "global_obs_normalizer"]

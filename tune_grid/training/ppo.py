@@ -29,6 +29,7 @@ from tune_grid.training.critic import (
 from tune_grid.training.global_state import global_observations_connector
 from tune_grid.training.lean_learner import LeanLearnerMixin
 from tune_grid.training.lean_sampling import LeanEnvRunner
+from tune_grid.training.obs_norm import OBS_NORM_KEY, ObsNormLearnerMixin
 from tune_grid.training.rllib_env import RLLIB_ENV_NAME
 from tune_grid.training.value_norm import ValueNormPPOTorchLearner
 from tune_grid.training.vector_env import BatchedEnvRunner
@@ -100,22 +101,22 @@ def rollout_fragment_length(run: RunConfig) -> int:
 
 def module_spec(run: RunConfig) -> RLModuleSpec:
     """The RLModuleSpec of every module: RLlib's default PPO module for a local critic without
-    value normalization or an initial log-std, else a module of
+    value normalization, an initial log-std or observation normalization, else a module of
     :mod:`tune_grid.training.critic`."""
-    log_std = {INITIAL_LOG_STD_KEY: run.initial_log_std}
+    options = {INITIAL_LOG_STD_KEY: run.initial_log_std, OBS_NORM_KEY: run.obs_norm}
     if run.critic == "centralized":
         return RLModuleSpec(
             module_class=CentralizedCriticPPOTorchRLModule,
             model_config={
                 CRITIC_AGENTS_KEY: len(MICROGRIDS),
                 VALUE_NORM_KEY: run.value_norm,
-                **log_std,
+                **options,
             },
         )
     if run.value_norm:
-        return RLModuleSpec(module_class=ValueNormPPOTorchRLModule, model_config=log_std)
-    if run.initial_log_std is not None:
-        return RLModuleSpec(module_class=TuneGridPPOTorchRLModule, model_config=log_std)
+        return RLModuleSpec(module_class=ValueNormPPOTorchRLModule, model_config=options)
+    if run.initial_log_std is not None or run.obs_norm:
+        return RLModuleSpec(module_class=TuneGridPPOTorchRLModule, model_config=options)
     return RLModuleSpec()
 
 
@@ -127,9 +128,14 @@ def learner_connector(run: RunConfig) -> Any:
     return functools.partial(global_observations_connector, agents=tuple(MICROGRIDS))
 
 
-class TuneGridPPOTorchLearner(ValueNormPPOTorchLearner):
-    """RLlib's PPO torch learner with a cheaper optimizer step (same updates), and value
-    normalization for modules that have it (:class:`ValueNormPPOTorchLearner`).
+class NormalizingPPOTorchLearner(ObsNormLearnerMixin, ValueNormPPOTorchLearner):
+    """RLlib's PPO torch learner, plus value and observation normalization for the modules that
+    have them (:mod:`tune_grid.training.value_norm`, :mod:`tune_grid.training.obs_norm`)."""
+
+
+class TuneGridPPOTorchLearner(NormalizingPPOTorchLearner):
+    """RLlib's PPO torch learner with a cheaper optimizer step (same updates), and value and
+    observation normalization for modules that have them (:class:`NormalizingPPOTorchLearner`).
 
     * Adam with ``fused=True``: one fused kernel per parameter instead of RLlib's default
       single-tensor Adam (a Python loop of ~10 small ops per parameter on CPU).
@@ -210,7 +216,7 @@ def _base_config(run: RunConfig) -> PPOConfig:
         )
         .learners(
             learner_connector=learner_connector(run),
-            learner_class=ValueNormPPOTorchLearner if run.value_norm else None,
+            learner_class=NormalizingPPOTorchLearner if run.value_norm or run.obs_norm else None,
         )
         .multi_agent(policies=list(ids), policy_mapping_fn=mapping, policies_to_train=list(ids))
         .rl_module(
