@@ -30,6 +30,7 @@ Split = Literal["train", "validation", "test"]
 PolicySharing = Literal["shared", "independent"]
 Critic = Literal["local", "centralized"]
 TrainingLoop = Literal["lean", "rllib"]
+ActionSquash = Literal["clip", "tanh"]
 VerticalProtocol = Literal["none", "price_signal", "setpoint"]
 HorizontalProtocol = Literal["none", "p2p_trading", "consensus"]
 ConsensusTopology = Literal["line", "ring", "complete"]
@@ -265,6 +266,11 @@ class TrainingFields(_Validated):
     near 0: std about 1 on actions in [-1, 1], so early actions clip often and the diesel's
     on/off switch flips at random); -1 starts at std 0.37 (Andrychowicz et al. 2021 found a
     lower initial std to matter for continuous-control PPO)."""
+    action_squash: ActionSquash = "clip"
+    """How Gaussian samples become actions in [-1, 1]: 'clip' (RLlib's default: the env clips
+    them, so a wide policy acts on the bounds often) or 'tanh' (a tanh-squashed Gaussian whose
+    actions stay inside the bounds, with the log-probability's tanh correction;
+    tune_grid.training.tanh_gaussian)."""
     obs_norm: bool = False
     """Normalize each observation feature by its running mean and standard deviation over every
     observation trained on, clipped to [-10, 10] (tune_grid.training.obs_norm), inside the

@@ -31,6 +31,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from tune_grid.training.global_state import GLOBAL_OBS
 from tune_grid.training.obs_norm import OBS_NORM_KEY, ObservationNormalizer, normalized
+from tune_grid.training.tanh_gaussian import action_dist_cls
 from tune_grid.training.value_norm import ValueNormalizer
 
 CRITIC_AGENTS_KEY = "critic_agents"
@@ -55,9 +56,10 @@ def shift_initial_log_std(head: torch.nn.Module, value: float | None) -> None:
 
 
 class TuneGridPPOTorchRLModule(DefaultPPOTorchRLModule):
-    """RLlib's default PPO module with the policy's initial log-std set (``initial_log_std``)
-    and its observations normalized (``obs_norm``, :mod:`tune_grid.training.obs_norm`); RLlib's
-    own module is used when neither is set."""
+    """RLlib's default PPO module with the policy's initial log-std set (``initial_log_std``),
+    its observations normalized (``obs_norm``, :mod:`tune_grid.training.obs_norm`) and its
+    actions squashed (``action_squash: tanh``, :mod:`tune_grid.training.tanh_gaussian`);
+    RLlib's own module is used when none is set."""
 
     obs_normalizer: ObservationNormalizer | None
 
@@ -65,6 +67,7 @@ class TuneGridPPOTorchRLModule(DefaultPPOTorchRLModule):
         super().setup()
         shift_initial_log_std(self.pi, _initial_log_std(self.model_config))
         self.obs_normalizer = _obs_normalizer(self.model_config, self.observation_space)
+        self.action_dist_cls = action_dist_cls(self.model_config) or self.action_dist_cls
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return super()._forward(normalized(batch, Columns.OBS, self.obs_normalizer), **kwargs)
@@ -128,6 +131,7 @@ class CentralizedCriticPPOTorchRLModule(TorchRLModule, ValueFunctionAPI, Inferen
         )
         shift_initial_log_std(self.actor, _initial_log_std(config))
         self.obs_normalizer = _obs_normalizer(config, obs_space)
+        self.action_dist_cls = action_dist_cls(config) or self.action_dist_cls
         self.value_normalizer: ValueNormalizer | None = None
         self.global_obs_normalizer: ObservationNormalizer | None = None
         if self.inference_only:

@@ -47,6 +47,7 @@ _LOOP = "is read by the algorithm's training loop from its frozen config, not by
 _BUILT = "sets the trial's sampling workers and resources, fixed when the algorithm is built"
 _FIXED_REASONS = {
     "hidden_sizes": "sets the networks' shape; a cloned checkpoint's weights fit only its shape",
+    "action_squash": "sets the policy's action distribution",
     "obs_norm": "sets whether the modules carry observation statistics (a clone keeps its own)",
     "policy_sharing": "sets which RLModules exist (one shared, or one per agent)",
     "train_batch_size": _LOOP + " (and sets the env runners' fragment length)",

@@ -31,6 +31,7 @@ from tune_grid.training.lean_learner import LeanLearnerMixin
 from tune_grid.training.lean_sampling import LeanEnvRunner
 from tune_grid.training.obs_norm import OBS_NORM_KEY, ObsNormLearnerMixin
 from tune_grid.training.rllib_env import RLLIB_ENV_NAME
+from tune_grid.training.tanh_gaussian import ACTION_SQUASH_KEY
 from tune_grid.training.value_norm import ValueNormPPOTorchLearner
 from tune_grid.training.vector_env import BatchedEnvRunner
 
@@ -101,9 +102,13 @@ def rollout_fragment_length(run: RunConfig) -> int:
 
 def module_spec(run: RunConfig) -> RLModuleSpec:
     """The RLModuleSpec of every module: RLlib's default PPO module for a local critic without
-    value normalization, an initial log-std or observation normalization, else a module of
-    :mod:`tune_grid.training.critic`."""
-    options = {INITIAL_LOG_STD_KEY: run.initial_log_std, OBS_NORM_KEY: run.obs_norm}
+    value normalization, an initial log-std, observation normalization or a squashed policy, else
+    a module of :mod:`tune_grid.training.critic`."""
+    options = {
+        INITIAL_LOG_STD_KEY: run.initial_log_std,
+        OBS_NORM_KEY: run.obs_norm,
+        ACTION_SQUASH_KEY: run.action_squash,
+    }
     if run.critic == "centralized":
         return RLModuleSpec(
             module_class=CentralizedCriticPPOTorchRLModule,
@@ -115,7 +120,7 @@ def module_spec(run: RunConfig) -> RLModuleSpec:
         )
     if run.value_norm:
         return RLModuleSpec(module_class=ValueNormPPOTorchRLModule, model_config=options)
-    if run.initial_log_std is not None or run.obs_norm:
+    if run.initial_log_std is not None or run.obs_norm or run.action_squash != "clip":
         return RLModuleSpec(module_class=TuneGridPPOTorchRLModule, model_config=options)
     return RLModuleSpec()
 
