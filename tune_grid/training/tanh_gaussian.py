@@ -39,21 +39,22 @@ BOUND = 1.0 - SMALL_NUMBER
 class TanhGaussian(TorchSquashedGaussian):
     """``tanh(u)``, ``u`` a diagonal Gaussian, on ``[-1, 1]`` (see the module docstring)."""
 
-    def _squash(self, sample: torch.Tensor) -> torch.Tensor:
+    def _squash(self, sample: Any) -> Any:
         return torch.tanh(sample).clamp(-BOUND, BOUND)
 
     def _gaussian(self) -> TorchDiagGaussian:
         return TorchDiagGaussian(loc=self.loc, scale=self._dist.scale)
 
-    def entropy(self) -> torch.Tensor:
+    def entropy(self, **kwargs: Any) -> Any:
         return self._gaussian().entropy()
 
-    def kl(self, other: Any) -> torch.Tensor:
+    def kl(self, other: Any, **kwargs: Any) -> Any:
         assert isinstance(other, TanhGaussian), other
         return self._gaussian().kl(other._gaussian())
 
     def to_deterministic(self) -> TorchDeterministic:
-        return TorchDeterministic(loc=torch.tanh(self.loc).clamp(-BOUND, BOUND))
+        loc = torch.as_tensor(self.loc)
+        return TorchDeterministic(loc=torch.tanh(loc).clamp(-BOUND, BOUND))
 
 
 def action_dist_cls(config: Any) -> type | None:
