@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import experiment_mode
-from tune_grid.training.hyperparams import HP_PREFIX
+from tune_grid.training.algorithms.entry import HP_PREFIX
 
 LINEAGE_COLUMNS = (
     "step",

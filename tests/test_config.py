@@ -24,7 +24,7 @@ def test_defaults_follow_the_reference_setup() -> None:
     [
         (
             {"learning_rate": 1e-3},
-            "unknown run config key 'learning_rate'; allowed: policy_sharing",
+            "unknown run config key 'learning_rate'; allowed: algorithm, policy_sharing",
         ),
         ({"lr": -1e-3}, "lr must be in (0, 1], got -0.001"),
         ({"minibatch_size": 8000}, "minibatch_size (8000) must be <= train_batch_size (4000)"),

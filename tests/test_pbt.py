@@ -18,7 +18,8 @@ from tune_grid.results.export import SearchMeta, TrialRecord, build_tables, writ
 from tune_grid.results.schema import LINEAGE_COLUMNS, check_table, read_results, with_metadata
 from tune_grid.results.trial_state import STATE_FILE, TrialState
 from tune_grid.search.spec.space_file import SpaceFileError, load_space_file, parse_space
-from tune_grid.training.hyperparams import MUTABLE_KEYS, why_not_mutable
+from tune_grid.training.algorithms import algorithm_for
+from tune_grid.training.hyperparams import MUTABLE_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 PBT: dict[str, Any] = {
@@ -167,9 +168,20 @@ def test_other_schedulers_refuse_population_keys() -> None:
 
 def test_every_run_key_is_mutable_or_says_why_not() -> None:
     hints = typing.get_type_hints(RunConfig)
+    ppo = algorithm_for("ppo")
+    assert tuple(ppo.mutable) == MUTABLE_KEYS  # the entry names what the learner functions set
     for key in RunConfig.field_names():
-        reason = why_not_mutable(key)
+        reason = ppo.why_not_mutable(key)
         assert (reason is None) == (key in MUTABLE_KEYS), key
+        assert reason != "is not applied to a running learner" or key in (
+            "algorithm",
+            "critic",
+            "value_norm",
+            "initial_log_std",
+            "training_loop",
+            "eval_interval",
+            "val_days",
+        ), key
     for key in MUTABLE_KEYS:
         assert float in typing.get_args(hints[key]) or hints[key] is float, key
 

@@ -111,12 +111,8 @@ def test_after_an_exploit_every_seeds_learner_uses_the_new_values(
     donor: tuple[Path, list],
 ) -> None:
     from tune_grid.search.run.trainable import _restore
-    from tune_grid.training.hyperparams import (
-        HP_PREFIX,
-        HyperparameterError,
-        hyperparameter_columns,
-        read_hyperparameters,
-    )
+    from tune_grid.training.algorithms import HP_PREFIX, hyperparameter_columns
+    from tune_grid.training.hyperparams import HyperparameterError, read_hyperparameters
 
     directory, donor_weights = donor
     from tune_grid.training.seed_group import SeedGroup
@@ -152,15 +148,15 @@ def test_after_an_exploit_every_seeds_learner_uses_the_new_values(
             assert lrs == {NEW["lr"]}, k  # also after RLlib's post-update lr reset
             read = read_hyperparameters(algo)
             assert all(math.isclose(read[key], NEW[key]) for key in NEW), read
-        columns = hyperparameter_columns(algos)
+        columns = hyperparameter_columns(algos, group.runs[0])
         assert columns[HP_PREFIX + "lr"] == NEW["lr"]
         assert columns[HP_PREFIX + "clip_param"] == NEW["clip_param"]
         # Seeds whose learners disagree are reported, not averaged.
         learner = _learner(algos[1])
         for optimizer in learner._named_optimizers.values():
             learner._set_optimizer_lr(optimizer, 5e-4)
-        with pytest.raises(HyperparameterError, match="learners disagree on lr"):
-            hyperparameter_columns(algos)
+        with pytest.raises(HyperparameterError, match="seeds disagree on lr"):
+            hyperparameter_columns(algos, group.runs[0])
     finally:
         for algo in algos:
             algo.stop()

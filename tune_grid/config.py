@@ -247,6 +247,10 @@ class EnvConfig(_Validated):
 class TrainingFields(_Validated):
     """The PPO hyperparameters, layout and resources of a run: RunConfig without the env keys."""
 
+    algorithm: str = "ppo"
+    """The RL algorithm, an entry of tune_grid.training.algorithms (which says the keys each one
+    reads): 'ppo', RLlib's PPO with tune-grid's options (MAPPO's centralized critic, value and
+    observation normalization)."""
     policy_sharing: PolicySharing = "shared"
     """'shared': one RLModule for all agents (parameter sharing); 'independent': one per agent.
     Orthogonal to ``critic``: shared + centralized is MAPPO, independent + local is IPPO."""
@@ -276,6 +280,10 @@ class TrainingFields(_Validated):
     observation trained on, clipped to [-10, 10] (tune_grid.training.obs_norm), inside the
     policy module so checkpoints and evaluation carry it. False: the fixed scales of the feature
     table only (RLlib's module, the behaviour before the key existed)."""
+    reward_scale: float = 1.0
+    """Factor on every reward the learner sees, before GAE (tune_grid.training.reward_scale):
+    advantages, value targets and the value loss (and vf_clip_param, in reward units) scale with
+    it; the env, its metrics and the objective do not. 1.0: no scaling."""
     lr: float = 5e-5
     """Adam learning rate of policy and value function."""
     train_batch_size: int = 4000
@@ -348,6 +356,10 @@ class RunConfig(EnvConfig, TrainingFields):
 
     def validate(self) -> None:
         _require(0.0 < self.lr <= 1.0, f"lr must be in (0, 1], got {self.lr}")
+        _require(
+            0.0 < self.reward_scale <= 1000.0,
+            f"reward_scale must be in (0, 1000], got {self.reward_scale}",
+        )
         _require(
             self.train_batch_size >= 24,
             f"train_batch_size must be >= 24 (one episode), got {self.train_batch_size}",

@@ -30,12 +30,12 @@ _PROBE = textwrap.dedent(
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     from tune_grid.config import RunConfig
     from tune_grid.training.checkpoints import CheckpointMeta, save_checkpoint
-    from tune_grid.training.ppo import build_ppo_config
+    from tune_grid.training.algorithms import check_run
     from tune_grid.training.rllib_env import register_rllib_env
     register_rllib_env()
     run = RunConfig.from_dict(config)
     runs = [run.replace(seed=run.seed + k) for k in range(seeds)]
-    algos = [build_ppo_config(r).build_algo() for r in runs]
+    algos = [check_run(r).build_config(r).build_algo() for r in runs]
     built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     for _ in range(iterations):
         for algo in algos:

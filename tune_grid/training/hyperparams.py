@@ -6,7 +6,8 @@ checkpoint, so after a restore the optimizer runs with the checkpoint's learning
 of the config the algorithm was built with (RLlib resets it only after the first update; Ray issue
 #62173 reports perturbed ``lr``, ``clip_param`` and ``lambda`` ignored after restore). A
 population-based search restores another trial's checkpoint under new values, so after every
-restore :func:`apply_hyperparameters` writes the run's values where the learner reads them:
+restore :func:`apply_values` writes the run's values where the learner reads them (the PPO
+entry of :mod:`tune_grid.training.algorithms` calls it):
 
 * ``lr``: every optimizer's ``param_groups`` and RLlib's lr scheduler of that optimizer (which
   would otherwise set its own value back after each update);
@@ -26,7 +27,6 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from tune_grid.config import EnvConfig, RunConfig
 from tune_grid.errors import TuneGridError
 
 MUTABLE_KEYS: tuple[str, ...] = (
@@ -39,49 +39,19 @@ MUTABLE_KEYS: tuple[str, ...] = (
     "lambda_",
     "grad_clip",
 )
-"""Run keys a population scheduler may change mid-run: the optimizer's and the loss's settings."""
-HP_PREFIX = "hp/"
-"""Prefix of the per-iteration columns with the values read back (``hp/lr``, ...)."""
-
-_LOOP = "is read by the algorithm's training loop from its frozen config, not by the learner"
-_BUILT = "sets the trial's sampling workers and resources, fixed when the algorithm is built"
-_FIXED_REASONS = {
-    "hidden_sizes": "sets the networks' shape; a cloned checkpoint's weights fit only its shape",
-    "action_squash": "sets the policy's action distribution",
-    "obs_norm": "sets whether the modules carry observation statistics (a clone keeps its own)",
-    "policy_sharing": "sets which RLModules exist (one shared, or one per agent)",
-    "train_batch_size": _LOOP + " (and sets the env runners' fragment length)",
-    "minibatch_size": _LOOP,
-    "num_epochs": _LOOP,
-    "kl_coeff": "is adapted by the learner from the measured KL; a new value would only reset it",
-    "seed": "is the trial's identity (seeds are set by the top-level key seeds)",
-    "num_env_runners": _BUILT,
-    "num_envs_per_env_runner": _BUILT,
-    "rollout_fragment_length": _BUILT,
-    "num_gpus": _BUILT,
-    "torch_threads": _BUILT,
-}
-_ENV_REASON = "changes the environment the policy was trained on (its rewards or observations)"
+"""Run keys a population scheduler may change mid-run: the optimizer's and the loss's settings
+(the PPO entry's ``mutable`` keys)."""
 
 
 class HyperparameterError(TuneGridError, RuntimeError):
     """A value cannot be applied to a learner, or the learners disagree on a value read back."""
 
 
-def why_not_mutable(key: str) -> str | None:
-    """None when ``key`` may change mid-run; else why it cannot (for a one-line error)."""
-    if key in MUTABLE_KEYS:
-        return None
-    if key in _FIXED_REASONS:
-        return _FIXED_REASONS[key]
-    if key in EnvConfig.field_names():
-        return _ENV_REASON
-    return "is not applied to a running learner"
-
-
-def apply_hyperparameters(algo: Any, run: RunConfig) -> None:
-    """Make every learner of ``algo`` use ``run``'s values of :data:`MUTABLE_KEYS`."""
-    values = {key: getattr(run, key) for key in MUTABLE_KEYS}
+def apply_values(algo: Any, values: dict[str, Any]) -> None:
+    """Make every learner of ``algo`` use ``values`` (one for each of :data:`MUTABLE_KEYS`)."""
+    missing = [key for key in MUTABLE_KEYS if key not in values]
+    if missing:
+        raise HyperparameterError(f"no value for {missing}")
     for result in algo.learner_group.foreach_learner(_apply_to_learner, values=values):
         result.get()  # re-raises an error of a remote learner
 
@@ -97,15 +67,6 @@ def read_hyperparameters(algo: Any) -> dict[str, float]:
         for key, found in values.items():
             merged[key].extend(found)
     return {key: _one_value(key, merged[key]) for key in MUTABLE_KEYS}
-
-
-def hyperparameter_columns(algos: list[Any]) -> dict[str, float]:
-    """``{"hp/lr": ..., ...}``: the values every seed's learners use (they must agree)."""
-    merged: dict[str, list[float]] = defaultdict(list)
-    for algo in algos:
-        for key, value in read_hyperparameters(algo).items():
-            merged[key].append(value)
-    return {HP_PREFIX + key: _one_value(key, values) for key, values in merged.items()}
 
 
 def _one_value(key: str, values: list[float]) -> float:

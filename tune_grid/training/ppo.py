@@ -30,6 +30,7 @@ from tune_grid.training.global_state import global_observations_connector
 from tune_grid.training.lean_learner import LeanLearnerMixin
 from tune_grid.training.lean_sampling import LeanEnvRunner
 from tune_grid.training.obs_norm import OBS_NORM_KEY, ObsNormLearnerMixin
+from tune_grid.training.reward_scale import REWARD_SCALE_KEY, RewardScaleLearnerMixin
 from tune_grid.training.rllib_env import RLLIB_ENV_NAME
 from tune_grid.training.tanh_gaussian import ACTION_SQUASH_KEY
 from tune_grid.training.value_norm import ValueNormPPOTorchLearner
@@ -133,9 +134,12 @@ def learner_connector(run: RunConfig) -> Any:
     return functools.partial(global_observations_connector, agents=tuple(MICROGRIDS))
 
 
-class NormalizingPPOTorchLearner(ObsNormLearnerMixin, ValueNormPPOTorchLearner):
+class NormalizingPPOTorchLearner(
+    RewardScaleLearnerMixin, ObsNormLearnerMixin, ValueNormPPOTorchLearner
+):
     """RLlib's PPO torch learner, plus value and observation normalization for the modules that
-    have them (:mod:`tune_grid.training.value_norm`, :mod:`tune_grid.training.obs_norm`)."""
+    have them (:mod:`tune_grid.training.value_norm`, :mod:`tune_grid.training.obs_norm`) and
+    reward scaling (:mod:`tune_grid.training.reward_scale`)."""
 
 
 class TuneGridPPOTorchLearner(NormalizingPPOTorchLearner):
@@ -191,6 +195,17 @@ def _all_finite(tensors: list[Any]) -> bool:
     return bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all())
 
 
+def learner_class(run: RunConfig) -> type:
+    """The learner class a run gets: the lean loop's, or tune-grid's faster RLlib learner; both
+    carry value and observation normalization for the modules that have them."""
+    return LeanPPOTorchLearner if run.training_loop == "lean" else TuneGridPPOTorchLearner
+
+
+def _normalizes(run: RunConfig) -> bool:
+    """Whether RLlib's own learner would miss one of the run's normalizations."""
+    return run.value_norm or run.obs_norm or run.reward_scale != 1.0
+
+
 def _base_config(run: RunConfig) -> PPOConfig:
     """Hyperparameters, env, model (critic, value normalization) and multi-agent layout: what
     every variant shares."""
@@ -221,7 +236,8 @@ def _base_config(run: RunConfig) -> PPOConfig:
         )
         .learners(
             learner_connector=learner_connector(run),
-            learner_class=NormalizingPPOTorchLearner if run.value_norm or run.obs_norm else None,
+            learner_class=NormalizingPPOTorchLearner if _normalizes(run) else None,
+            learner_config_dict={REWARD_SCALE_KEY: run.reward_scale},
         )
         .multi_agent(policies=list(ids), policy_mapping_fn=mapping, policies_to_train=list(ids))
         .rl_module(
@@ -282,7 +298,7 @@ def build_ppo_config(run: RunConfig) -> PPOConfig:
             episodes_to_numpy=run.num_env_runners > 0,
             env_runner_cls=LeanEnvRunner if lean else BatchedEnvRunner,
         )
-        .learners(learner_class=LeanPPOTorchLearner if lean else TuneGridPPOTorchLearner)
+        .learners(learner_class=learner_class(run))
         .callbacks(
             MicrogridMetricsCallback,
             on_algorithm_init=threads,

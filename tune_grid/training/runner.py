@@ -180,9 +180,9 @@ def train(
     new run folder; its iteration and env-step counters and history continue the checkpoint's.
     Starts Ray if needed; does not shut it down.
     """
+    from tune_grid.training.algorithms import check_run
     from tune_grid.training.metrics import format_progress, iteration_metrics
     from tune_grid.training.policy import TrainedPolicy
-    from tune_grid.training.ppo import build_ppo_config
     from tune_grid.training.rllib_env import register_rllib_env
     from tune_grid.training.validation import Validator, due
     from tune_grid.training.wandb_logging import WandbLogger
@@ -204,7 +204,7 @@ def train(
     if options.resume is not None:
         algo = restore_algorithm(options.resume)
     else:
-        algo = build_ppo_config(run).build_algo()
+        algo = check_run(run).build_config(run).build_algo()
     run_name = make_run_name(run, options.experiment_name)
     run_dir = Path(options.checkpoint_dir) / run_name
     suffix = 1

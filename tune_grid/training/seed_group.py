@@ -57,7 +57,7 @@ class SeedGroup:
     """The K algorithms of one trial (``runs`` differ only in ``seed``) and their validator."""
 
     def __init__(self, runs: list[RunConfig], oracle: Mapping[str, float] | None = None) -> None:
-        from tune_grid.training.ppo import build_ppo_config
+        from tune_grid.training.algorithms import check_run
         from tune_grid.training.rllib_env import register_rllib_env
 
         if not runs:
@@ -68,7 +68,7 @@ class SeedGroup:
         self._rng: list[RngState] = []
         try:
             for run in self.runs:
-                self.algos.append(build_ppo_config(run).build_algo())
+                self.algos.append(check_run(run).build_config(run).build_algo())
                 self._rng.append(RngState.capture())
         except BaseException:
             self.stop()

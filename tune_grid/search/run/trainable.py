@@ -16,7 +16,7 @@ continues the counters; it enforces the ``stop`` conditions itself, so a trial r
 checkpoint that already met them ends at once instead of training again.
 
 After every restore the run's optimizer and loss settings are written into each seed's learner
-(:func:`~tune_grid.training.hyperparams.apply_hyperparameters`): a population scheduler restarts
+(:func:`~tune_grid.training.algorithms.apply_hyperparameters`): a population scheduler restarts
 a trial from another trial's checkpoint under new values, which RLlib's restore would override.
 Every row carries the values read back from the learners (``hp/<key>``) and the trial's lineage
 (``exploits``, ``parent_trial_id``, ``parent_iteration``; set in the checkpoint a population
@@ -159,8 +159,8 @@ def _save(
 
 def _restore(directory: Path, group: Any) -> TrialState:
     """Restore every seed, then put the trial's own hyperparameters back into its learners."""
+    from tune_grid.training.algorithms import apply_hyperparameters
     from tune_grid.training.checkpoints import SEED_DIR
-    from tune_grid.training.hyperparams import apply_hyperparameters
 
     state = TrialState.from_json(json.loads((directory / STATE_FILE).read_text()))
     group.restore([directory / SEED_DIR.format(k=k) for k in range(len(group.algos))])
@@ -189,7 +189,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Tune function trainable (use with ``tune.with_parameters(train_trial, settings=...)``)."""
     from ray import tune
 
-    from tune_grid.training.hyperparams import hyperparameter_columns
+    from tune_grid.training.algorithms import hyperparameter_columns
     from tune_grid.training.seed_group import SeedGroup
 
     run = RunConfig.from_dict(config)
@@ -237,7 +237,7 @@ def train_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 node_id=node_id,
                 node_ip=node_ip,
                 **state.lineage(),
-                **hyperparameter_columns(group.algos),
+                **hyperparameter_columns(group.algos, run),
             )
             state.history.append(json_safe(row))
             if validate:

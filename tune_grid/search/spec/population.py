@@ -20,7 +20,7 @@ points it at the top trial's checkpoint; the trial restarts from it. Here the sc
   no row was trained with.
 
 The trainable writes the new values into every seed's learner after the restore
-(:func:`tune_grid.training.hyperparams.apply_hyperparameters`). Imports Ray Tune.
+(:func:`tune_grid.training.algorithms.apply_hyperparameters`). Imports Ray Tune.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from typing import Any
 from tune_grid.results.early_stop import NEVER, RUNG, StopReading
 from tune_grid.search.spec.rules import RuleBroken
 from tune_grid.search.spec.view import SchedulerView, SpecView
-from tune_grid.training.hyperparams import MUTABLE_KEYS, why_not_mutable
 
 
 @dataclass(frozen=True)
@@ -147,15 +146,12 @@ register(
 def _check_population(settings: SchedulerView) -> None:
     if not settings.hyperparam_mutations:
         raise RuleBroken(
-            "hyperparam_mutations", f"name at least one key to mutate ({', '.join(MUTABLE_KEYS)})"
+            "hyperparam_mutations",
+            "name at least one key to mutate (the algorithm's mutable keys; for ppo: lr, "
+            "clip_param, entropy_coeff, vf_loss_coeff, vf_clip_param, gamma, lambda_, grad_clip)",
         )
-    for key in settings.hyperparam_mutations:
-        reason = why_not_mutable(key)
-        if reason is not None:
-            raise RuleBroken(
-                f"hyperparam_mutations.{key}",
-                f"cannot change mid-run: it {reason}; mutable: {', '.join(MUTABLE_KEYS)}",
-            )
+    # Which keys may mutate depends on the algorithm: checked with the fixed keys, in
+    # space_file.check_algorithm.
     if settings.time_attr != "env_steps":
         raise RuleBroken(
             "time_attr",

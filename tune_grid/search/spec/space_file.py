@@ -637,7 +637,40 @@ def check_against_run_config(spec: SpaceFile, file: str | Path = "<space>") -> N
     for name, param in spec.space.items():
         for key, value in param.kind.run_values(param):
             _check_value(spec, name, value, f"space.{name}.{key}", file)
+    check_algorithm(spec, file)
     check_budgets(spec, file)
+
+
+def check_algorithm(spec: SpaceFile, file: str | Path = "<space>") -> None:
+    """The algorithm (``fixed.algorithm``) must be registered and read every key the file sets,
+    and a population scheduler may mutate only the keys it can change mid-run."""
+    from tune_grid.training.algorithms import algorithm_for
+
+    if "algorithm" in spec.space:
+        raise SpaceFileError(
+            file, "space.algorithm", "fix the algorithm (fixed.algorithm): each reads other keys"
+        )
+    try:
+        entry = algorithm_for(str(spec.fixed.get("algorithm", RunConfig.algorithm)))
+    except ConfigError as exc:
+        raise SpaceFileError(file, "fixed.algorithm", str(exc).split(": ", 1)[1]) from None
+    for where, keys in (("fixed", spec.fixed), ("space", spec.space)):
+        for key in keys:
+            if not entry.reads(key):
+                raise SpaceFileError(
+                    file,
+                    f"{where}.{key}",
+                    f"not read by algorithm {entry.name!r}; it reads {', '.join(entry.keys)} "
+                    "besides the shared keys",
+                )
+    for key in spec.scheduler.hyperparam_mutations:
+        reason = entry.why_not_mutable(key)
+        if reason is not None:
+            raise SpaceFileError(
+                file,
+                f"scheduler.hyperparam_mutations.{key}",
+                f"cannot change mid-run: it {reason}; mutable: {', '.join(entry.mutable)}",
+            )
     if spec.confirm is not None:
         _check_confirm(spec, spec.confirm, file)
     if spec.scheduler.kind.population:
