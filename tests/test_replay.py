@@ -125,3 +125,37 @@ def test_a_replayed_search_drives_tunes_searcher_and_scheduler(tmp_path: Path) -
     )  # fmt: skip
     for first, second in zip(traces, again["traces"], strict=True):
         assert (first.env_steps, first.best) == (second.env_steps, second.best)
+
+
+def test_reference_levels_travel_with_a_written_table(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tune_grid.bench.replay import LEVELS_METADATA, read_table_and_levels
+
+    path = tmp_path / "t.parquet"
+    arrow = pa.Table.from_pandas(synthetic_table(), preserve_index=False)
+    levels = {"rule_based": 1150.0, "do_nothing": 1400.0}
+    arrow = arrow.replace_schema_metadata({LEVELS_METADATA: json.dumps(levels).encode()})
+    pq.write_table(arrow, path)
+    table, read = read_table_and_levels(path)
+    assert read == levels and len(table) == len(synthetic_table())
+    ordered = levels_of(Recorded.of(table), read)
+    assert list(ordered)[0] == "rule_based" and ordered["rule_based"] == 1150.0
+    assert "rule_based" not in levels_of(Recorded.of(table), {})
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"reduction_factor": 1}, "--reduction-factor must be >= 2, got 1"),
+        ({"n_startup_trials": 0}, "--n-startup-trials must be >= 1, got 0"),
+    ],
+)
+def test_bad_replay_settings_get_one_line(tmp_path: Path, change: dict, says: str) -> None:
+    path = tmp_path / "t.parquet"
+    synthetic_table().to_parquet(path)
+    with pytest.raises(ReplayError, match=says):
+        run_replay_benchmark(ReplayOptions(table=str(path), repetitions=1, **change))

@@ -46,6 +46,11 @@ import pandas as pd
 from tune_grid.errors import TuneGridError
 
 REQUIRED = ("config", "seed", "env_steps", "objective", "time_s")
+LEVELS_METADATA = b"tune_grid.reference_levels"
+"""Parquet metadata key of a written table: the rule-based and do-nothing baselines' (and the
+oracle's) mean validation objective on the days the curves were validated on, as JSON."""
+SHIPPED_TABLE = Path(__file__).resolve().parents[1] / "data" / "replay_table.parquet"
+"""The table recorded with ``search_spaces/replay_table.yaml`` (docs/search.md)."""
 """Columns every replay table has, besides one ``param_<key>`` column per searched key."""
 PARAM = "param_"
 REFERENCE_ARM = "random_fifo"
@@ -87,24 +92,71 @@ def table_from_search(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def search_levels(results_dir: str | Path) -> dict[str, float]:
+    """The reference levels of a search's validation days (:data:`LEVELS_METADATA`)."""
+    from tune_grid.bench.search import reference_levels
+    from tune_grid.search.run.tuner import load_saved_spec
+
+    spec = load_saved_spec(Path(results_dir))
+    if spec is None:
+        raise ReplayError(f"{results_dir}: no search.json, so no validation days to level on")
+    return reference_levels(spec)[1]
+
+
+def write_table(results_dir: str | Path, out: str | Path) -> Path:
+    """Write a finished search's replay table to ``out`` (Parquet), with its reference levels."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = table_from_search(results_dir)
+    check_table(table, str(results_dir))
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    levels = json.dumps(search_levels(results_dir), sort_keys=True).encode()
+    arrow = arrow.replace_schema_metadata(
+        {**(arrow.schema.metadata or {}), LEVELS_METADATA: levels}
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(arrow, out, compression="zstd")
+    return out
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read and check a replay table (a Parquet file, or a search's results folder)."""
-    path = Path(path)
+    return read_table_and_levels(path)[0]
+
+
+def read_table_and_levels(path: str | Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A replay table and its reference levels (empty when the file has none); ``shipped`` is
+    :data:`SHIPPED_TABLE`."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    path = SHIPPED_TABLE if str(path) == "shipped" else Path(path)
+    levels: dict[str, float] = {}
     if path.is_dir():
         try:
             table = table_from_search(path)
         except TuneGridError as exc:
             raise ReplayError(f"{path}: not a finished search to replay ({exc})") from None
+        if (path / "search.json").exists():
+            levels = search_levels(path)
     else:
         if not path.exists():
             raise ReplayError(f"{path}: no such replay table (a Parquet file or a results folder)")
         try:
             table = pd.read_parquet(path)
+            metadata = pq.read_schema(path).metadata or {}
         except Exception as exc:  # noqa: BLE001 - any unreadable file is one line
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ReplayError(f"{path}: not a readable Parquet file ({first})") from None
+        if LEVELS_METADATA in metadata:
+            levels = {k: float(v) for k, v in json.loads(metadata[LEVELS_METADATA]).items()}
     check_table(table, str(path))
-    return table
+    return table, levels
 
 
 def check_table(table: pd.DataFrame, source: str) -> None:
@@ -224,16 +276,18 @@ class Arm:
     scheduler: dict[str, Any]
 
 
-def default_arms(stop: int, grace: int) -> list[Arm]:
+def default_arms(
+    stop: int, grace: int, reduction_factor: int = 2, n_startup_trials: int = 4
+) -> list[Arm]:
     """random+FIFO (the reference), random+ASHA, and each model-based searcher with ASHA and
-    FIFO; ASHA in env steps with rungs grace x 2^k."""
+    FIFO; ASHA in env steps with rungs grace x reduction_factor^k."""
     asha = {"type": "asha", "time_attr": "env_steps", "max_t": stop, "grace_period": grace,
-            "reduction_factor": 2}  # fmt: skip
+            "reduction_factor": reduction_factor}  # fmt: skip
     fifo = {"type": "fifo"}
     arms = [Arm("random_fifo", {"algorithm": "random"}, fifo)]
     arms.append(Arm("random_asha", {"algorithm": "random"}, asha))
     for name in ("optuna", "optuna_gp", "optuna_cmaes", "nevergrad"):
-        options = {"n_startup_trials": 4} if name.startswith("optuna") else {}
+        options = {"n_startup_trials": n_startup_trials} if name.startswith("optuna") else {}
         arms.append(Arm(f"{name}_fifo", {"algorithm": name, **options}, fifo))
         arms.append(Arm(f"{name}_asha", {"algorithm": name, **options}, asha))
     return arms
@@ -406,49 +460,73 @@ class ReplayOptions:
     num_samples: int = 16
     concurrent: int = 4
     grace: int | None = None
+    reduction_factor: int = 2
+    n_startup_trials: int = 4
+    target: float | None = None
+    """A target level (``--target``), besides the table's reference and quantile levels."""
     arms: tuple[str, ...] | None = None
     seed: int = 0
     levels: dict[str, float] = field(default_factory=dict)
     """Level name -> target objective; default: the table's own quantiles (see levels_of)."""
 
 
-def levels_of(recorded: Recorded) -> dict[str, float]:
-    """Target levels read from the table: the median final objective of all recorded curves
-    (an average configuration's end point), and the 10th and 2nd percentiles (near the best)."""
+def levels_of(recorded: Recorded, reference: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Target levels: the rule-based baseline's validation objective (when the table carries its
+    reference levels: the issue's goal is read there), the median final objective of all recorded
+    curves (an average configuration's end point), and their 10th and 2nd percentiles (near the
+    best)."""
     finals = np.array([curve[1][-1] for curve in recorded.curves.values()])
-    return {
-        "median_final": float(np.percentile(finals, 50)),
-        "top_10pct": float(np.percentile(finals, 10)),
-        "top_2pct": float(np.percentile(finals, 2)),
-    }
+    levels = {}
+    if reference and "rule_based" in reference:
+        levels["rule_based"] = float(reference["rule_based"])
+    levels.update(
+        {
+            "median_final": float(np.percentile(finals, 50)),
+            "top_10pct": float(np.percentile(finals, 10)),
+            "top_2pct": float(np.percentile(finals, 2)),
+        }
+    )
+    return levels
 
 
 def run_replay_benchmark(
     options: ReplayOptions, print_fn: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Replay every arm ``repetitions`` times; print and return the per-arm table."""
-    for name in ("repetitions", "num_samples", "concurrent"):
+    for name in (
+        "repetitions",
+        "num_samples",
+        "concurrent",
+        "reduction_factor",
+        "n_startup_trials",
+    ):
         if getattr(options, name) < 1:
             flag = "--" + name.replace("_", "-")
             raise ReplayError(f"{flag} must be >= 1, got {getattr(options, name)}")
 
-    recorded = Recorded.of(read_table(options.table))
+    table, reference = read_table_and_levels(options.table)
+    recorded = Recorded.of(table)
     stop = max(int(c[0][-1]) for c in recorded.curves.values())
     first = min(int(c[0][0]) for c in recorded.curves.values())
     grace = options.grace or max(first, stop // 4)
-    arms = default_arms(stop, grace)
+    if options.reduction_factor < 2:
+        raise ReplayError(f"--reduction-factor must be >= 2, got {options.reduction_factor}")
+    arms = default_arms(stop, grace, options.reduction_factor, options.n_startup_trials)
     if options.arms:
         known = {a.name: a for a in arms}
         unknown = [a for a in options.arms if a not in known]
         if unknown:
             raise ReplayError(f"--arms {unknown[0]!r}: allowed: {', '.join(known)}")
         arms = [known[a] for a in options.arms]
-    levels = options.levels or levels_of(recorded)
+    levels = options.levels or levels_of(recorded, reference)
+    if options.target is not None:
+        levels = {"target": float(options.target), **levels}
     print_fn(
         f"replay: {len(recorded.seeds)} recorded configurations x "
         f"{max(len(s) for s in recorded.seeds.values())} seeds, curves to {stop:,} env steps; "
         f"{len(arms)} arms x {options.repetitions} repetitions of {options.num_samples} trials "
-        f"({options.concurrent} at once), ASHA grace {grace:,}"
+        f"({options.concurrent} at once), ASHA grace {grace:,} reduction factor "
+        f"{options.reduction_factor}, Optuna n_startup_trials {options.n_startup_trials}"
     )
     import optuna
 
@@ -540,3 +618,25 @@ def format_table(rows: Sequence[Mapping[str, Any]], levels: Mapping[str, float])
 
 def _k(value: float) -> str:
     return "never" if not math.isfinite(value) else f"{value / 1000:,.0f}k"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tune_grid.bench.replay RESULTS_DIR [OUT]``: write a finished search's replay
+    table (default: the shipped one, :data:`SHIPPED_TABLE`)."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (1, 2):
+        print("usage: python -m tune_grid.bench.replay RESULTS_DIR [OUT.parquet]", file=sys.stderr)
+        return 2
+    try:
+        out = write_table(args[0], args[1] if len(args) == 2 else SHIPPED_TABLE)
+    except TuneGridError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -50,6 +50,10 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
                 table=args.replay,
                 repetitions=args.repetitions,
                 num_samples=args.num_samples or 16,
+                grace=args.grace,
+                reduction_factor=args.reduction_factor,
+                n_startup_trials=args.n_startup_trials,
+                target=args.target,
                 arms=arms,
                 seed=args.seed,
             )
@@ -193,6 +197,28 @@ def _add_search(benches: Subparsers) -> None:
         default=None,
         help="replay recorded learning curves instead of training: a replay table (Parquet) or "
         "a finished search's results folder (tune_grid/bench/replay.py); arms: random_fifo, "
-        "random_asha and <searcher>_fifo/_asha for each model-based searcher",
+        "random_asha and <searcher>_fifo/_asha for each model-based searcher; 'shipped': the "
+        "table recorded with search_spaces/replay_table.yaml",
+    )
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=None,
+        metavar="ENV_STEPS",
+        help="--replay: ASHA's grace period (default: a quarter of the curves' length)",
+    )
+    p.add_argument(
+        "--reduction-factor",
+        type=int,
+        default=2,
+        metavar="N",
+        help="--replay: ASHA's reduction factor (default 2)",
+    )
+    p.add_argument(
+        "--n-startup-trials",
+        type=int,
+        default=4,
+        metavar="N",
+        help="--replay: random trials before the Optuna samplers model (default 4)",
     )
     p.set_defaults(func=run_bench_search_command)
