@@ -39,6 +39,7 @@ def cases(results: Path, bad_yaml: Path) -> list[tuple[tuple[str, ...], str]]:
     return [
         (("quickstart", "--storage", "/dev/null/x"), "storage: cannot create /dev/null/x"),
         (("train", "--hidden-sizes", "64xx"), "expected sizes like 256x256, got '64xx'"),
+        (("train", "--algorithm", "sac"), "algorithm: got 'sac', allowed: one of 'ppo'"),
         (("evaluate", str(results)), "not a tune-grid checkpoint"),
         (("search", str(bad_yaml)), str(bad_yaml)),
         (("export", str(results / "nothing")), "nothing"),

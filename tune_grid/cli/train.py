@@ -156,6 +156,9 @@ def run_train(args: argparse.Namespace) -> int:
         read_meta(args.resume)
     else:
         check_days_in_split(eval_days or None, options.eval_split)
+        from tune_grid.training.algorithms import check_run
+
+        check_run(run)  # an unknown algorithm, or a key it does not read, before Ray starts
 
     fix_hash_seed()
     from tune_grid.training.runner import train
