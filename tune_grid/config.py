@@ -2,7 +2,11 @@
 
 Nothing heavy is imported here, so every layer (env, training, search, analysis) may use it.
 Every config loads from a plain mapping with :meth:`from_dict`, which rejects unknown keys, wrong
-types and out-of-range values with a ``ValueError`` that names the key and what is allowed.
+types and out-of-range values with a :class:`ConfigError` (one line naming the key and what is
+allowed). Types are checked by pydantic, as the search file's are (``search/spec/space_file.py``):
+each value through a strict ``TypeAdapter`` of its field's annotation. The configs themselves
+stay frozen dataclasses: flat, hashable, cheap to copy, and their field docstrings are the
+command line's help.
 
 ``RunConfig`` is flat on purpose: environment keys (``penalty``, ``share_reward``...) sit beside the
 PPO keys, so a search space or a CLI flag names every parameter the same way.
@@ -15,13 +19,16 @@ import dataclasses
 import functools
 import inspect
 import json
-import math
+import operator
 import textwrap
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from tune_grid.errors import TuneGridError
 
@@ -47,58 +54,86 @@ def _allowed_text(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def coerce_value(key: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp`` (a small subset of typing) and normalise it."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return coerce_value(key, value, option)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{key}: got {value!r}, allowed: {_allowed_text(tp)}")
-        return value
-    if origin is tuple:
-        (item_type, *_rest) = typing.get_args(tp)
-        if isinstance(value, str):  # "256x256" or "256,256" from a command line
-            parts = [v.strip() for v in value.replace("x", ",").split(",")]
-            if not parts or not all(p.isdigit() for p in parts):
-                raise ConfigError(f"{key}: expected sizes like 256x256, got {value!r}")
-            value = [int(p) for p in parts]
-        if not isinstance(value, list | tuple) or not value:
-            raise ConfigError(f"{key}: expected a non-empty list, got {value!r}")
-        return tuple(coerce_value(f"{key}[{i}]", v, item_type) for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+def _integral(value: Any) -> Any:
+    """An integral float (``4000.0`` from YAML or JSON) as the int it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _sizes(value: Any) -> Any:
+    """Layer widths: ``"256x256"`` or ``"256,256"`` from a command line, or a non-empty list."""
+    if isinstance(value, str):
+        parts = [v.strip() for v in value.replace("x", ",").split(",")]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise PydanticCustomError(
+                "sizes", "expected sizes like 256x256, got {value}", {"value": repr(value)}
+            )
+        return tuple(int(p) for p in parts)
+    if not isinstance(value, list | tuple) or not value:
+        raise PydanticCustomError(
+            "sizes", "expected a non-empty list, got {value}", {"value": repr(value)}
+        )
+    return tuple(value)
+
+
+def _pydantic_type(tp: Any) -> Any:
+    """The type pydantic validates a field of annotation ``tp`` as: ``int`` takes integral
+    floats, a tuple of sizes takes ``256x256`` and lists (strict mode takes neither)."""
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        if isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+        return Annotated[int, BeforeValidator(_integral)]
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        return Annotated[tuple[_pydantic_type(item), ...], BeforeValidator(_sizes)]  # type: ignore[misc]
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, [_pydantic_type(t) for t in typing.get_args(tp)])
+    return tp
+
+
+PYDANTIC_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "int_type": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "finite_number": "a finite number",
+}
+"""pydantic's error types -> what a one-line message says was expected (run configs and search
+files alike)."""
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    strict = ConfigDict(strict=True, allow_inf_nan=False)
+    return TypeAdapter(_pydantic_type(tp), config=strict)
+
+
+def coerce_value(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` with pydantic (strict: no strings for
+    numbers, no numbers for booleans) and normalise it; one line naming the key otherwise."""
+    try:
+        return _adapter(tp).validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(key, exc, tp)) from None
+
+
+def _one_line(key: str, exc: ValidationError, tp: Any) -> str:
+    errors = exc.errors(include_url=False)
+    # A union reports one error per member: the first that is not "not None" says most.
+    err = next((e for e in errors if e["type"] != "none_required"), errors[0])
+    where = key + "".join(f"[{part}]" for part in err["loc"] if isinstance(part, int))
+    kind, value = err["type"], err.get("input")
+    if kind == "literal_error":
+        literal = next(
+            (t for t in (tp, *typing.get_args(tp)) if typing.get_origin(t) is Literal), tp
+        )
+        return f"{where}: got {value!r}, allowed: {_allowed_text(literal)}"
+    if kind in PYDANTIC_EXPECTED:
+        return f"{where}: expected {PYDANTIC_EXPECTED[kind]}, got {value!r}"
+    return f"{where}: {err['msg']}"
 
 
 class _Validated:

@@ -26,7 +26,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tune_grid.config import RUN_KEYS, ConfigError, RunConfig, coerce_value
+from tune_grid.config import (
+    PYDANTIC_EXPECTED,
+    RUN_KEYS,
+    ConfigError,
+    RunConfig,
+    coerce_value,
+)
 from tune_grid.errors import TuneGridError
 from tune_grid.results.schema import DEFAULT_METRIC, METRIC_NAMES, better_mode
 from tune_grid.search.spec.distributions import (
@@ -452,17 +458,6 @@ _BOUNDS = {
     "less_than": ("<", "lt"),
     "less_than_equal": ("<=", "le"),
 }
-_EXPECTED = {
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "int_type": "an integer",
-    "float_parsing": "a number",
-    "float_type": "a number",
-    "bool_parsing": "true or false",
-    "bool_type": "true or false",
-    "string_type": "a string",
-    "list_type": "a list",
-}
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -492,8 +487,8 @@ def _pydantic_message(file: str | Path, exc: ValidationError) -> SpaceFileError:
     elif err["type"] in _BOUNDS:
         op, key = _BOUNDS[err["type"]]
         message = f"must be {op} {ctx.get(key)} (got {err.get('input')!r})"
-    elif err["type"] in _EXPECTED:
-        message = f"expected {_EXPECTED[err['type']]}, got {err.get('input')!r}"
+    elif err["type"] in PYDANTIC_EXPECTED:
+        message = f"expected {PYDANTIC_EXPECTED[err['type']]}, got {err.get('input')!r}"
     elif err["type"] in ("model_type", "dict_type", "model_attributes_type"):
         message = f"expected a mapping of keys, got {err.get('input')!r}"
     elif err["type"] not in ("unknown_key", "key_error"):
