@@ -50,6 +50,7 @@ def run_bench_search_command(args: argparse.Namespace) -> int:
                 table=args.replay,
                 repetitions=args.repetitions,
                 num_samples=args.num_samples or 16,
+                concurrent=args.concurrent,
                 grace=args.grace,
                 reduction_factor=args.reduction_factor,
                 n_startup_trials=args.n_startup_trials,
@@ -206,6 +207,13 @@ def _add_search(benches: Subparsers) -> None:
         default=None,
         metavar="ENV_STEPS",
         help="--replay: ASHA's grace period (default: a quarter of the curves' length)",
+    )
+    p.add_argument(
+        "--concurrent",
+        type=int,
+        default=4,
+        metavar="N",
+        help="--replay: trials at once (default 4)",
     )
     p.add_argument(
         "--reduction-factor",
