@@ -159,3 +159,16 @@ def test_bad_replay_settings_get_one_line(tmp_path: Path, change: dict, says: st
     synthetic_table().to_parquet(path)
     with pytest.raises(ReplayError, match=says):
         run_replay_benchmark(ReplayOptions(table=str(path), repetitions=1, **change))
+
+
+def test_the_shipped_table_is_the_recorded_grid_with_its_reference_levels() -> None:
+    from tune_grid.bench.replay import SHIPPED_TABLE, read_table_and_levels
+
+    assert SHIPPED_TABLE.stat().st_size < 5 * 2**20
+    table, levels = read_table_and_levels("shipped")
+    recorded = Recorded.of(table)
+    assert len(recorded.seeds) == 48 and all(s == [0, 1, 2] for s in recorded.seeds.values())
+    assert set(recorded.params) == {"lr", "train_batch_size", "share_reward", "policy_sharing"}
+    # every curve is whole: validated every ~10k env steps up to 160k
+    assert all(c[0][-1] >= 160_000 and len(c[0]) >= 17 for c in recorded.curves.values())
+    assert levels["oracle"] < levels["rule_based"] < levels["do_nothing"]
