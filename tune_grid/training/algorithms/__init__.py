@@ -22,13 +22,12 @@ they build.
 from __future__ import annotations
 
 import importlib
-import math
 import pkgutil
 from typing import Any
 
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.training.algorithms.entry import HP_PREFIX, SHARED_KEYS, Algorithm
-from tune_grid.training.hyperparams import HyperparameterError
+from tune_grid.training.hyperparams import agreed_value
 
 __all__ = [
     "HP_PREFIX",
@@ -129,11 +128,7 @@ def hyperparameter_columns(algos: list[Any], run: RunConfig) -> dict[str, float]
     if entry.read_mutable is None:
         return {}
     per_seed = [entry.read_mutable(algo) for algo in algos]
-    out = {}
-    for key in entry.mutable:
-        values = [values[key] for values in per_seed]
-        first = values[0]
-        if not all(v == first or (math.isnan(v) and math.isnan(first)) for v in values):
-            raise HyperparameterError(f"seeds disagree on {key}: {sorted(set(values))}")
-        out[HP_PREFIX + key] = first
-    return out
+    return {
+        HP_PREFIX + key: agreed_value(key, [values[key] for values in per_seed], "seeds")
+        for key in entry.mutable
+    }
