@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import TINY_RUN
+from tiny import TINY_RUN, algo_modules
 
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.training.tanh_gaussian import BOUND, TanhGaussian
@@ -60,10 +60,10 @@ def test_a_squashed_policy_trains_and_acts_inside_the_bounds(
     run = RunConfig.from_dict({**TINY, **layout, "action_squash": "tanh", "initial_log_std": 2.0})
     algo = build_ppo_config(run).build_algo()
     try:
-        for module in (algo.learner_group._learner.module, algo.env_runner.module):
-            for mid in module.keys():  # noqa: SIM118 - a MultiRLModule, not a dict
-                assert module[mid].get_exploration_action_dist_cls() is TanhGaussian
-                assert module[mid].get_train_action_dist_cls() is TanhGaussian
+        modules = algo_modules(algo)
+        for module in modules.values():
+            assert module.get_exploration_action_dist_cls() is TanhGaussian
+            assert module.get_train_action_dist_cls() is TanhGaussian
         result = algo.train()
         assert result["env_runners"]["num_env_steps_sampled"] >= 96
         for mid, stats in result["learners"].items():
@@ -81,17 +81,12 @@ def test_a_squashed_policy_trains_and_acts_inside_the_bounds(
         assert float(actions.abs().max()) < 1.0
         assert float((actions.abs() > 0.99).float().mean()) > 0.1  # std e^2: mass near the bounds
         policy = TrainedPolicy.from_algorithm(algo, run.policy_sharing)
-        features = learner_modules(algo)[0].observation_space.shape[0]
+        features = next(iter(modules.values())).observation_space.shape[0]
         obs = torch.rand(4, 3, features) * 2.0 - 1.0
         greedy = policy.act_batch(obs.numpy())
         assert abs(greedy).max() < 1.0
     finally:
         algo.stop()
-
-
-def learner_modules(algo: Any) -> list[Any]:
-    modules = algo.learner_group._learner.module
-    return [modules[mid] for mid in modules.keys()]  # noqa: SIM118 - a MultiRLModule
 
 
 def test_clip_keeps_rllibs_own_module() -> None:

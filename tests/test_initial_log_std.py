@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny import TINY_RUN
+from tiny import TINY_RUN, algo_modules
 
 from tune_grid.config import ConfigError, RunConfig
 
@@ -20,16 +20,10 @@ def _dist_inputs(run: RunConfig) -> dict[str, torch.Tensor]:
     algo = build_ppo_config(run).build_algo()
     try:
         out = {}
-        for where, modules in (
-            ("learner", algo.learner_group._learner.module),
-            ("runner", algo.env_runner.module),
-        ):
-            for mid in modules.keys():  # noqa: SIM118 - a MultiRLModule, not a dict
-                module = modules[mid]
-                obs = torch.zeros(1, module.observation_space.shape[0])
-                out[f"{where}/{mid}"] = module.forward_inference({"obs": obs})[
-                    "action_dist_inputs"
-                ].detach()[0]
+        for key, module in algo_modules(algo).items():
+            obs = torch.zeros(1, module.observation_space.shape[0])
+            dist_inputs = module.forward_inference({"obs": obs})["action_dist_inputs"]
+            out[key] = dist_inputs.detach()[0]
         return out
     finally:
         algo.stop()

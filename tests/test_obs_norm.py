@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny import TINY_RUN
+from tiny import TINY_RUN, algo_modules
 
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.training.obs_norm import CLIP, EPSILON, ObservationNormalizer
@@ -46,17 +46,6 @@ def test_identity_before_the_first_commit_and_clipped_after() -> None:
     assert normalizer.normalize(obs).tolist() == [[CLIP, -4.0]]
 
 
-def _modules(algo: Any) -> dict[str, Any]:
-    out = {}
-    for where, modules in (
-        ("learner", algo.learner_group._learner.module),
-        ("runner", algo.env_runner.module),
-    ):
-        for mid in modules.keys():  # noqa: SIM118 - a MultiRLModule, not a dict
-            out[f"{where}/{mid}"] = modules[mid]
-    return out
-
-
 @pytest.mark.parametrize(
     "layout",
     [
@@ -75,10 +64,10 @@ def test_training_merges_each_batch_after_its_update_and_runners_get_the_statist
     run = RunConfig.from_dict({**TINY, **layout, "obs_norm": True})
     algo = build_ppo_config(run).build_algo()
     try:
-        before = _modules(algo)
+        before = algo_modules(algo)
         assert all(float(m.obs_normalizer.count) == 0 for m in before.values())
         result = algo.train()
-        modules = _modules(algo)
+        modules = algo_modules(algo)
         learner = {k: m for k, m in modules.items() if k.startswith("learner/")}
         sampled = int(result["env_runners"]["num_env_steps_sampled"])
         agents_per_module = 3 if run.policy_sharing == "shared" else 1

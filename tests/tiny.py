@@ -1,4 +1,5 @@
-"""The tiny run and search settings tests share: seconds per trial, not a measurement."""
+"""The tiny run and search settings tests share (seconds per trial, not a measurement), and how
+tests look inside an algorithm built from them."""
 
 from __future__ import annotations
 
@@ -36,3 +37,16 @@ def tiny_search(**changes: Any) -> dict[str, Any]:
         "evaluation": {"enabled": False},
         **changes,
     }
+
+
+def algo_modules(algo: Any) -> dict[str, Any]:
+    """Every RLModule of a built algorithm, by ``learner/<module id>`` and ``runner/<module id>``
+    (the learner's copy and the local env runner's)."""
+    out = {}
+    for where, modules in (
+        ("learner", algo.learner_group._learner.module),
+        ("runner", algo.env_runner.module),
+    ):
+        for mid in modules.keys():  # noqa: SIM118 - a MultiRLModule, not a dict
+            out[f"{where}/{mid}"] = modules[mid]
+    return out
