@@ -66,18 +66,16 @@ def read_hyperparameters(algo: Any) -> dict[str, float]:
     for values in per_learner:
         for key, found in values.items():
             merged[key].extend(found)
-    return {key: agreed_value(key, merged[key]) for key in MUTABLE_KEYS}
+    return {key: _one_value(key, merged[key]) for key in MUTABLE_KEYS}
 
 
-def agreed_value(key: str, values: list[float], who: str = "learners") -> float:
-    """The one value ``who`` (learners, seeds) report for ``key`` (NaN equals NaN); an error
-    when they disagree, since a value applied to some of them was then lost."""
+def _one_value(key: str, values: list[float]) -> float:
     if not values:
         raise HyperparameterError(f"no learner reports {key}")
     first = values[0]
     same = all(v == first or (math.isnan(v) and math.isnan(first)) for v in values)
     if not same:
-        raise HyperparameterError(f"{who} disagree on {key}: {sorted(set(values))}")
+        raise HyperparameterError(f"learners disagree on {key}: {sorted(set(values))}")
     return first
 
 

@@ -25,7 +25,6 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 
 from tune_grid.training.global_state import GLOBAL_OBS
-from tune_grid.training.value_norm import real_timesteps
 
 OBS_NORM_KEY = "tune_grid_obs_norm"
 """model_config key: whether the module normalizes its observations."""
@@ -132,9 +131,14 @@ class StageObservationStatistics(ConnectorV2):
         for module_id, module_batch in batch.items():
             if module_id not in rl_module:
                 continue
+            mask = module_batch.get(Columns.LOSS_MASK)
             for column, normalizer in normalizers(rl_module[module_id].unwrapped()).items():
-                if column in module_batch:
-                    normalizer.stage(real_timesteps(module_batch, column))
+                if column not in module_batch:
+                    continue
+                rows = torch.as_tensor(module_batch[column])
+                if mask is not None:
+                    rows = rows[torch.as_tensor(mask, dtype=torch.bool, device=rows.device)]
+                normalizer.stage(rows)
         return batch
 
 

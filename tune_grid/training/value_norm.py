@@ -118,18 +118,12 @@ class UpdateValueNormalizers(ConnectorV2):
             normalizer = value_normalizer(rl_module[module_id].unwrapped())
             if normalizer is None or Postprocessing.VALUE_TARGETS not in module_batch:
                 continue
-            normalizer.update(real_timesteps(module_batch, Postprocessing.VALUE_TARGETS))
+            targets = torch.as_tensor(module_batch[Postprocessing.VALUE_TARGETS])
+            mask = module_batch.get(Columns.LOSS_MASK)
+            if mask is not None:
+                targets = targets[torch.as_tensor(mask, dtype=torch.bool, device=targets.device)]
+            normalizer.update(targets)
         return batch
-
-
-def real_timesteps(module_batch: dict[str, Any], column: str) -> torch.Tensor:
-    """``column`` of a learner batch at its real timesteps: without the bootstrap step GAE
-    appends to each episode chunk (the rows the loss mask drops)."""
-    values = torch.as_tensor(module_batch[column])
-    mask = module_batch.get(Columns.LOSS_MASK)
-    if mask is None:
-        return values
-    return values[torch.as_tensor(mask, dtype=torch.bool, device=values.device)]
 
 
 class ValueNormPPOTorchLearner(PPOTorchLearner):

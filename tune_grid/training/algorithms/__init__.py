@@ -22,12 +22,13 @@ they build.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from typing import Any
 
 from tune_grid.config import ConfigError, RunConfig
 from tune_grid.training.algorithms.entry import HP_PREFIX, SHARED_KEYS, Algorithm
-from tune_grid.training.hyperparams import agreed_value
+from tune_grid.training.hyperparams import HyperparameterError
 
 __all__ = [
     "HP_PREFIX",
@@ -128,7 +129,11 @@ def hyperparameter_columns(algos: list[Any], run: RunConfig) -> dict[str, float]
     if entry.read_mutable is None:
         return {}
     per_seed = [entry.read_mutable(algo) for algo in algos]
-    return {
-        HP_PREFIX + key: agreed_value(key, [values[key] for values in per_seed], "seeds")
-        for key in entry.mutable
-    }
+    out = {}
+    for key in entry.mutable:
+        values = [values[key] for values in per_seed]
+        first = values[0]
+        if not all(v == first or (math.isnan(v) and math.isnan(first)) for v in values):
+            raise HyperparameterError(f"seeds disagree on {key}: {sorted(set(values))}")
+        out[HP_PREFIX + key] = first
+    return out
