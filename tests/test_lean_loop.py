@@ -24,9 +24,10 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
 
 from tune_grid.config import RunConfig
-from tune_grid.training.lean_learner import CyclicMinibatches, ppo_loss
+from tune_grid.training.lean_learner import CyclicMinibatches
 from tune_grid.training.lean_sampling import LeanEnvRunner, lean_blockers
 from tune_grid.training.ppo import LeanPPOTorchLearner, build_ppo_config
+from tune_grid.training.ppo_loss import PPOCoefficients, ppo_loss
 
 TINY = {
     "train_batch_size": 192,
@@ -117,12 +118,22 @@ def test_lean_sampling_gives_rllib_train_batches(ray_session: None, layout: dict
         lean.stop()
 
 
-def test_lean_learner_makes_rllib_updates(ray_session: None) -> None:
+@pytest.mark.parametrize(
+    ("layout", "written_out"),
+    [
+        ({"policy_sharing": "independent", "critic": "centralized"}, True),
+        ({"policy_sharing": "shared", "obs_norm": True, "initial_log_std": -1.0}, True),
+        ({"policy_sharing": "shared", "action_squash": "tanh"}, False),
+    ],
+    ids=["independent-centralized", "shared-local", "shared-tanh-autograd"],
+)
+def test_lean_learner_makes_rllib_updates(
+    ray_session: None, layout: dict, written_out: bool
+) -> None:
     run = RunConfig.from_dict(
         {
             **TINY,
-            "policy_sharing": "independent",
-            "critic": "centralized",
+            **layout,
             "value_norm": True,
             "kl_coeff": 0.2,
             "grad_clip": 0.5,
@@ -135,6 +146,9 @@ def test_lean_learner_makes_rllib_updates(ray_session: None) -> None:
         actual_learner = lean.learner_group._learner
         assert isinstance(actual_learner, LeanPPOTorchLearner)
         actual_learner.set_state(expected_learner.get_state())
+        module_ids = list(actual_learner.module.keys())
+        plans = [actual_learner._mlp_plan(mid) for mid in module_ids]
+        assert [plan is not None for plan in plans] == [written_out] * len(module_ids)
         for _ in range(2):  # the second update starts from adapted KL coefficients
             episodes = rllib.env_runner.sample(num_timesteps=192)
             results = []
@@ -153,7 +167,7 @@ def test_lean_learner_makes_rllib_updates(ray_session: None) -> None:
             actual = tree.flatten(actual_learner.module.get_state())
             for want, got in zip(expected, actual, strict=True):
                 np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-6, rtol=0)
-            for module_id in ("MG1", "MG2", "MG3"):
+            for module_id in module_ids:
                 for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "curr_kl_coeff"):
                     assert _peek(results[1], module_id, key) == pytest.approx(
                         _peek(results[0], module_id, key), rel=1e-4, abs=1e-6
@@ -234,15 +248,14 @@ def test_closed_form_loss_equals_rllibs(masked: bool, kl_coeff: float | None) ->
     settings = {"clip_param": 0.2, "vf_clip_param": 5.0, "vf_loss_coeff": 0.7}
 
     logged: list[dict] = []
-    ours = ppo_loss(
-        module,
-        batch,
-        fwd_out,
+    coefficients = PPOCoefficients(
         **settings,
         entropy_coeff=0.05,
         kl_coeff=None if kl_coeff is None else torch.tensor(kl_coeff),
         use_critic=True,
-        log=lambda statistics: logged.append(statistics()),
+    )
+    ours = ppo_loss(
+        module, batch, fwd_out, coefficients, log=lambda statistics: logged.append(statistics())
     )
     ours_grads = torch.autograd.grad(ours, (inputs, values))
 

@@ -29,23 +29,14 @@ runs RLlib's own ``update``.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from ray.rllib.algorithms.ppo.ppo import (
-    LEARNER_RESULTS_KL_KEY,
-    LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY,
-    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
-)
 from ray.rllib.core import ALL_MODULES
-from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
-from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.core.learner.training_data import TrainingData
-from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.metrics import (
     MODULE_TRAIN_BATCH_SIZE_MEAN,
     NUM_ENV_STEPS_TRAINED,
@@ -54,8 +45,9 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_TRAINED_LIFETIME,
     WEIGHTS_SEQ_NO,
 )
-from ray.rllib.utils.torch_utils import explained_variance
 
+from tune_grid.training.mlp_gradients import MLPPlan, mlp_gradients, mlp_plan
+from tune_grid.training.ppo_loss import PPOCoefficients, ppo_loss
 from tune_grid.training.value_norm import with_value_norm
 
 Batch = dict[str, Any]
@@ -276,16 +268,37 @@ class LeanLearnerMixin:
             learner.metrics = metrics
         for key, (value, kwargs) in collector.values.items():
             metrics.log_value(key, value, **kwargs)
-        for mid, loss in loss_per_module.items():
-            metrics.log_value((mid, learner.TOTAL_LOSS_KEY), loss.detach(), window=1)
+        with torch.no_grad():
+            for mid, loss in loss_per_module.items():
+                metrics.log_value((mid, learner.TOTAL_LOSS_KEY), loss().detach(), window=1)
         _log_steps_trained(learner, {mid: minibatch_size for mid in modules}, env_steps, count)
         learner.after_gradient_based_update(timesteps=timesteps)
         return metrics.reduce() if reduce else None
 
-    def _lean_step(self, minibatch: dict[str, Batch], configs: dict[str, Any]) -> dict:
-        """One minibatch update: forward, loss, gradients (clipped) and optimizer step, as
-        RLlib's ``TorchLearner._uncompiled_update`` does them, minus its per-call bookkeeping."""
+    def _lean_step(
+        self, minibatch: dict[str, Batch], configs: dict[str, Any]
+    ) -> dict[str, Callable[[], torch.Tensor]]:
+        """One minibatch update: gradients, clipping and optimizer step, as RLlib's
+        ``TorchLearner._uncompiled_update`` does them, minus its per-call bookkeeping. The
+        gradients are written out (:mod:`~tune_grid.training.mlp_gradients`) where every
+        module is RLlib's default MLP module, else autograd's. Returns each module's total
+        loss, computed on demand."""
         learner: Any = self
+        plans = {mid: self._mlp_plan(mid) for mid in minibatch}
+        if all(plan is not None for plan in plans.values()):
+            gradients: dict[Any, Any] = dict.fromkeys(learner._params)
+            totals: dict[str, Callable[[], torch.Tensor]] = {}
+            for mid, batch in minibatch.items():
+                plan, coefficients = plans[mid], self._coefficients(mid, configs[mid])
+                assert plan is not None
+                module_gradients, terms = mlp_gradients(plan, batch, coefficients)
+                gradients.update(module_gradients)
+                self._log_statistics(
+                    mid, functools.partial(terms.statistics, coefficients.use_critic)
+                )
+                totals[mid] = functools.partial(terms.total, coefficients)
+            learner.apply_gradients(learner.postprocess_gradients(gradients))
+            return totals
         losses = {}
         for mid, batch in minibatch.items():
             fwd_out = learner.module[mid]._forward_train(batch)
@@ -294,7 +307,47 @@ class LeanLearnerMixin:
             )
         gradients = learner.compute_gradients(losses)
         learner.apply_gradients(learner.postprocess_gradients(gradients))
-        return losses
+        return {mid: functools.partial(_identity, loss) for mid, loss in losses.items()}
+
+    def _mlp_plan(self, module_id: str) -> MLPPlan | None:
+        """The module's :class:`MLPPlan` (None: autograd), cached while the module stays."""
+        learner: Any = self
+        module = learner.module[module_id].unwrapped()
+        cache: dict[str, MLPPlan | None] = learner.__dict__.setdefault("_mlp_plans", {})
+        plan = cache.get(module_id)
+        if module_id not in cache or (plan is not None and plan.module is not module):
+            plan = cache[module_id] = (
+                None if not self._may_write_out(module_id) else mlp_plan(module)
+            )
+        return plan
+
+    def _may_write_out(self, module_id: str) -> bool:
+        """Whether this learner computes PPO's loss as :func:`ppo_loss` (a subclass that
+        overrides the loss keeps autograd) and the module's config uses a critic."""
+        learner: Any = self
+        own_loss = type(learner).compute_loss_for_module is LeanLearnerMixin.compute_loss_for_module
+        return own_loss and learner.config.get_config_for_module(module_id).use_critic
+
+    def _coefficients(self, module_id: str, config: Any) -> PPOCoefficients:
+        learner: Any = self
+        return PPOCoefficients(
+            clip_param=config.clip_param,
+            vf_clip_param=config.vf_clip_param,
+            vf_loss_coeff=config.vf_loss_coeff,
+            entropy_coeff=learner.entropy_coeff_schedulers_per_module[
+                module_id
+            ].get_current_value(),
+            kl_coeff=learner.curr_kl_coeffs_per_module[module_id] if config.use_kl_loss else None,
+            use_critic=config.use_critic,
+        )
+
+    def _log_statistics(self, module_id: str, statistics: Callable[[], dict[str, Any]]) -> None:
+        """Log the loss statistics: once per update in the lean loop, else now."""
+        learner: Any = self
+        if isinstance(learner.metrics, _LastValues):
+            learner.metrics.log_later(module_id, statistics, window=1)
+        else:
+            _log_now(learner.metrics, module_id, statistics)
 
     def compute_loss_for_module(
         self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
@@ -307,8 +360,7 @@ class LeanLearnerMixin:
             return super().compute_loss_for_module(  # type: ignore[misc]
                 module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
             )
-        entropy_coeff = learner.entropy_coeff_schedulers_per_module[module_id].get_current_value()
-        kl_coeff = learner.curr_kl_coeffs_per_module[module_id] if config.use_kl_loss else None
+        coefficients = self._coefficients(module_id, config)
         return with_value_norm(
             module,
             batch,
@@ -316,17 +368,14 @@ class LeanLearnerMixin:
                 module,
                 b,
                 fwd_out,
-                clip_param=config.clip_param,
-                vf_clip_param=config.vf_clip_param,
-                vf_loss_coeff=config.vf_loss_coeff,
-                entropy_coeff=entropy_coeff,
-                kl_coeff=kl_coeff,
-                use_critic=config.use_critic,
-                log=functools.partial(learner.metrics.log_later, module_id, window=1)
-                if isinstance(learner.metrics, _LastValues)
-                else functools.partial(_log_now, learner.metrics, module_id),
+                coefficients,
+                log=functools.partial(self._log_statistics, module_id),
             ),
         )
+
+
+def _identity(value: torch.Tensor) -> torch.Tensor:
+    return value
 
 
 def _log_now(metrics: Any, module_id: str, values: Callable[[], dict[str, Any]]) -> None:
@@ -339,86 +388,6 @@ def _diag_gaussian(module: Any) -> bool:
         module.get_train_action_dist_cls() is TorchDiagGaussian
         and module.get_exploration_action_dist_cls() is TorchDiagGaussian
     )
-
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def ppo_loss(
-    module: Any,
-    batch: dict[str, Any],
-    fwd_out: dict[str, Any],
-    *,
-    clip_param: float,
-    vf_clip_param: float,
-    vf_loss_coeff: float,
-    entropy_coeff: float,
-    kl_coeff: Any,
-    use_critic: bool,
-    log: Callable[[Callable[[], dict[str, Any]]], None],
-) -> torch.Tensor:
-    """RLlib's PPO loss (``PPOTorchLearner.compute_loss_for_module``) for a diagonal Gaussian
-    policy, written out: the log-probability, entropy and KL of the Gaussian in closed form,
-    and masked means as weighted sums (no boolean indexing). The same terms and coefficients:
-    clipped surrogate, value loss clipped at ``vf_clip_param``, entropy bonus and, with a KL
-    coefficient, the KL penalty to the sampling policy. A test compares it with RLlib's.
-
-    ``log`` receives a function returning the loss statistics RLlib logs (called once per
-    update by the lean loop, not per minibatch)."""
-    mean, log_std = fwd_out[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)
-    old_mean, old_log_std = batch[Columns.ACTION_DIST_INPUTS].chunk(2, dim=-1)
-    actions = batch[Columns.ACTIONS]
-    std = log_std.exp()
-    logp = (-0.5 * ((actions - mean) / std).square() - log_std - _HALF_LOG_2PI).sum(-1)
-    ratio = torch.exp(logp - batch[Columns.ACTION_LOGP])
-    entropy = (0.5 + _HALF_LOG_2PI + log_std).sum(-1)
-    mask = batch.get(Columns.LOSS_MASK)
-    if mask is None:
-        weights = None
-
-        def masked_mean(x: torch.Tensor) -> torch.Tensor:
-            return x.mean()
-
-    else:
-        weights = mask.to(logp.dtype)
-        weights = weights / weights.sum()
-
-        def masked_mean(x: torch.Tensor) -> torch.Tensor:
-            return (x * weights).sum()
-
-    advantages = batch[Postprocessing.ADVANTAGES]
-    surrogate = torch.min(
-        advantages * ratio, advantages * torch.clamp(ratio, 1 - clip_param, 1 + clip_param)
-    )
-    if use_critic:
-        values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
-        vf_loss = (values - batch[Postprocessing.VALUE_TARGETS]).square()
-        vf_loss_clipped = torch.clamp(vf_loss, 0, vf_clip_param)
-    else:
-        values = vf_loss = vf_loss_clipped = torch.zeros((), device=logp.device)
-    total = masked_mean(-surrogate + vf_loss_coeff * vf_loss_clipped - entropy_coeff * entropy)
-    kl = None
-    if kl_coeff is not None:
-        var_ratio = torch.exp(2.0 * (old_log_std - log_std))
-        distance = ((old_mean - mean) / std).square()
-        kl = masked_mean((0.5 * (var_ratio + distance - 1.0) - (old_log_std - log_std)).sum(-1))
-        total = total + kl_coeff * kl
-
-    def statistics() -> dict[str, Any]:
-        targets = batch[Postprocessing.VALUE_TARGETS]
-        return {
-            POLICY_LOSS_KEY: -masked_mean(surrogate),
-            VF_LOSS_KEY: masked_mean(vf_loss_clipped),
-            LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: masked_mean(vf_loss),
-            LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(targets, values)
-            if use_critic
-            else torch.zeros(()),
-            ENTROPY_KEY: masked_mean(entropy),
-            LEARNER_RESULTS_KL_KEY: kl if kl is not None else torch.zeros(()),
-        }
-
-    log(statistics)
-    return total
 
 
 def _episodes_only(training_data: TrainingData) -> bool:
