@@ -27,7 +27,8 @@ from tune_grid.training.critic import (
     ValueNormPPOTorchRLModule,
 )
 from tune_grid.training.global_state import GLOBAL_OBS
-from tune_grid.training.mlp_gradients import mlp_gradients, mlp_plan
+from tune_grid.training.mlp_gradients import mlp_gradients
+from tune_grid.training.mlp_plan import mlp_plan
 from tune_grid.training.obs_norm import OBS_NORM_KEY
 from tune_grid.training.ppo_loss import PPOCoefficients, ppo_loss
 from tune_grid.training.tanh_gaussian import ACTION_SQUASH_KEY

@@ -46,7 +46,8 @@ from ray.rllib.utils.metrics import (
     WEIGHTS_SEQ_NO,
 )
 
-from tune_grid.training.mlp_gradients import MLPPlan, mlp_gradients, mlp_plan
+from tune_grid.training.mlp_gradients import mlp_gradients
+from tune_grid.training.mlp_plan import MLPPlan, mlp_plan
 from tune_grid.training.ppo_loss import PPOCoefficients, ppo_loss
 from tune_grid.training.value_norm import with_value_norm
 

@@ -62,6 +62,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 
 from tune_grid.training.callbacks import MicrogridMetricsCallback, log_day_totals
+from tune_grid.training.mlp_plan import PolicyPlan, policy_plan
 from tune_grid.training.vector_env import BatchedEnvRunner, BatchedVectorEnv
 
 DEFAULT_ENV_TO_MODULE = {
@@ -203,14 +204,7 @@ class LeanEnvRunner(BatchedEnvRunner):
         t = (self.num_env_steps_sampled_lifetime // runners + env_ts) * runners
         for module_id, agent_rows in state["modules"].items():
             rows = obs[envs][:, agent_rows].reshape(len(envs) * len(agent_rows), -1)
-            module: Any = self.module[module_id]  # type: ignore[index]
-            # forward_exploration without its eval()/train() switch per call (the sample call
-            # holds the modules in eval mode, see _lean_sample).
-            out = module._forward_exploration({Columns.OBS: torch.from_numpy(rows)}, t=t)
-            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
-            dist = module.get_exploration_action_dist_cls().from_logits(dist_inputs)
-            sampled = dist.sample()
-            module_logp = dist.logp(sampled)
+            dist_inputs, sampled, module_logp = self._explore(module_id, rows, t)
             a = np.asarray(sampled).reshape(len(envs), len(agent_rows), -1)
             if actions is None or inputs is None or logp is None:
                 actions = np.zeros((n, n_agents, a.shape[-1]), dtype=a.dtype)
@@ -222,6 +216,32 @@ class LeanEnvRunner(BatchedEnvRunner):
             logp[index] = np.asarray(module_logp).reshape(len(envs), len(agent_rows))
         assert actions is not None and inputs is not None and logp is not None
         return actions, inputs, logp
+
+    def _explore(
+        self, module_id: str, rows: np.ndarray, t: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The module's distribution inputs for ``rows``, an action drawn from its
+        exploration distribution and its log-probability: through the module's
+        :class:`~tune_grid.training.mlp_plan.PolicyPlan` and :func:`gaussian_sample` where it
+        has one (the same operations as RLlib's calls, so the same numbers and draws), else
+        through RLlib's ``forward_exploration`` and distribution class."""
+        module: Any = self.module[module_id]  # type: ignore[index]
+        plans: dict[str, PolicyPlan | None] = self.__dict__.setdefault("_policy_plans", {})
+        plan = plans.get(module_id)
+        if module_id not in plans or (plan is not None and plan.module is not module):
+            plan = plans[module_id] = policy_plan(module)
+        obs = torch.from_numpy(rows)
+        with torch.no_grad():
+            if plan is not None:
+                dist_inputs = plan.dist_inputs(obs)
+                return (dist_inputs, *gaussian_sample(dist_inputs))
+            # forward_exploration without its eval()/train() switch per call (the sample call
+            # holds the modules in eval mode, see _lean_sample).
+            out = module._forward_exploration({Columns.OBS: obs}, t=t)
+            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+            dist = module.get_exploration_action_dist_cls().from_logits(dist_inputs)
+            sampled = dist.sample()
+            return dist_inputs, sampled, dist.logp(sampled)
 
     def _lean_sample(self, num_timesteps: int) -> list[MultiAgentEpisode]:
         state = self._lean_state
@@ -239,10 +259,12 @@ class LeanEnvRunner(BatchedEnvRunner):
         finally:
             for module, mode in zip(modules, training, strict=True):
                 module.train(mode)
-        episodes = self._episodes_from(steps)
+        days_log = BufferedLog()
+        episodes = self._episodes_from(steps, days_log)
         self._log_counts(env_ts, len(finished))
         for _, _, totals in finished:
-            log_day_totals(self.metrics, totals, self)
+            log_day_totals(days_log, totals, self)
+        days_log.flush(self.metrics)
         return episodes
 
     def _lean_steps(
@@ -289,7 +311,9 @@ class LeanEnvRunner(BatchedEnvRunner):
             state["obs"], state["pending_reset"] = next_obs, new_pending
         return env_ts
 
-    def _episodes_from(self, steps: list[dict[str, Any]]) -> list[MultiAgentEpisode]:
+    def _episodes_from(
+        self, steps: list[dict[str, Any]], days_log: BufferedLog
+    ) -> list[MultiAgentEpisode]:
         """The call's episode chunks, RLlib's order: finished days first (in the order they
         ended), then every env's ongoing day cut at the call's end."""
         state = self._lean_state
@@ -320,7 +344,7 @@ class LeanEnvRunner(BatchedEnvRunner):
             for i in np.flatnonzero(record["done"]).tolist():
                 episode = self._chunk(i, rows[i], stacked, terminated=True)
                 done_chunks.append((s * n + i, episode))
-                self._finish_day(days[i])
+                self._finish_day(days[i], days_log)
                 rows[i] = []
         ongoing = []
         for i in range(n):
@@ -362,7 +386,7 @@ class LeanEnvRunner(BatchedEnvRunner):
         day.returns = rewards if day.returns is None else day.returns + rewards
         return episode
 
-    def _finish_day(self, day: _OngoingDay) -> None:
+    def _finish_day(self, day: _OngoingDay, days_log: BufferedLog) -> None:
         """RLlib's episode metrics of a finished day (all its chunks)."""
         state = self._lean_state
         assert state is not None and day.returns is not None
@@ -372,7 +396,7 @@ class LeanEnvRunner(BatchedEnvRunner):
         for a, r in per_agent.items():
             per_module[state["module_of"][a]] += r
         log_episode(
-            self.metrics,
+            days_log,
             window=self._metrics_window(),
             length=day.env_t,
             episode_return=float(sum(per_agent.values())),
@@ -464,6 +488,47 @@ def episode_chunk(
     episode.env_t = env_t_started + length
     episode.is_terminated = terminated
     return episode
+
+
+class BufferedLog:
+    """Collects ``log_value`` calls (each key's values in order) and passes them to a
+    ``MetricsLogger`` with one ``log_value`` per key, pushing the key's other values into the
+    ``Stats`` object that call created or found: what a ``log_value`` per value leaves, without
+    its key lookups and checks per value (a tenth of a sample call otherwise)."""
+
+    def __init__(self) -> None:
+        self.values: dict[Any, tuple[list[Any], dict[str, Any]]] = {}
+
+    def log_value(self, key: Any, value: Any, **kwargs: Any) -> None:
+        entry = self.values.get(key)
+        if entry is None:
+            self.values[key] = ([value], kwargs)
+        else:
+            entry[0].append(value)
+
+    def flush(self, metrics: Any) -> None:
+        for key, (values, kwargs) in self.values.items():
+            metrics.log_value(key, values[0], **kwargs)
+            if len(values) > 1:
+                stats = metrics._get_key(key)
+                for value in values[1:]:
+                    stats.push(value)
+        self.values.clear()
+
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+def gaussian_sample(dist_inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An action drawn from the diagonal Gaussian with inputs ``[mean, log_std]`` and its
+    log-probability, in the operations of RLlib's ``TorchDiagGaussian.from_logits``,
+    ``sample`` and ``logp`` (torch's ``Normal``), without building the distribution objects:
+    the same random draw and the same numbers."""
+    mean, log_std = dist_inputs.chunk(2, dim=-1)
+    scale = log_std.exp()
+    sampled = torch.normal(mean, scale)
+    logp = -((sampled - mean) ** 2) / (2 * scale**2) - scale.log() - _LOG_SQRT_2PI
+    return sampled, logp.sum(-1)
 
 
 def log_episode(
