@@ -213,8 +213,9 @@ class Variant:
 class VariantTiming:
     """Per-iteration measurements of one variant (timed rounds only).
 
-    ``*_s`` are wall seconds (RLlib's timers); ``*_cpu_s`` are this process's CPU seconds in the
-    same phases, which load from other processes disturbs far less (local sampling only).
+    ``*_s`` are wall seconds of each iteration (:class:`_PhaseClock`); ``*_cpu_s`` are this
+    process's CPU seconds in the same phases, which load from other processes disturbs far less
+    (local sampling only).
     """
 
     key: str
@@ -249,15 +250,19 @@ class VariantTiming:
 
 
 class _PhaseClock:
-    """Process CPU seconds spent in local sampling, the learner update and its minibatches.
+    """Wall and process CPU seconds spent in local sampling, the learner update and its
+    minibatches.
 
     Wraps the local EnvRunner's ``sample``, the LearnerGroup's ``update`` and the local
     Learner's minibatch update (``_update``, or the lean loop's ``_lean_step``) on the
-    instances; absent parts (remote runners) read NaN.
+    instances; absent parts (remote runners) read NaN. The wall clock is this iteration's:
+    RLlib's own ``timers`` are exponential moving averages over all iterations (coefficient
+    0.01), so they mostly repeat the first, warm-up iteration.
     """
 
     def __init__(self, algo: Any) -> None:
         self.sample = self.learn = self.updates_cpu = 0.0
+        self.sample_wall = self.learn_wall = 0.0
         self.updates = 0
         runner = getattr(algo, "env_runner", None)
         self.local_sampling = runner is not None and algo.config.num_env_runners == 0
@@ -272,12 +277,16 @@ class _PhaseClock:
             setattr(learner, step, self._wrap(getattr(learner, step), "updates_cpu", count=True))
 
     def _wrap(self, inner: Callable[..., Any], name: str, count: bool = False) -> Callable:
+        wall = f"{name}_wall"
+
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.process_time()
+            start, wall_start = time.process_time(), time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
                 setattr(self, name, getattr(self, name) + time.process_time() - start)
+                if hasattr(self, wall):
+                    setattr(self, wall, getattr(self, wall) + time.perf_counter() - wall_start)
                 if count:
                     self.updates += 1
 
@@ -285,6 +294,7 @@ class _PhaseClock:
 
     def reset(self) -> None:
         self.sample = self.learn = self.updates_cpu = 0.0
+        self.sample_wall = self.learn_wall = 0.0
         self.updates = 0
 
 
@@ -379,16 +389,18 @@ def measure(
                 cpu_start = time.process_time()
                 metrics = iteration_metrics(algo.train())
                 cpu = time.process_time() - cpu_start
+                # This iteration's wall seconds where the clock sees the phase (RLlib's timers
+                # are moving averages, see _PhaseClock); remote sampling: RLlib's timer.
+                sample_s = clock.sample_wall if clock.local_sampling else metrics["timers/sample_s"]
                 print_fn(
                     f"round {round_ + 1} ({'timed' if timed else 'warm-up'}) {t.label}: "
-                    f"sample {metrics['timers/sample_s']:.2f} s, learn "
-                    f"{metrics['timers/learn_s']:.2f} s, iteration "
-                    f"{metrics['time_this_iter_s']:.2f} s ({cpu:.2f} CPU s)"
+                    f"sample {sample_s:.3f} s, learn {clock.learn_wall:.3f} s, iteration "
+                    f"{metrics['time_this_iter_s']:.3f} s ({cpu:.3f} CPU s)"
                 )
                 if not timed:
                     continue
-                t.sample_s.append(metrics["timers/sample_s"])
-                t.learn_s.append(metrics["timers/learn_s"])
+                t.sample_s.append(sample_s)
+                t.learn_s.append(clock.learn_wall)
                 t.iteration_s.append(metrics["time_this_iter_s"])
                 t.env_steps.append(int(metrics["env_steps_this_iter"]))
                 t.iteration_cpu_s.append(cpu)
@@ -475,9 +487,9 @@ def format_table(timings: Mapping[str, VariantTiming], run: RunConfig) -> str:
     for t in timings.values():
         lines.append(
             f"{t.label:<26}{t.envs:>5}{t.fragment!s:>6}{t.torch_threads:>4}{t.build_s:>8.1f}"
-            f"{t.median('sample_s'):>9.2f}{t.median('learn_s'):>9.2f}"
-            f"{t.median('iteration_s'):>9.2f}{t.median('sample_cpu_s'):>9.2f}"
-            f"{t.median('learn_cpu_s'):>9.2f}{t.median('iteration_cpu_s'):>9.2f}"
+            f"{t.median('sample_s'):>9.3f}{t.median('learn_s'):>9.3f}"
+            f"{t.median('iteration_s'):>9.3f}{t.median('sample_cpu_s'):>9.3f}"
+            f"{t.median('learn_cpu_s'):>9.3f}{t.median('iteration_cpu_s'):>9.3f}"
             f"{t.steps_per_s:>9.0f}{t.median('updates'):>8.0f}{t.ms_per_update:>8.2f}"
         )
     s = summarize(timings)

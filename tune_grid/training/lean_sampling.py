@@ -202,15 +202,20 @@ class LeanEnvRunner(BatchedEnvRunner):
         logp: np.ndarray | None = None
         runners = self.config.num_env_runners or 1
         t = (self.num_env_steps_sampled_lifetime // runners + env_ts) * runners
+        every_env = len(envs) == n  # most steps: no env waits for its reset
         for module_id, agent_rows in state["modules"].items():
-            rows = obs[envs][:, agent_rows].reshape(len(envs) * len(agent_rows), -1)
+            index: Any = (slice(None), agent_rows) if every_env else np.ix_(envs, agent_rows)
+            if every_env and agent_rows == list(range(n_agents)):
+                index = slice(None)  # one module for all agents, in their order: a view
+            rows = (obs[index] if every_env else obs[envs][:, agent_rows]).reshape(
+                len(envs) * len(agent_rows), -1
+            )
             dist_inputs, sampled, module_logp = self._explore(module_id, rows, t)
             a = np.asarray(sampled).reshape(len(envs), len(agent_rows), -1)
             if actions is None or inputs is None or logp is None:
                 actions = np.zeros((n, n_agents, a.shape[-1]), dtype=a.dtype)
                 inputs = np.zeros((n, n_agents, dist_inputs.shape[-1]), dtype=np.float32)
                 logp = np.zeros((n, n_agents), dtype=np.float32)
-            index = np.ix_(envs, agent_rows)
             actions[index] = a
             inputs[index] = np.asarray(dist_inputs).reshape(len(envs), len(agent_rows), -1)
             logp[index] = np.asarray(module_logp).reshape(len(envs), len(agent_rows))
@@ -226,10 +231,7 @@ class LeanEnvRunner(BatchedEnvRunner):
         has one (the same operations as RLlib's calls, so the same numbers and draws), else
         through RLlib's ``forward_exploration`` and distribution class."""
         module: Any = self.module[module_id]  # type: ignore[index]
-        plans: dict[str, PolicyPlan | None] = self.__dict__.setdefault("_policy_plans", {})
-        plan = plans.get(module_id)
-        if module_id not in plans or (plan is not None and plan.module is not module):
-            plan = plans[module_id] = policy_plan(module)
+        plan = self._policy_plan(module_id)
         obs = torch.from_numpy(rows)
         with torch.no_grad():
             if plan is not None:
@@ -243,6 +245,16 @@ class LeanEnvRunner(BatchedEnvRunner):
             sampled = dist.sample()
             return dist_inputs, sampled, dist.logp(sampled)
 
+    def _policy_plan(self, module_id: str) -> PolicyPlan | None:
+        """The module's :class:`~tune_grid.training.mlp_plan.PolicyPlan`, cached while the
+        module stays (None: it acts through RLlib's calls)."""
+        module: Any = self.module[module_id]  # type: ignore[index]
+        plans: dict[str, PolicyPlan | None] = self.__dict__.setdefault("_policy_plans", {})
+        plan = plans.get(module_id)
+        if module_id not in plans or (plan is not None and plan.module is not module):
+            plan = plans[module_id] = policy_plan(module)
+        return plan
+
     def _lean_sample(self, num_timesteps: int) -> list[MultiAgentEpisode]:
         state = self._lean_state
         assert state is not None
@@ -250,7 +262,9 @@ class LeanEnvRunner(BatchedEnvRunner):
         env_ts = 0
         finished: list[tuple[int, int, np.ndarray]] = []  # (env, step index, day totals)
         multi_module: Any = self.module
-        modules = [multi_module[mid] for mid in state["modules"]]
+        # Modules acting through RLlib's calls sample in eval mode, as in RLlib; a policy plan's
+        # dense layers do not depend on the mode, so those modules are left as they are.
+        modules = [multi_module[mid] for mid in state["modules"] if self._policy_plan(mid) is None]
         training = [m.training for m in modules]
         for module in modules:
             module.eval()
@@ -466,6 +480,7 @@ def episode_chunk(
         len_lookback_buffer=0,
     )
     seq_no = np.full(length, weights_seq_no, dtype=np.int64)
+    rewards = rewards.astype(np.float32)
     for k, agent in enumerate(agents):
         episode.agent_episodes[agent] = _agent_chunk(
             agent,
@@ -474,7 +489,7 @@ def episode_chunk(
             observations=_buffer(observations[:, k]),
             infos=_buffer([{} for _ in range(length + 1)]),
             actions=_buffer(actions[:, k]),
-            rewards=_buffer(rewards[:, k].astype(np.float32)),
+            rewards=_buffer(rewards[:, k]),
             extra_model_outputs={
                 Columns.ACTION_DIST_INPUTS: _buffer(action_dist_inputs[:, k]),
                 Columns.ACTION_LOGP: _buffer(action_logp[:, k]),
@@ -582,7 +597,7 @@ def _agent_chunk(
     2.60) without the per-buffer space handling and validation: a third of a sample call's
     bookkeeping otherwise. The learner-batch equality test checks the result."""
     episode: Any = SingleAgentEpisode.__new__(SingleAgentEpisode)
-    episode.id_ = uuid.uuid4().hex
+    episode.id_ = f"{episode_id}-{agent}"  # unique, and kept across a day's chunks as in RLlib
     episode.agent_id = agent
     episode.module_id = module_id
     episode.multi_agent_episode_id = episode_id
