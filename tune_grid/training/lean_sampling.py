@@ -233,10 +233,11 @@ class LeanEnvRunner(BatchedEnvRunner):
         module: Any = self.module[module_id]  # type: ignore[index]
         plan = self._policy_plan(module_id)
         obs = torch.from_numpy(rows)
-        with torch.no_grad():
-            if plan is not None:
+        if plan is not None:
+            with torch.inference_mode():  # cheaper per op than no_grad; outputs go to numpy
                 dist_inputs = plan.dist_inputs(obs)
                 return (dist_inputs, *gaussian_sample(dist_inputs))
+        with torch.no_grad():
             # forward_exploration without its eval()/train() switch per call (the sample call
             # holds the modules in eval mode, see _lean_sample).
             out = module._forward_exploration({Columns.OBS: obs}, t=t)

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
-from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 from ray.rllib.core.models.torch.encoder import TorchActorCriticEncoder, TorchMLPEncoder
 from ray.rllib.core.models.torch.heads import TorchMLPHead
@@ -26,7 +25,6 @@ from tune_grid.training.critic import (
     ValueNormPPOTorchRLModule,
 )
 from tune_grid.training.global_state import GLOBAL_OBS
-from tune_grid.training.obs_norm import normalized
 
 PLAIN_MODULES = (DefaultPPOTorchRLModule, TuneGridPPOTorchRLModule, ValueNormPPOTorchRLModule)
 """Module classes whose training forward pass and values are exactly the MLPs below (the two
@@ -94,16 +92,14 @@ class PolicyPlan:
     def dist_inputs(self, obs: torch.Tensor) -> torch.Tensor:
         """The module's ``ACTION_DIST_INPUTS`` for ``obs``: normalized where the module
         normalizes, through the chain, the log-std clamped as RLlib's policy head does."""
-        module = self.module
-        obs = normalized({Columns.OBS: obs}, Columns.OBS, getattr(module, "obs_normalizer", None))[
-            Columns.OBS
-        ]
-        out, _ = forward(self.chain, obs.to(self.chain[0].weight.dtype))
-        if self.log_std_clip is None:
-            return out
-        mean, log_std = out.chunk(2, dim=-1)
-        log_std = torch.clamp(log_std, -self.log_std_clip, self.log_std_clip)
-        return torch.cat((mean, log_std), dim=-1)
+        normalizer = getattr(self.module, "obs_normalizer", None)
+        if normalizer is not None:
+            obs = normalizer.normalize(obs)
+        dtype = self.chain[0].weight.dtype
+        out, _ = forward(self.chain, obs if obs.dtype == dtype else obs.to(dtype))
+        if self.log_std_clip is not None:  # in place: the values of RLlib's chunk-clamp-cat
+            out[:, out.shape[-1] // 2 :].clamp_(-self.log_std_clip, self.log_std_clip)
+        return out
 
 
 def policy_plan(module: Any) -> PolicyPlan | None:
