@@ -255,9 +255,8 @@ class _PhaseClock:
 
     Wraps the local EnvRunner's ``sample``, the LearnerGroup's ``update`` and the local
     Learner's minibatch update (``_update``, or the lean loop's ``_lean_step``) on the
-    instances; absent parts (remote runners) read NaN. The wall clock is this iteration's:
-    RLlib's own ``timers`` are exponential moving averages over all iterations (coefficient
-    0.01), so they mostly repeat the first, warm-up iteration.
+    instances; absent parts (remote runners) read NaN. Wall and CPU seconds then cover exactly
+    the same calls (RLlib's sampling timer also holds the runner's metrics reduction).
     """
 
     def __init__(self, algo: Any) -> None:
@@ -389,8 +388,8 @@ def measure(
                 cpu_start = time.process_time()
                 metrics = iteration_metrics(algo.train())
                 cpu = time.process_time() - cpu_start
-                # This iteration's wall seconds where the clock sees the phase (RLlib's timers
-                # are moving averages, see _PhaseClock); remote sampling: RLlib's timer.
+                # Wall seconds of the calls the CPU clock covers (remote sampling: RLlib's
+                # timer, per iteration through MicrogridMetricsCallback).
                 sample_s = clock.sample_wall if clock.local_sampling else metrics["timers/sample_s"]
                 print_fn(
                     f"round {round_ + 1} ({'timed' if timed else 'warm-up'}) {t.label}: "
