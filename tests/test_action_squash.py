@@ -94,7 +94,8 @@ def test_clip_keeps_rllibs_own_module() -> None:
 
     from tune_grid.training.ppo import module_spec
 
-    assert module_spec(RunConfig.from_dict({**TINY, "action_squash": "clip"})) == RLModuleSpec()
+    clip = {**TINY, "action_squash": "clip", "initial_log_std": None}
+    assert module_spec(RunConfig.from_dict(clip)) == RLModuleSpec()
 
 
 def test_an_unknown_squash_gets_one_line() -> None:

@@ -9,6 +9,7 @@ import torch
 from tiny import TINY_RUN, algo_modules
 
 from tune_grid.config import ConfigError, RunConfig
+from tune_grid.training.critic import INITIAL_LOG_STD_KEY
 
 TINY: dict[str, Any] = {**TINY_RUN, "train_batch_size": 96}
 
@@ -41,7 +42,7 @@ def test_the_log_std_starts_shifted_and_the_means_do_not_move(
     ray_session: None, tiny_run: dict[str, Any], layout: dict[str, Any]
 ) -> None:
     config = {**tiny_run, "train_batch_size": 96, **layout}
-    base = _dist_inputs(RunConfig.from_dict(config))
+    base = _dist_inputs(RunConfig.from_dict({**config, "initial_log_std": None}))
     shifted = _dist_inputs(RunConfig.from_dict({**config, "initial_log_std": -1.5}))
     assert base.keys() == shifted.keys()
     for key, inputs in base.items():
@@ -50,14 +51,16 @@ def test_the_log_std_starts_shifted_and_the_means_do_not_move(
         torch.testing.assert_close(shifted[key][half:], inputs[half:] - 1.5)  # the log-stds
 
 
-def test_null_keeps_rllibs_own_module() -> None:
+def test_null_keeps_rllibs_own_module_and_the_default_is_minus_one() -> None:
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from tune_grid.training.ppo import module_spec
 
-    assert module_spec(RunConfig.from_dict(TINY)) == RLModuleSpec()
-    shifted = module_spec(RunConfig.from_dict({**TINY, "initial_log_std": -1.0}))
-    assert shifted.module_class is not None
+    assert module_spec(RunConfig.from_dict({**TINY, "initial_log_std": None})) == RLModuleSpec()
+    assert RunConfig.from_dict(TINY).initial_log_std == -1.0
+    default = module_spec(RunConfig.from_dict(TINY))
+    assert default.module_class is not None
+    assert default.model_config[INITIAL_LOG_STD_KEY] == -1.0
 
 
 @pytest.mark.parametrize("value", [-6.0, 2.5])

@@ -118,6 +118,29 @@ def test_lean_sampling_gives_rllib_train_batches(ray_session: None, layout: dict
         lean.stop()
 
 
+def test_one_module_in_agent_order_acts_as_the_general_path(ray_session: None) -> None:
+    """The shortcut for one module over all agents in their order (its rows are the observations
+    as they are) draws what the general per-module path draws."""
+    run = RunConfig.from_dict({**TINY, "policy_sharing": "shared"})
+    algo = _algo(run, lean_runner=True)
+    try:
+        runner = algo.env_runner
+        runner._lean_reset()
+        state = runner._lean_state
+        state["modules"] = {"shared_policy": [0, 1, 2]}
+        obs = np.random.default_rng(0).normal(size=(4, 3, 22)).astype(np.float32)
+        acting = np.ones(4, dtype=bool)
+        results = []
+        for shortcut in (True, False):
+            state["one_module_in_order"] = shortcut
+            torch.manual_seed(5)
+            results.append(runner._act(obs, acting, 0))
+        for fast, general in zip(*results, strict=True):
+            assert fast.shape == general.shape and np.array_equal(fast, general)
+    finally:
+        algo.stop()
+
+
 @pytest.mark.parametrize(
     ("layout", "written_out"),
     [

@@ -108,7 +108,7 @@ def test_false_keeps_rllibs_own_module() -> None:
     from tune_grid.training.critic import TuneGridPPOTorchRLModule
     from tune_grid.training.ppo import module_spec
 
-    assert module_spec(RunConfig.from_dict(TINY)) == RLModuleSpec()
+    assert module_spec(RunConfig.from_dict({**TINY, "initial_log_std": None})) == RLModuleSpec()
     spec = module_spec(RunConfig.from_dict({**TINY, "obs_norm": True}))
     assert spec.module_class is TuneGridPPOTorchRLModule
 

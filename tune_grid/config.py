@@ -299,12 +299,14 @@ class TrainingFields(_Validated):
     mean and std of the value targets, and GAE reads its denormalized output. Recommended with
     the centralized critic (Yu et al. 2022); off by default so the local critic stays RLlib's
     default module."""
-    initial_log_std: float | None = None
+    initial_log_std: float | None = -1.0
     """Initial log standard deviation of the Gaussian policy: added to the bias of the policy
-    head's log-std outputs when the module is built. None keeps RLlib's initialization (log-std
-    near 0: std about 1 on actions in [-1, 1], so early actions clip often and the diesel's
-    on/off switch flips at random); -1 starts at std 0.37 (Andrychowicz et al. 2021 found a
-    lower initial std to matter for continuous-control PPO)."""
+    head's log-std outputs when the module is built. The default -1 starts at std 0.37, chosen
+    by measurement (docs/search.md: separated from RLlib's initialization at 40k, 80k and 160k
+    env steps; Andrychowicz et al. 2021 also found a lower initial std to matter for
+    continuous-control PPO). None (null) keeps RLlib's initialization and module (log-std near
+    0: std about 1 on actions in [-1, 1], so early actions clip often and the diesel's on/off
+    switch flips at random)."""
     action_squash: ActionSquash = "clip"
     """How Gaussian samples become actions in [-1, 1]: 'clip' (RLlib's default: the env clips
     them, so a wide policy acts on the bounds often) or 'tanh' (a tanh-squashed Gaussian whose

@@ -182,6 +182,7 @@ class LeanEnvRunner(BatchedEnvRunner):
             "agents": agents,
             "module_of": module_of,
             "modules": modules,
+            "one_module_in_order": list(modules.values()) == [list(range(len(agents)))],
             "obs": np.stack(obs),
             "pending_reset": np.zeros(n, dtype=np.bool_),
             "days": [_OngoingDay() for _ in range(n)],
@@ -195,32 +196,39 @@ class LeanEnvRunner(BatchedEnvRunner):
         acting envs, module by module in RLlib's row order."""
         state = self._lean_state
         assert state is not None
-        envs = np.flatnonzero(acting)
         n, n_agents = obs.shape[:2]
-        actions: np.ndarray | None = None
-        inputs: np.ndarray | None = None
-        logp: np.ndarray | None = None
+        every_env = bool(acting.all())  # most steps: no env waits for its reset
+        envs = np.arange(n) if every_env else np.flatnonzero(acting)
         runners = self.config.num_env_runners or 1
         t = (self.num_env_steps_sampled_lifetime // runners + env_ts) * runners
-        every_env = len(envs) == n  # most steps: no env waits for its reset
-        for module_id, agent_rows in state["modules"].items():
-            index: Any = (slice(None), agent_rows) if every_env else np.ix_(envs, agent_rows)
-            if every_env and agent_rows == list(range(n_agents)):
-                index = slice(None)  # one module for all agents, in their order: a view
-            rows = (obs[index] if every_env else obs[envs][:, agent_rows]).reshape(
-                len(envs) * len(agent_rows), -1
+        modules: dict[str, list[int]] = state["modules"]
+        if every_env and state["one_module_in_order"]:
+            # One module for all agents, in their order: its rows are the observations as they
+            # are, and its outputs the arrays to return.
+            ((module_id, _),) = modules.items()
+            dist_inputs, sampled, logp = self._explore(module_id, obs.reshape(n * n_agents, -1), t)
+            return (
+                np.asarray(sampled).reshape(n, n_agents, -1),
+                np.asarray(dist_inputs).reshape(n, n_agents, -1),
+                np.asarray(logp).reshape(n, n_agents),
             )
+        actions: np.ndarray | None = None
+        inputs: np.ndarray | None = None
+        logp_out: np.ndarray | None = None
+        for module_id, agent_rows in modules.items():
+            index = np.ix_(envs, np.asarray(agent_rows))
+            rows = obs[index].reshape(len(envs) * len(agent_rows), -1)
             dist_inputs, sampled, module_logp = self._explore(module_id, rows, t)
             a = np.asarray(sampled).reshape(len(envs), len(agent_rows), -1)
-            if actions is None or inputs is None or logp is None:
+            if actions is None or inputs is None or logp_out is None:
                 actions = np.zeros((n, n_agents, a.shape[-1]), dtype=a.dtype)
                 inputs = np.zeros((n, n_agents, dist_inputs.shape[-1]), dtype=np.float32)
-                logp = np.zeros((n, n_agents), dtype=np.float32)
+                logp_out = np.zeros((n, n_agents), dtype=np.float32)
             actions[index] = a
             inputs[index] = np.asarray(dist_inputs).reshape(len(envs), len(agent_rows), -1)
-            logp[index] = np.asarray(module_logp).reshape(len(envs), len(agent_rows))
-        assert actions is not None and inputs is not None and logp is not None
-        return actions, inputs, logp
+            logp_out[index] = np.asarray(module_logp).reshape(len(envs), len(agent_rows))
+        assert actions is not None and inputs is not None and logp_out is not None
+        return actions, inputs, logp_out
 
     def _explore(
         self, module_id: str, rows: np.ndarray, t: int
@@ -376,9 +384,14 @@ class LeanEnvRunner(BatchedEnvRunner):
         state = self._lean_state
         assert state is not None
         day: _OngoingDay = state["days"][env]
-        obs = np.concatenate([stacked["obs"][rows, env], stacked["next_obs"][rows[-1:], env]])
+        # An env acts at every step of its day, so its rows are a range: views, not copies.
+        first, last = rows[0], rows[-1]
+        index: Any = slice(first, last + 1) if last - first + 1 == len(rows) else rows
+        obs = np.concatenate(
+            [stacked["obs"][index, env], stacked["next_obs"][last : last + 1, env]]
+        )
         columns = {
-            name: stacked[name][rows, env] for name in ("actions", "inputs", "logp", "rewards")
+            name: stacked[name][index, env] for name in ("actions", "inputs", "logp", "rewards")
         }
         length = len(rows)
         episode = episode_chunk(
