@@ -79,7 +79,7 @@ def test_layouts_map_to_modules_and_learner_pieces() -> None:
 
     obs_space, act_space = _spaces()
     spaces = {mid: (obs_space, act_space) for mid in ("shared_policy", *MICROGRIDS)}
-    local = build_ppo_config(tiny_run())
+    local = build_ppo_config(tiny_run(initial_log_std=None))
     spec = local.get_multi_rl_module_spec(spaces=spaces)
     assert spec.rl_module_specs["shared_policy"].module_class is DefaultPPOTorchRLModule
     assert local._learner_connector is None
