@@ -239,7 +239,11 @@ def test_mappo_critic_sees_every_agent_and_actor_only_its_own(ray_session: None)
     from tune_grid.training.ppo import SHARED_MODULE_ID, build_ppo_config
     from tune_grid.training.vector_env import BatchedVectorEnv
 
-    algo = build_ppo_config(tiny_run(critic="centralized", value_norm=True)).build_algo()
+    # RLlib's learner loop: it calls the actor and the critic as modules, so the hooks below see
+    # every input. The lean loop's written-out gradients read the same columns (its gradients
+    # equal autograd's through these modules: tests/test_mlp_gradients.py, test_lean_loop.py).
+    run = tiny_run(critic="centralized", value_norm=True, training_loop="rllib")
+    algo = build_ppo_config(run).build_algo()
     try:
         assert isinstance(algo.env_runner.env, BatchedVectorEnv)
         module = algo.learner_group._learner.module[SHARED_MODULE_ID].unwrapped()
@@ -289,10 +293,7 @@ def test_mappo_critic_sees_every_agent_and_actor_only_its_own(ray_session: None)
 
 @pytest.mark.slow
 def test_ippo_trains_one_iteration_through_the_batched_env(ray_session: None) -> None:
-    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
-        DefaultPPOTorchRLModule,
-    )
-
+    from tune_grid.training.critic import TuneGridPPOTorchRLModule
     from tune_grid.training.metrics import iteration_metrics
     from tune_grid.training.ppo import build_ppo_config
     from tune_grid.training.vector_env import BatchedVectorEnv
@@ -302,7 +303,8 @@ def test_ippo_trains_one_iteration_through_the_batched_env(ray_session: None) ->
         assert isinstance(algo.env_runner.env, BatchedVectorEnv)
         modules = algo.learner_group._learner.module
         assert set(modules.keys()) == set(MICROGRIDS)
-        assert all(type(modules[a].unwrapped()) is DefaultPPOTorchRLModule for a in MICROGRIDS)
+        # RLlib's default module with the initial log-std set (the default -1)
+        assert all(type(modules[a].unwrapped()) is TuneGridPPOTorchRLModule for a in MICROGRIDS)
         result = algo.train()
         metrics = iteration_metrics(result)
         assert metrics["env_steps"] == TINY["train_batch_size"]

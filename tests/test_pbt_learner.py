@@ -64,13 +64,28 @@ def _spy(learner: Any) -> dict[str, list[float]]:
         optimizer.register_step_pre_hook(
             lambda opt, args, kwargs: seen["lr"].extend(g["lr"] for g in opt.param_groups)
         )
-    compute = learner.compute_loss_for_module
 
-    def spied(*, module_id: str, config: Any, batch: Any, fwd_out: Any) -> Any:
+    def record(module_id: str, config: Any) -> None:
         for key in ("clip_param", "vf_loss_coeff", "vf_clip_param", "grad_clip"):
             seen[key].append(getattr(config, key))
         scheduler = learner.entropy_coeff_schedulers_per_module[module_id]
         seen["entropy_coeff"].append(float(scheduler.get_current_value()))
+
+    if hasattr(learner, "_coefficients"):
+        # The lean learner: its written-out gradients and its autograd loss both take the loss
+        # settings from here, once per module and minibatch.
+        coefficients = learner._coefficients
+
+        def spied_coefficients(module_id: str, config: Any) -> Any:
+            record(module_id, config)
+            return coefficients(module_id, config)
+
+        learner._coefficients = spied_coefficients
+        return seen
+    compute = learner.compute_loss_for_module
+
+    def spied(*, module_id: str, config: Any, batch: Any, fwd_out: Any) -> Any:
+        record(module_id, config)
         return compute(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
 
     learner.compute_loss_for_module = spied
@@ -134,6 +149,10 @@ def test_after_an_exploit_every_seeds_learner_uses_the_new_values(
         )
 
         spies = [_spy(_learner(algo)) for algo in algos]
+        for algo in algos:  # the default path: gradients written out, not autograd's
+            learner = _learner(algo)
+            modules = tuple(learner.module.keys())
+            assert all(learner._mlp_plan(mid) is not None for mid in modules)
         for algo in algos:
             algo.train()
         for k, (algo, seen) in enumerate(zip(algos, spies, strict=True)):

@@ -326,7 +326,8 @@ class LeanLearnerMixin:
         """Whether this learner computes PPO's loss as :func:`ppo_loss` (a subclass that
         overrides the loss keeps autograd) and the module's config uses a critic."""
         learner: Any = self
-        own_loss = type(learner).compute_loss_for_module is LeanLearnerMixin.compute_loss_for_module
+        loss = getattr(learner.compute_loss_for_module, "__func__", None)  # None: patched
+        own_loss = loss is LeanLearnerMixin.compute_loss_for_module
         return own_loss and learner.config.get_config_for_module(module_id).use_critic
 
     def _coefficients(self, module_id: str, config: Any) -> PPOCoefficients:
