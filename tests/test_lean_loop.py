@@ -203,6 +203,25 @@ def test_lean_learner_makes_rllib_updates(
         lean.stop()
 
 
+def test_gaussian_sample_is_rllibs_draw_and_logp_bit_for_bit() -> None:
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+
+    from tune_grid.training.lean_sampling import gaussian_sample
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        scale = 10.0 ** (trial % 4 - 2)  # log-stds and means from 0.01 to 10
+        inputs = torch.randn(96, 6, generator=generator) * scale
+        torch.manual_seed(trial)
+        dist = TorchDiagGaussian.from_logits(inputs)
+        expected_sample = dist.sample()
+        expected_logp = dist.logp(expected_sample)
+        torch.manual_seed(trial)
+        sampled, logp = gaussian_sample(inputs)
+        assert torch.equal(sampled, expected_sample)
+        assert logp.dtype == np.float32 and np.array_equal(logp, expected_logp.numpy()), trial
+
+
 def test_cyclic_minibatches_follow_rllibs_iterator() -> None:
     sizes = {"a": 10, "b": 7}
     columns = {

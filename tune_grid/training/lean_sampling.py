@@ -244,7 +244,8 @@ class LeanEnvRunner(BatchedEnvRunner):
         if plan is not None:
             with torch.inference_mode():  # cheaper per op than no_grad; outputs go to numpy
                 dist_inputs = plan.dist_inputs(obs)
-                return (dist_inputs, *gaussian_sample(dist_inputs))
+                sampled, logp = gaussian_sample(dist_inputs)
+                return dist_inputs, sampled, torch.from_numpy(logp)
         with torch.no_grad():
             # forward_exploration without its eval()/train() switch per call (the sample call
             # holds the modules in eval mode, see _lean_sample).
@@ -548,15 +549,22 @@ class BufferedLog:
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-def gaussian_sample(dist_inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_sample(dist_inputs: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     """An action drawn from the diagonal Gaussian with inputs ``[mean, log_std]`` and its
     log-probability, in the operations of RLlib's ``TorchDiagGaussian.from_logits``,
     ``sample`` and ``logp`` (torch's ``Normal``), without building the distribution objects:
-    the same random draw and the same numbers."""
+    the same random draw and the same numbers.
+
+    The log-probability's elementwise arithmetic runs in numpy on the same float32 values
+    (each operation is exactly rounded in both libraries, and the sum over the 3 action
+    dimensions runs in the same order); the transcendental ``exp`` and ``log`` stay in torch.
+    A test compares the result with RLlib's bit for bit."""
     mean, log_std = dist_inputs.chunk(2, dim=-1)
     scale = log_std.exp()
     sampled = torch.normal(mean, scale)
-    logp = -((sampled - mean) ** 2) / (2 * scale**2) - scale.log() - _LOG_SQRT_2PI
+    log_scale = scale.log().numpy()
+    x, mu, sigma = sampled.numpy(), mean.numpy(), scale.numpy()
+    logp = -((x - mu) ** 2) / (2 * sigma**2) - log_scale - _LOG_SQRT_2PI
     return sampled, logp.sum(-1)
 
 
