@@ -203,6 +203,29 @@ def test_lean_learner_makes_rllib_updates(
         lean.stop()
 
 
+def test_gradients_are_written_out_only_where_autograd_adds_nothing() -> None:
+    """Several learners (their gradients meet in autograd's hooks), no critic, or a loss
+    overridden on the instance keep autograd."""
+    from types import SimpleNamespace
+
+    from tune_grid.training.lean_learner import LeanLearnerMixin
+
+    def probe(num_learners: int = 0, use_critic: bool = True) -> Any:
+        learner: Any = LeanLearnerMixin()
+        module_config = SimpleNamespace(use_critic=use_critic)
+        learner.config = SimpleNamespace(
+            num_learners=num_learners, get_config_for_module=lambda module_id: module_config
+        )
+        return learner
+
+    assert probe()._may_write_out("m")
+    assert not probe(num_learners=2)._may_write_out("m")
+    assert not probe(use_critic=False)._may_write_out("m")
+    patched = probe()
+    patched.compute_loss_for_module = lambda **kwargs: None
+    assert not patched._may_write_out("m")
+
+
 def test_gaussian_sample_is_rllibs_draw_and_logp_bit_for_bit() -> None:
     from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
 

@@ -324,11 +324,17 @@ class LeanLearnerMixin:
 
     def _may_write_out(self, module_id: str) -> bool:
         """Whether this learner computes PPO's loss as :func:`ppo_loss` (a subclass that
-        overrides the loss keeps autograd) and the module's config uses a critic."""
+        overrides the loss keeps autograd), the module's config uses a critic, and the learner
+        is the only one (several learners average their gradients in autograd's hooks)."""
         learner: Any = self
         loss = getattr(learner.compute_loss_for_module, "__func__", None)  # None: patched
         own_loss = loss is LeanLearnerMixin.compute_loss_for_module
-        return own_loss and learner.config.get_config_for_module(module_id).use_critic
+        config = learner.config
+        return (
+            own_loss
+            and config.num_learners <= 1
+            and config.get_config_for_module(module_id).use_critic
+        )
 
     def _coefficients(self, module_id: str, config: Any) -> PPOCoefficients:
         learner: Any = self
