@@ -7,9 +7,12 @@ callbacks and logs a handful of metrics. :class:`LeanEnvRunner` keeps RLlib's lo
 semantics and replaces that bookkeeping with arrays:
 
 * each vector step stacks the acting envs' observations per module, runs the module's
-  ``forward_exploration`` and samples from its exploration distribution, exactly as RLlib's
-  default connectors do (the same rows in the same order, so a seeded run draws the same
-  action noise: tested);
+  forward pass and samples from its exploration distribution, exactly as RLlib's default
+  connectors do (the same rows in the same order, so a seeded run draws the same action noise:
+  tested); RLlib's default MLP modules run as their
+  :class:`~tune_grid.training.mlp_plan.PolicyPlan` and draw with :func:`gaussian_sample`
+  (the same operations without module calls and distribution objects), others through
+  ``forward_exploration`` and their distribution class;
 * the env batch steps in one call (:meth:`MicrogridBatch.step_arrays`), with RLlib's
   next-step autoreset (an env that finished is reset on the following vector step, which does
   not count as an env step);
@@ -17,7 +20,8 @@ semantics and replaces that bookkeeping with arrays:
   (:func:`episode_chunk`), cut where RLlib cuts them, so the learner and its connectors (GAE,
   value normalization, the centralized critic's global state) see what RLlib's loop produces;
 * episode metrics (RLlib's return and length statistics, tune-grid's day totals) are logged
-  when a day ends, env-step counters once per call.
+  for the days that ended, once per key and call (:class:`BufferedLog`), env-step counters
+  once per call.
 
 Anything this path does not cover (another env, custom connectors or callbacks, stateful
 modules, sampling whole episodes, inference or random actions) runs RLlib's own ``_sample``.
