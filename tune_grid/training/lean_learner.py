@@ -14,13 +14,15 @@ no recurrent modules):
 * the minibatches are exactly RLlib's: the same cyclic order, per module, with the same
   ``np.random.permutation`` reshuffle of a module's rows each time its pass wraps, so a seeded
   run draws the same minibatches (tested against RLlib's ``update``);
-* each minibatch goes through the learner's own ``_update`` (forward, ``compute_losses``,
-  gradients, clipping, optimizer step): the update rule is RLlib's, value normalization and the
-  centralized critic included;
-* metrics logged inside ``_update`` go to a :class:`_LastValues` collector that keeps each key's
-  last value, and reach the ``MetricsLogger`` once per ``update`` call: RLlib logs these keys
-  with ``window=1``, so its reduced result is that last value too (and PPO's KL coefficient
-  adapts from it, as in RLlib). Steps trained are logged once, as totals.
+* each minibatch gets RLlib's update rule (PPO's loss, gradients, the learner's clipping and
+  optimizer step), value normalization and the centralized critic included: for RLlib's default
+  MLP modules the gradients are written out (:mod:`~tune_grid.training.mlp_gradients`, the same
+  numbers as autograd's without building its graph), for other modules they come from
+  autograd through the learner's forward pass and :func:`~tune_grid.training.ppo_loss.ppo_loss`;
+* metrics logged during the minibatch loop go to a :class:`_LastValues` collector that keeps
+  each key's last value, and reach the ``MetricsLogger`` once per ``update`` call: RLlib logs
+  these keys with ``window=1``, so its reduced result is that last value too (and PPO's KL
+  coefficient adapts from it, as in RLlib). Steps trained are logged once, as totals.
 
 Anything else (batches instead of episodes, no minibatches, stateful modules, gradient scalers)
 runs RLlib's own ``update``.
