@@ -49,7 +49,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from tune_grid.training.mlp_gradients import mlp_gradients
-from tune_grid.training.mlp_plan import MLPPlan, mlp_plan
+from tune_grid.training.mlp_plan import MLPPlan, cached_plan, mlp_plan
 from tune_grid.training.ppo_loss import PPOCoefficients, ppo_loss
 from tune_grid.training.value_norm import with_value_norm
 
@@ -315,14 +315,12 @@ class LeanLearnerMixin:
     def _mlp_plan(self, module_id: str) -> MLPPlan | None:
         """The module's :class:`MLPPlan` (None: autograd), cached while the module stays."""
         learner: Any = self
-        module = learner.module[module_id].unwrapped()
-        cache: dict[str, MLPPlan | None] = learner.__dict__.setdefault("_mlp_plans", {})
-        plan = cache.get(module_id)
-        if module_id not in cache or (plan is not None and plan.module is not module):
-            plan = cache[module_id] = (
-                None if not self._may_write_out(module_id) else mlp_plan(module)
-            )
-        return plan
+        return cached_plan(
+            learner.__dict__.setdefault("_mlp_plans", {}),
+            module_id,
+            learner.module[module_id].unwrapped(),
+            lambda module: mlp_plan(module) if self._may_write_out(module_id) else None,
+        )
 
     def _may_write_out(self, module_id: str) -> bool:
         """Whether this learner computes PPO's loss as :func:`ppo_loss` (a subclass that

@@ -66,7 +66,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 
 from tune_grid.training.callbacks import MicrogridMetricsCallback, log_day_totals
-from tune_grid.training.mlp_plan import PolicyPlan, policy_plan
+from tune_grid.training.mlp_plan import PolicyPlan, cached_plan, policy_plan
 from tune_grid.training.vector_env import BatchedEnvRunner, BatchedVectorEnv
 
 DEFAULT_ENV_TO_MODULE = {
@@ -243,7 +243,7 @@ class LeanEnvRunner(BatchedEnvRunner):
         has one (the same operations as RLlib's calls, so the same numbers and draws), else
         through RLlib's ``forward_exploration`` and distribution class."""
         module: Any = self.module[module_id]  # type: ignore[index]
-        plan = self._policy_plan(module_id)
+        plan = self._policy_plan(module_id, module)
         obs = torch.from_numpy(rows)
         if plan is not None:
             with torch.inference_mode():  # cheaper per op than no_grad; outputs go to numpy
@@ -259,15 +259,11 @@ class LeanEnvRunner(BatchedEnvRunner):
             sampled = dist.sample()
             return dist_inputs, sampled, dist.logp(sampled)
 
-    def _policy_plan(self, module_id: str) -> PolicyPlan | None:
+    def _policy_plan(self, module_id: str, module: Any) -> PolicyPlan | None:
         """The module's :class:`~tune_grid.training.mlp_plan.PolicyPlan`, cached while the
         module stays (None: it acts through RLlib's calls)."""
-        module: Any = self.module[module_id]  # type: ignore[index]
-        plans: dict[str, PolicyPlan | None] = self.__dict__.setdefault("_policy_plans", {})
-        plan = plans.get(module_id)
-        if module_id not in plans or (plan is not None and plan.module is not module):
-            plan = plans[module_id] = policy_plan(module)
-        return plan
+        plans = self.__dict__.setdefault("_policy_plans", {})
+        return cached_plan(plans, module_id, module, policy_plan)
 
     def _lean_sample(self, num_timesteps: int) -> list[MultiAgentEpisode]:
         state = self._lean_state
@@ -278,7 +274,11 @@ class LeanEnvRunner(BatchedEnvRunner):
         multi_module: Any = self.module
         # Modules acting through RLlib's calls sample in eval mode, as in RLlib; a policy plan's
         # dense layers do not depend on the mode, so those modules are left as they are.
-        modules = [multi_module[mid] for mid in state["modules"] if self._policy_plan(mid) is None]
+        modules = [
+            multi_module[mid]
+            for mid in state["modules"]
+            if self._policy_plan(mid, multi_module[mid]) is None
+        ]
         training = [m.training for m in modules]
         for module in modules:
             module.eval()

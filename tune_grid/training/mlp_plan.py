@@ -9,8 +9,9 @@ tensor operations (the same operations, so the same numbers) and to write out PP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
@@ -102,6 +103,9 @@ class PolicyPlan:
         return out
 
 
+PlanT = TypeVar("PlanT", MLPPlan, PolicyPlan)
+
+
 def policy_plan(module: Any) -> PolicyPlan | None:
     """The policy's plan of ``module`` (a learner's or an env runner's inference-only copy), or
     None (see :func:`mlp_plan`)."""
@@ -109,6 +113,22 @@ def policy_plan(module: Any) -> PolicyPlan | None:
     if plan is None or not (plan.trunk + plan.actor):
         return None
     return PolicyPlan(module, plan.trunk + plan.actor, plan.log_std_clip)
+
+
+def cached_plan(
+    cache: dict[str, tuple[Any, Any]],
+    module_id: str,
+    module: Any,
+    build: Callable[[Any], PlanT | None],
+) -> PlanT | None:
+    """``build(module)``, kept in ``cache`` under ``module_id`` while that id names the same
+    module object (weights load in place; a module added again is built again)."""
+    entry = cache.get(module_id)
+    if entry is not None and entry[0] is module:
+        return entry[1]
+    plan = build(module)
+    cache[module_id] = (module, plan)
+    return plan
 
 
 def _plan(module: Any) -> MLPPlan | None:
