@@ -49,12 +49,12 @@ def _toy_config(run: RunConfig) -> Any:
     return algorithm_for("ppo").reference_config(run)  # type: ignore[misc]
 
 
-def _set_lr(algo: Any, values: Any) -> None:
+def _set_lr(algo: Any, run: RunConfig) -> None:
     def apply(learner: Any, lr: float) -> None:
         for optimizer in learner._named_optimizers.values():
             learner._set_optimizer_lr(optimizer, lr)
 
-    for result in algo.learner_group.foreach_learner(apply, lr=values["lr"]):
+    for result in algo.learner_group.foreach_learner(apply, lr=run.lr):
         result.get()
 
 

@@ -48,7 +48,12 @@ class HyperparameterError(TuneGridError, RuntimeError):
 
 
 def apply_values(algo: Any, values: dict[str, Any]) -> None:
-    """Make every learner of ``algo`` use ``values`` (one for each of :data:`MUTABLE_KEYS`)."""
+    """Make every learner of ``algo`` use ``values`` (one for each of :data:`MUTABLE_KEYS`).
+
+    ``lr`` may be RLlib's schedule (``[[env_steps, lr], ...]``, ``RunConfig.lr_schedule``): the
+    learners then follow it from where the restored optimizers stand, since an update leaves
+    the schedule's value at the step sampled so far in the optimizer, and a checkpoint saves it.
+    """
     missing = [key for key in MUTABLE_KEYS if key not in values]
     if missing:
         raise HyperparameterError(f"no value for {missing}")
@@ -109,11 +114,13 @@ def _apply_to_learner(learner: Any, values: dict[str, Any]) -> None:
     config = learner.config.copy(copy_frozen=False)
     config.training(**values)
     learner.config = config
+    lr = values["lr"]
     for optimizer in learner._named_optimizers.values():
         learner._optimizer_lr_schedules[optimizer] = Scheduler(
-            values["lr"], framework=learner.framework, device=learner._device
+            lr, framework=learner.framework, device=learner._device
         )
-        learner._set_optimizer_lr(optimizer, values["lr"])
+        if not isinstance(lr, list):
+            learner._set_optimizer_lr(optimizer, lr)
     # PPO's entropy schedulers are built lazily from the config: drop them to rebuild.
     learner.entropy_coeff_schedulers_per_module.clear()
     gae = _gae_connector(learner)

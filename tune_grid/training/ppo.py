@@ -220,7 +220,7 @@ def _base_config(run: RunConfig) -> PPOConfig:
         .environment(env=RLLIB_ENV_NAME, env_config=run.env_config().to_dict())
         .learners(num_learners=0, num_gpus_per_learner=run.num_gpus if run.num_gpus > 0 else 0)
         .training(
-            lr=run.lr,
+            lr=run.lr_schedule(),
             train_batch_size_per_learner=run.train_batch_size,
             minibatch_size=run.minibatch_size,
             num_epochs=run.num_epochs,

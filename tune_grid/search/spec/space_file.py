@@ -666,6 +666,14 @@ def check_algorithm(spec: SpaceFile, file: str | Path = "<space>") -> None:
                 f"scheduler.hyperparam_mutations.{key}",
                 f"cannot change mid-run: it {reason}; mutable: {', '.join(entry.mutable)}",
             )
+    scheduled = spec.fixed.get("lr_final") is not None or "lr_final" in spec.space
+    if scheduled and "lr" in spec.scheduler.hyperparam_mutations:
+        raise SpaceFileError(
+            file,
+            "scheduler.hyperparam_mutations.lr",
+            "cannot change mid-run under an lr schedule (lr_final): a population scheduler "
+            "sets a constant lr; drop lr_final or mutate other keys",
+        )
     if spec.confirm is not None:
         _check_confirm(spec, spec.confirm, file)
     if spec.scheduler.kind.population:

@@ -119,7 +119,7 @@ def apply_hyperparameters(algo: Any, run: RunConfig) -> None:
     (after a restore, see :mod:`tune_grid.training.hyperparams`)."""
     entry = algorithm_for(run)
     if entry.apply_mutable is not None:
-        entry.apply_mutable(algo, entry.mutable_values(run))
+        entry.apply_mutable(algo, run)
 
 
 def hyperparameter_columns(algos: list[Any], run: RunConfig) -> dict[str, float]:

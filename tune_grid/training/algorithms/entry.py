@@ -46,8 +46,9 @@ class Algorithm:
     reference_config: Callable[[RunConfig], Any] | None = None
     mutable: Mapping[str, str] = field(default_factory=dict)
     """Key -> how a new value reaches a running learner (and is read back)."""
-    apply_mutable: Callable[[Any, Mapping[str, Any]], None] | None = None
-    """``(algo, {key: value})``: write the values of :attr:`mutable` keys into every learner."""
+    apply_mutable: Callable[[Any, RunConfig], None] | None = None
+    """``(algo, run)``: write the run's values of the :attr:`mutable` keys into every learner
+    (with what they depend on, e.g. the lr schedule ``lr`` starts)."""
     read_mutable: Callable[[Any], dict[str, float]] | None = None
     """``algo -> {key: value}``: the values of :attr:`mutable` keys the learners use."""
     fixed_reasons: Mapping[str, str] = field(default_factory=dict)
@@ -67,9 +68,6 @@ class Algorithm:
         if not self.reads(key):
             return f"is not read by {self.name}"
         return "is not applied to a running learner"
-
-    def mutable_values(self, run: RunConfig) -> dict[str, Any]:
-        return {key: getattr(run, key) for key in self.mutable}
 
 
 HP_PREFIX = "hp/"

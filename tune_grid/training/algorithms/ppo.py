@@ -10,6 +10,7 @@ from tune_grid.config import RunConfig
 from tune_grid.training.algorithms.entry import Algorithm
 
 _LOOP = "is read by the algorithm's training loop from its frozen config, not by the learner"
+_SCHEDULE = "shapes the lr schedule, built with the learner (a population scheduler sets lr)"
 _BUILT = "sets the trial's sampling workers and resources, fixed when the algorithm is built"
 
 
@@ -37,10 +38,11 @@ def _module_spec(run: RunConfig) -> Any:
     return module_spec(run)
 
 
-def _apply(algo: Any, values: Any) -> None:
-    from tune_grid.training.hyperparams import apply_values
+def _apply(algo: Any, run: RunConfig) -> None:
+    from tune_grid.training.hyperparams import MUTABLE_KEYS, apply_values
 
-    apply_values(algo, dict(values))
+    values = {key: getattr(run, key) for key in MUTABLE_KEYS}
+    apply_values(algo, {**values, "lr": run.lr_schedule()})
 
 
 def _read(algo: Any) -> dict[str, float]:
@@ -53,6 +55,8 @@ ENTRY = Algorithm(
     name="ppo",
     keys=(
         "lr",
+        "lr_final",
+        "lr_decay_env_steps",
         "minibatch_size",
         "num_epochs",
         "gamma",
@@ -103,6 +107,7 @@ ENTRY = Algorithm(
         "minibatch_size": _LOOP,
         "num_epochs": _LOOP,
         "kl_coeff": "is adapted by the learner from the measured KL; a new value only resets it",
+        **{key: _SCHEDULE for key in ("lr_final", "lr_decay_env_steps")},
         "seed": "is the trial's identity (seeds are set by the top-level key seeds)",
         "action_squash": "sets the policy's action distribution",
         "obs_norm": "sets whether the modules carry observation statistics (a clone keeps its own)",
