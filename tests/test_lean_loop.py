@@ -82,9 +82,10 @@ def _peek(metrics: dict, *path: str) -> Any:
     "layout",
     [
         {"policy_sharing": "shared", "critic": "local"},
+        {"policy_sharing": "shared", "vf_share_layers": False},
         {"policy_sharing": "independent", "critic": "centralized"},
     ],
-    ids=["shared-local", "independent-centralized"],
+    ids=["shared-local", "shared-separate-networks", "independent-centralized"],
 )
 def test_lean_sampling_gives_rllib_train_batches(ray_session: None, layout: dict) -> None:
     run = RunConfig.from_dict({**TINY, **layout})
@@ -146,9 +147,15 @@ def test_one_module_in_agent_order_acts_as_the_general_path(ray_session: None) -
     [
         ({"policy_sharing": "independent", "critic": "centralized"}, True),
         ({"policy_sharing": "shared", "obs_norm": True, "initial_log_std": -1.0}, True),
+        ({"policy_sharing": "independent", "vf_share_layers": False}, True),
         ({"policy_sharing": "shared", "action_squash": "tanh"}, False),
     ],
-    ids=["independent-centralized", "shared-local", "shared-tanh-autograd"],
+    ids=[
+        "independent-centralized",
+        "shared-local",
+        "independent-separate-networks",
+        "shared-tanh-autograd",
+    ],
 )
 def test_lean_learner_makes_rllib_updates(
     ray_session: None, layout: dict, written_out: bool

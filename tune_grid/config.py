@@ -354,6 +354,11 @@ class TrainingFields(_Validated):
     """Global gradient-norm clip; None: no clipping."""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the policy and value MLPs (``256x256`` on the command line)."""
+    vf_share_layers: bool = True
+    """A local critic's value head on the policy's MLP trunk (RLlib's default), or False: a
+    separate value MLP of the same widths, so the value loss no longer shapes the policy's
+    features (Andrychowicz et al. 2021 recommend separate networks for continuous-control
+    PPO). A centralized critic is always a separate network (tune_grid.training.critic)."""
     num_env_runners: int = 0
     """Remote sampling workers; 0 samples in the driver/trial process."""
     num_envs_per_env_runner: int = 32

@@ -244,7 +244,9 @@ def _base_config(run: RunConfig) -> PPOConfig:
             rl_module_spec=MultiRLModuleSpec(
                 rl_module_specs={mid: module_spec(run) for mid in ids}
             ),
-            model_config=DefaultModelConfig(fcnet_hiddens=list(run.hidden_sizes)),
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=list(run.hidden_sizes), vf_share_layers=run.vf_share_layers
+            ),
         )
         .debugging(seed=run.seed)
     )

@@ -73,6 +73,7 @@ ENTRY = Algorithm(
         "reward_scale",
         "initial_log_std",
         "action_squash",
+        "vf_share_layers",
         "training_loop",
     ),
     options={
@@ -82,6 +83,7 @@ ENTRY = Algorithm(
         "reward_scale": "a factor on the rewards the learner sees, before GAE",
         "initial_log_std": "the Gaussian policy's initial log-std",
         "action_squash": "'tanh': a tanh-squashed Gaussian; 'clip': the env clips",
+        "vf_share_layers": "false: a value MLP of its own, apart from the policy's",
         "training_loop": "'lean': tune-grid's sampling and learner loops; 'rllib': RLlib's",
     },
     build_config=_build_config,
@@ -110,6 +112,7 @@ ENTRY = Algorithm(
         **{key: _SCHEDULE for key in ("lr_final", "lr_decay_env_steps")},
         "seed": "is the trial's identity (seeds are set by the top-level key seeds)",
         "action_squash": "sets the policy's action distribution",
+        "vf_share_layers": "sets the networks' shape; a cloned checkpoint's weights fit only it",
         "obs_norm": "sets whether the modules carry observation statistics (a clone keeps its own)",
         "reward_scale": "sets the scale the cloned value function learned returns in",
         **{
