@@ -96,6 +96,8 @@ def test_without_lr_final_the_config_keeps_a_constant_lr() -> None:
     run = RunConfig.from_dict({**TINY_RUN, "lr": 3e-4})
     assert run.lr_schedule() == 3e-4
     assert build_ppo_config(run).lr == 3e-4
+    horizon_only = RunConfig.from_dict({**TINY_RUN, "lr": 3e-4, "lr_decay_env_steps": 192})
+    assert horizon_only.lr_schedule() == 3e-4  # a search's constant-lr arm: lr_final null
     scheduled = RunConfig.from_dict({**TINY_RUN, **SCHEDULE})
     assert scheduled.lr_schedule() == [[0, 1e-3], [192, 1e-4]]
     assert build_ppo_config(scheduled).lr == [[0, 1e-3], [192, 1e-4]]
@@ -104,8 +106,7 @@ def test_without_lr_final_the_config_keeps_a_constant_lr() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"lr_final": 1e-4}, "lr_final and lr_decay_env_steps go together"),
-        ({"lr_decay_env_steps": 1000}, "lr_final and lr_decay_env_steps go together"),
+        ({"lr_final": 1e-4}, r"lr_final \(0.0001\) needs lr_decay_env_steps"),
         ({"lr_final": 0.0, "lr_decay_env_steps": 10}, r"lr_final must be in \(0, 1\] or null"),
         ({"lr_final": 1e-4, "lr_decay_env_steps": 0}, "lr_decay_env_steps must be >= 1 or null"),
     ],

@@ -329,7 +329,8 @@ class TrainingFields(_Validated):
     Andrychowicz et al. 2021 found a linear decay helps continuous-control PPO a little."""
     lr_decay_env_steps: int | None = None
     """Env steps over which the learning rate goes from ``lr`` to ``lr_final`` (usually the
-    run's budget); set together with ``lr_final``."""
+    run's budget); read only with ``lr_final``, so a search can fix it and try
+    ``lr_final: null`` (the constant lr) against a decay."""
     train_batch_size: int = 4000
     """Env steps (one hour of all three agents) sampled per training iteration."""
     minibatch_size: int = 128
@@ -413,9 +414,8 @@ class RunConfig(EnvConfig, TrainingFields):
     def validate(self) -> None:
         _require(0.0 < self.lr <= 1.0, f"lr must be in (0, 1], got {self.lr}")
         _require(
-            (self.lr_final is None) == (self.lr_decay_env_steps is None),
-            "lr_final and lr_decay_env_steps go together (a linear lr schedule) or both null, "
-            f"got {self.lr_final} and {self.lr_decay_env_steps}",
+            self.lr_final is None or self.lr_decay_env_steps is not None,
+            f"lr_final ({self.lr_final}) needs lr_decay_env_steps, the env steps of the decay",
         )
         if self.lr_final is not None:
             _require(
