@@ -44,13 +44,9 @@ def test_the_value_reads_the_policys_trunk_only_when_shared(
         new_dist, new_values = _outputs(module, obs)
         assert not torch.allclose(new_dist, dist)  # the policy reads its trunk
         assert torch.equal(new_values, values) is not shared  # the value only when shared
-        if not shared:
-            widths = [
-                m.out_features
-                for m in encoder.critic_encoder.modules()
-                if isinstance(m, torch.nn.Linear)
-            ]
-            assert widths == list(run.hidden_sizes)
+        value_trunk = encoder.encoder if shared else encoder.critic_encoder
+        widths = [m.out_features for m in value_trunk.modules() if isinstance(m, torch.nn.Linear)]
+        assert widths == list(run.hidden_sizes)  # a value MLP of the same widths
         runner = algo_modules(algo)["runner/shared_policy"]
         assert runner.encoder.config.shared is shared
     finally:
