@@ -45,7 +45,7 @@ SPACE: dict[str, Any] = {
     "max_concurrent_trials": 3,
     "resources_per_trial": {"cpu": 0.5},
     "seeds": 1,
-    "stop": {"env_steps": 6 * BATCH},
+    "stop": {"env_steps": 10 * BATCH},
     "evaluation": {"enabled": False},
     "checkpoint_num_to_keep": 4,
 }

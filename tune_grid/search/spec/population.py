@@ -14,10 +14,12 @@ points it at the top trial's checkpoint; the trial restarts from it. Here the sc
 * takes a top trial's clonable checkpoint from its report (Ray would save it a second time);
 * keeps every mutated value inside its range (:class:`KeepInRange`; PBT's 0.8/1.2 scaling would
   leave it);
-* never exploits into a trial whose result meets the search's ``stop`` (the trainable ends after
-  that report), nor from a top trial's checkpoint that met it (the clone takes over its env
-  steps): either way the restarted trial would end at once, with new values in its config that
-  no row was trained with.
+* ranks only the trials still training: a trial whose last result met the search's ``stop`` is
+  left out of the quantiles at once. It neither exploits (the trainable ends after that report)
+  nor is cloned from (the clone would take over its env steps); either way the restarted trial
+  would end at once, with new values in its config that no row was trained with. Ray leaves out
+  a trial only when Tune marks it finished, which can come several reports later: until then a
+  finished best trial stays the only top trial and blocks every exploit.
 
 The trainable writes the new values into every seed's learner after the restore
 (:func:`tune_grid.training.algorithms.apply_hyperparameters`). Imports Ray Tune.
@@ -146,8 +148,19 @@ class _Lineage:
     def __init__(self, *args: Any, stop: dict[str, float] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stop = dict(stop or {})
-        self._finished_checkpoints: set[str] = set()
-        """Trial ids whose clonable checkpoint met the stop (no exploit clones them)."""
+
+    def _quantiles(self) -> tuple[list[Any], list[Any]]:
+        """Ray's quantiles over the trials whose last result has not met the stop."""
+        every_state = self._trial_state
+        self._trial_state = {
+            trial: state
+            for trial, state in every_state.items()
+            if not stop_reached(self._stop, row_counters(state.last_result or {}))
+        }
+        try:
+            return super()._quantiles()  # type: ignore[misc,no-any-return]
+        finally:
+            self._trial_state = every_state
 
     def _checkpoint_or_exploit(
         self, trial: Any, tune_controller: Any, upper_quantile: list[Any], lower_quantile: list[Any]
@@ -161,14 +174,7 @@ class _Lineage:
             path = Path(trial.path) / name
             self._trial_state[trial].last_checkpoint = Checkpoint.from_directory(str(path))
             self._num_checkpoints += 1
-            if stop_reached(self._stop, row_counters(result)):
-                self._finished_checkpoints.add(trial.trial_id)
             return
-        if trial in lower_quantile:
-            donors = [t for t in upper_quantile if t.trial_id not in self._finished_checkpoints]
-            if not donors or stop_reached(self._stop, row_counters(result)):
-                return  # nothing left to train after the exploit (see the module)
-            upper_quantile = donors
         super()._checkpoint_or_exploit(  # type: ignore[misc]
             trial, tune_controller, upper_quantile, lower_quantile
         )
