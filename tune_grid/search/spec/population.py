@@ -158,7 +158,7 @@ class _Lineage:
             if not stop_reached(self._stop, row_counters(state.last_result or {}))
         }
         try:
-            return super()._quantiles()  # type: ignore[misc,no-any-return]
+            return super()._quantiles()  # type: ignore[misc]
         finally:
             self._trial_state = every_state
 
