@@ -118,6 +118,14 @@ REPRODUCIBLE_ENV_VARS = {"PYTHONHASHSEED": "0"}
 iteration order follows the process's string-hash seed; with it fixed, a seed repeats a run."""
 
 
+def reproducible_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Ray ``runtime_env`` with :data:`REPRODUCIBLE_ENV_VARS` added to its ``env_vars`` (a
+    variable the caller set keeps the caller's value)."""
+    out = dict(runtime_env or {})
+    out["env_vars"] = {**REPRODUCIBLE_ENV_VARS, **(out.get("env_vars") or {})}
+    return out
+
+
 def ray_init_kwargs(num_cpus: int | None = None) -> dict[str, Any]:
     """``ray.init`` arguments for training: local, no dashboard, hash seed fixed in workers."""
     return {
@@ -125,7 +133,7 @@ def ray_init_kwargs(num_cpus: int | None = None) -> dict[str, Any]:
         "include_dashboard": False,
         "log_to_driver": True,
         "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": dict(REPRODUCIBLE_ENV_VARS)},
+        "runtime_env": reproducible_runtime_env(),
     }
 
 

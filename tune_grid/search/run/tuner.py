@@ -357,17 +357,15 @@ def prepare(
 def init_ray(options: SearchOptions) -> bool:
     """Start a local Ray (or connect to ``--address``); True when this call started it. Trial
     and confirmation workers get a fixed string-hash seed, so a seed repeats a trial across
-    searches (:data:`~tune_grid.training.runner.REPRODUCIBLE_ENV_VARS`)."""
+    searches (:func:`~tune_grid.training.runner.reproducible_runtime_env`)."""
     import ray
 
-    from tune_grid.training.runner import REPRODUCIBLE_ENV_VARS
+    from tune_grid.training.runner import reproducible_runtime_env
 
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = dict(options.ray_init_kwargs or {})
-    runtime_env = dict(kwargs.get("runtime_env") or {})
-    runtime_env["env_vars"] = {**REPRODUCIBLE_ENV_VARS, **(runtime_env.get("env_vars") or {})}
-    kwargs["runtime_env"] = runtime_env
+    kwargs["runtime_env"] = reproducible_runtime_env(kwargs.get("runtime_env"))
     kwargs.setdefault("log_to_driver", options.verbose >= 2)
     kwargs.setdefault("logging_level", logging.WARNING)
     if options.address is None:  # a local Ray of this command only
