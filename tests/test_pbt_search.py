@@ -18,12 +18,17 @@ from tune_grid.results.schema import ITERATIONS_FILE, TRIALS_FILE, read_results
 
 pytestmark = pytest.mark.slow
 
-BATCH = 96
+# PBT can only exploit while two trials train at once. Start-up (a worker, RLlib's build) varies
+# by seconds between trials on a busy machine, so each trial trains for longer than that: 30
+# iterations of 480 env steps, about 8 s. With 8 iterations of 96 steps (1 s) a trial could finish
+# before the next had reported once, and the search ended without an exploit.
+BATCH = 480
+STOP = 30 * BATCH
 SPACE: dict[str, Any] = {
     "experiment": "pbt",
     "fixed": {
         "train_batch_size": BATCH,
-        "minibatch_size": 48,
+        "minibatch_size": 96,
         "num_epochs": 1,
         "hidden_sizes": [16, 16],
         "num_envs_per_env_runner": 4,
@@ -33,7 +38,7 @@ SPACE: dict[str, Any] = {
     "scheduler": {
         "type": "pbt",
         "time_attr": "env_steps",
-        "perturbation_interval": BATCH,  # every iteration: exploits, however the trials interleave
+        "perturbation_interval": 3 * BATCH,  # a trial restarts on each exploit: a few, not 30
         "quantile_fraction": 0.5,
         "resample_probability": 0.5,
         "hyperparam_mutations": {
@@ -45,9 +50,9 @@ SPACE: dict[str, Any] = {
     "max_concurrent_trials": 3,
     "resources_per_trial": {"cpu": 0.5},
     "seeds": 1,
-    "stop": {"env_steps": 10 * BATCH},
+    "stop": {"env_steps": STOP},
     "evaluation": {"enabled": False},
-    "checkpoint_num_to_keep": 4,
+    "checkpoint_num_to_keep": 5,
 }
 
 
@@ -91,7 +96,7 @@ def check_lineage(results: Path) -> list[dict[str, Any]]:
             last["exploits"],
             last["parent_trial_id"],
         )
-        assert trial["status"] == "TERMINATED" and last["env_steps"] >= SPACE["stop"]["env_steps"]
+        assert trial["status"] == "TERMINATED" and last["env_steps"] >= STOP
         # The values each learner used at the end are the trial's final config.
         assert math.isclose(last["hp/lr"], trial["param_lr"])
         assert math.isclose(last["hp/clip_param"], trial["param_clip_param"])
@@ -143,7 +148,7 @@ def test_pbt_search_clones_checkpoints_and_mutations_reach_the_learners(tmp_path
 
 def test_pbt_search_resumes_after_the_driver_is_killed_after_an_exploit(tmp_path: Path) -> None:
     path = tmp_path / "pbt.yaml"
-    path.write_text(yaml.safe_dump({**SPACE, "stop": {"env_steps": 8 * BATCH}}))
+    path.write_text(yaml.safe_dump(SPACE))
     storage = tmp_path / "results"
     results = storage / "pbt"
     kill_search_when(
@@ -185,7 +190,7 @@ def _check_after_resume(results: Path) -> None:
     for trial_id, trial in trials.items():
         own = sorted((r for r in rows if r["trial_id"] == trial_id), key=lambda r: r["iteration"])
         assert [r["iteration"] for r in own] == list(range(1, len(own) + 1)), trial_id
-        assert trial["status"] == "TERMINATED" and own[-1]["env_steps"] >= 8 * BATCH
+        assert trial["status"] == "TERMINATED" and own[-1]["env_steps"] >= STOP
         assert trial["exploits"] == own[-1]["exploits"]
         for previous, row in zip(own, own[1:], strict=False):
             if row["exploits"] > previous["exploits"]:
